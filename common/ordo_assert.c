@@ -1,0 +1,12 @@
+/* The failure path of ORDO_ASSERT: report where, then abort (core dump). */
+#include "ordo_assert.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+	fprintf(stderr, "ordo: assertion failed: %s at %s:%d in %s()\n", expr, file, line, func);
+	fflush(stderr);
+	abort();
+}

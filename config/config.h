@@ -1,0 +1,121 @@
+/*
+ * The cluster file: one INI file (parsed with inih) that every node and client
+ * of a cluster reads. It names the cluster, its constants, its keys and its
+ * nodes. Errors name the file and line and say what to do.
+ *
+ *   [cluster]
+ *   cluster_id = 0x6f72646f64656d6f     ; nonzero
+ *   session_window = 256                ; W, cluster constant
+ *   sessions_max = 4096                 ; cluster constant
+ *   accounts_max = 1048576              ; cluster constant
+ *   transfers_max = 4194304             ; cluster constant
+ *   epoch_us = 1000
+ *   epoch_bytes = 262144
+ *   epochs_inflight = 8
+ *   max_datagram = 1472
+ *   require_auth = no
+ *   internal_auth = on
+ *   internal_key_id = 65535
+ *   internal_secret = <64 hex>          ; node key: never given to clients
+ *   trusted_networks = 127.0.0.0/8
+ *   applied_reply = one                 ; or all
+ *   applied_reply_max_age_ms = 10000
+ *   session_idle_min_ms = 10000
+ *   epoch_log_bytes = 67108864          ; sequencer: committed epochs kept for repair
+ *   applied_log_bytes = 67108864        ; replica: applied history kept for FETCH
+ *
+ *   [key 7]
+ *   secret = <64 hex>
+ *
+ *   [node 1]
+ *   role = sequencer
+ *   group = 0
+ *   addr = 127.0.1.1
+ *   client_port = 7400
+ *   internal_port = 7410
+ *
+ *   [node 11]
+ *   role = replica
+ *   addr = 127.0.2.1
+ *   client_port = 7401
+ *   internal_port = 7411
+ */
+#ifndef ORDO_CONFIG_H
+#define ORDO_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/constants.h"
+#include "wire/wire.h"
+
+enum cfg_role {
+	CFG_ROLE_SEQUENCER = 1,
+	CFG_ROLE_REPLICA = 2,
+};
+
+enum cfg_applied_reply {
+	CFG_APPLIED_ONE = 0,
+	CFG_APPLIED_ALL = 1,
+};
+
+struct cfg_node {
+	uint32_t node_id;        /* nonzero, unique */
+	enum cfg_role role;
+	uint16_t group;          /* sequencers: group id, from 0 */
+	uint32_t ip;             /* host order */
+	uint16_t client_port;    /* 7400 sequencers, 7401 replicas by default */
+	uint16_t internal_port;  /* 7410 sequencers, 7411 replicas by default */
+	uint32_t line;           /* line of its section, for messages */
+};
+
+struct cfg_cluster {
+	char path[256];
+	uint64_t cluster_id;
+	uint32_t session_window;
+	uint32_t sessions_max;
+	uint64_t accounts_max;
+	uint64_t transfers_max;
+	uint32_t epoch_us;
+	uint32_t epoch_bytes;
+	uint32_t epochs_inflight;
+	uint32_t max_datagram;
+	bool require_auth;
+	bool internal_auth;
+	struct wire_key internal_key;  /* key_id 0 when absent */
+	struct wire_key keys[ORDO_KEYS_MAX];
+	uint32_t nkeys;
+	struct wire_cidr trusted[ORDO_CIDRS_MAX];
+	uint32_t ntrusted;
+	enum cfg_applied_reply applied_reply;
+	uint32_t applied_reply_max_age_ms;
+	uint32_t session_idle_min_ms;
+	uint64_t epoch_log_bytes;
+	uint64_t applied_log_bytes;
+	struct cfg_node nodes[ORDO_NODES_MAX]; /* sorted by node_id after load */
+	uint32_t nnodes;
+};
+
+/* Loads and validates path. On error returns a negative errno and writes
+ * "path:line: what is wrong; what to do" into err. */
+ORDO_MUST_CHECK int cfg_load(const char *path, struct cfg_cluster *c, char *err, unsigned errlen);
+/* Same, from a string (tests); name is used in messages. */
+ORDO_MUST_CHECK int cfg_load_string(const char *text, const char *name, struct cfg_cluster *c,
+				    char *err, unsigned errlen);
+
+const struct cfg_node *cfg_node_find(const struct cfg_cluster *c, uint32_t node_id);
+/* The node whose (ip, internal_port) or (ip, client_port) this is, or NULL. */
+const struct cfg_node *cfg_node_by_addr(const struct cfg_cluster *c, uint32_t ip, uint16_t port);
+bool cfg_ip_is_node(const struct cfg_cluster *c, uint32_t ip);
+/* Replicas sorted by node_id (PROTOCOL.md §3.3 'one' policy); returns count. */
+uint32_t cfg_replicas(const struct cfg_cluster *c, const struct cfg_node **out, uint32_t max);
+uint32_t cfg_count_role(const struct cfg_cluster *c, enum cfg_role role);
+uint16_t cfg_groups(const struct cfg_cluster *c);
+
+/* The keys a client-facing port holds (the [key N] sections, sorted). */
+void cfg_client_keyring(struct cfg_cluster *c, struct wire_keyring *kr);
+
+/* Parses 64 hex digits into 32 bytes. */
+bool cfg_parse_secret(const char *hex, uint8_t out[WIRE_SECRET_BYTES]);
+
+#endif

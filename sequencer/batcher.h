@@ -1,0 +1,79 @@
+/*
+ * The epoch batcher: gathers admitted requests into the open epoch and seals
+ * it at epoch_us after its first request or when the next request would pass
+ * epoch_bytes, whichever comes first (Calvin §3: epochs of fixed duration).
+ * Pure: time enters as a value; buffers are fixed at init.
+ *
+ * Sealed epochs wait in a ring of epochs_inflight slots until the driver
+ * reports them committed; when the ring is full the batcher refuses
+ * (OVERLOADED), never grows. Each epoch is the byte string of wire.h's epoch
+ * format and becomes one log entry.
+ *
+ * Memory: (epochs_inflight + 1) * epoch_bytes.
+ */
+#ifndef ORDO_SEQ_BATCHER_H
+#define ORDO_SEQ_BATCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/wire.h"
+
+struct seq_batcher_cfg {
+	uint32_t epoch_us;        /* seal this long after the epoch's first request */
+	uint32_t epoch_bytes;     /* an epoch never exceeds this, header included */
+	uint32_t inflight;        /* sealed, uncommitted epochs held at most */
+	uint16_t group;
+};
+
+struct seq_epoch_buf {
+	uint8_t *bytes;           /* epoch_bytes capacity */
+	uint32_t len;             /* bytes used, header included */
+	struct wire_epoch_hdr hdr;
+};
+
+struct seq_batcher {
+	struct seq_batcher_cfg cfg;
+	void *mem;
+	struct seq_epoch_buf open;      /* the epoch being filled */
+	uint64_t open_since_ns;         /* time of the open epoch's first request */
+	struct seq_epoch_buf *ring;     /* sealed epochs awaiting commit */
+	uint32_t ring_head, ring_count; /* oldest at ring_head */
+	uint32_t ring_handed;           /* of ring_count, how many seq_batcher_next_sealed gave out */
+	uint64_t next_epoch;            /* number the open epoch will get */
+	uint64_t next_position;         /* group_position of the next request */
+};
+
+size_t seq_batcher_bytes(const struct seq_batcher_cfg *cfg);
+/* first_epoch and first_position continue an existing log (1 and 1 when new). */
+ORDO_MUST_CHECK int seq_batcher_init(struct seq_batcher *b, const struct seq_batcher_cfg *cfg,
+				     uint64_t first_epoch, uint64_t first_position);
+void seq_batcher_free(struct seq_batcher *b);
+
+/* Appends one request to the open epoch. Returns 0 and its place, or -ENOBUFS
+ * when it cannot be taken now (the open epoch is full and no sealed slot is
+ * free): answer OVERLOADED. If r does not fit in the open epoch, the open
+ * epoch is sealed first (stamped wall_ns) and r opens the next one. mono_ns
+ * times epoch_us; wall_ns is the timestamp sealed into epochs. */
+ORDO_MUST_CHECK int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r,
+				    uint64_t mono_ns, uint64_t wall_ns, struct wire_place *place);
+
+/* Seals the open epoch if it is non-empty and either epoch_us has passed since
+ * its first request, or force; returns true if it sealed. false also when the
+ * sealed ring is full (the open epoch waits). */
+bool seq_batcher_tick(struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns, bool force);
+
+/* Nanoseconds until the open epoch is due, or UINT64_MAX when it is empty. */
+uint64_t seq_batcher_due_in(const struct seq_batcher *b, uint64_t mono_ns);
+
+/* Hands out sealed epochs in order, each once (the driver makes each a log
+ * entry); NULL when none is waiting. */
+const struct seq_epoch_buf *seq_batcher_next_sealed(struct seq_batcher *b);
+/* The oldest sealed, uncommitted epoch, or NULL. */
+const struct seq_epoch_buf *seq_batcher_oldest(const struct seq_batcher *b);
+/* Releases the oldest sealed epoch once it is committed (and copied). */
+void seq_batcher_release(struct seq_batcher *b);
+uint32_t seq_batcher_inflight(const struct seq_batcher *b);
+
+#endif
