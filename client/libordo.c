@@ -1,1 +1,710 @@
-/* placeholder: being written */
+/*
+ * libordo; see ordo.h. The window of requests in flight is a ring of slots
+ * indexed by request_number modulo a power of two >= window; numbers below
+ * low_n are all ordered, numbers in [low_n, next_n) are in flight or done.
+ * PROTOCOL.md §3.1.2 is what keeps this exact: every number is sent until it
+ * gets OK, DUPLICATE or STALE (or APPLIED), and an INVALID number is given up
+ * with an OPAQUE of size 0 so the session's window keeps moving.
+ */
+#include "ordo.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/le.h"
+#include "common/ordo_time.h"
+#include "dataplane/dp.h"
+
+#define RETRY_NS_DEFAULT     (20ull * ORDO_NS_PER_MS)
+#define RETRY_MAX_NS_DEFAULT (500ull * ORDO_NS_PER_MS)
+#define ROTATE_AFTER_TRIES   4u /* unanswered sends before trying another node */
+#define QUERY_RESEND_NS	     (100ull * ORDO_NS_PER_MS)
+#define APPLIED_WAIT_NS	     (300ull * ORDO_NS_PER_MS)
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_WAIT = 1, /* queued or sent; not yet ordered */
+	SLOT_DONE = 2, /* ordered (OK, DUPLICATE, STALE or APPLIED); below low_n soon */
+};
+
+struct slot {
+	uint64_t n;    /* request number; valid unless FREE */
+	uint8_t state; /* enum slot_state */
+	uint16_t op;
+	uint16_t size;	 /* payload bytes */
+	uint32_t tries;	 /* sends so far */
+	uint64_t due_ns; /* next (re)send, monotonic; 0 = now */
+	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
+};
+
+struct ordo_client {
+	struct ordo_client_cfg cfg;
+	const struct cfg_cluster *cl;
+	struct dp_transport *t;
+	const struct wire_key *key; /* AUTH key or NULL */
+	struct wire_keyring keys;   /* just ours */
+	struct wire_rx_ctx ctx;
+	const struct cfg_node *seqs[ORDO_NODES_MAX]; /* sequencers of our group */
+	uint32_t nseqs;
+	uint32_t leader; /* index into seqs we send to */
+	const struct cfg_node *reps[ORDO_NODES_MAX];
+	uint32_t nreps;
+	uint64_t client_id;
+	uint64_t session;
+	bool live;
+	bool opening;
+	uint64_t next_n; /* next number to hand out */
+	uint64_t low_n;	 /* lowest number not yet ordered */
+	struct slot *slots;
+	uint32_t cap; /* power of two >= window */
+	uint32_t window;
+	struct ordo_event *evq; /* ring */
+	uint32_t evcap, evhead, evcount;
+	/* one synchronous query at a time */
+	uint8_t q_type; /* reply type awaited, 0 if none */
+	uint64_t q_nonce;
+	uint64_t q_client_id, q_request; /* RESULT_Q */
+	bool q_done;
+	uint8_t *q_buf; /* copy of the reply datagram */
+	uint32_t q_len;
+	struct ordo_event q_event;
+	uint64_t nonce_seq;
+	struct ordo_client_stats stats;
+};
+
+static struct slot *slot_of(struct ordo_client *c, uint64_t n)
+{
+	return &c->slots[n & (c->cap - 1)];
+}
+
+static void push_event(struct ordo_client *c, const struct ordo_event *e)
+{
+	if (c->evcount == c->evcap) {
+		c->stats.events_lost++;
+		return;
+	}
+	c->evq[(c->evhead + c->evcount) % c->evcap] = *e;
+	c->evcount++;
+}
+
+static uint64_t backoff_ns(const struct ordo_client *c, uint32_t tries)
+{
+	uint64_t d = c->cfg.retry_ns << (tries < 6 ? tries : 6);
+	return d < c->cfg.retry_max_ns ? d : c->cfg.retry_max_ns;
+}
+
+int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out)
+{
+	if (sodium_init() < 0)
+		return -EIO;
+	struct ordo_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->cl = cfg->cluster;
+	if (!c->cfg.retry_ns)
+		c->cfg.retry_ns = RETRY_NS_DEFAULT;
+	if (!c->cfg.retry_max_ns)
+		c->cfg.retry_max_ns = RETRY_MAX_NS_DEFAULT;
+	c->window = cfg->window ? cfg->window : c->cl->session_window;
+	if (c->window > c->cl->session_window)
+		c->window = c->cl->session_window;
+	for (c->cap = 1; c->cap < c->window; c->cap <<= 1)
+		;
+	int rc = -ENOMEM;
+	c->slots = calloc(c->cap, sizeof *c->slots);
+	c->evcap = 4 * c->window + 16;
+	c->evq = calloc(c->evcap, sizeof *c->evq);
+	c->q_buf = malloc(ORDO_DATAGRAM_MAX);
+	if (!c->slots || !c->evq || !c->q_buf)
+		goto out_free;
+	if (cfg->key_id) {
+		for (uint32_t i = 0; i < c->cl->nkeys; i++)
+			if (c->cl->keys[i].key_id == cfg->key_id)
+				c->key = &c->cl->keys[i];
+		rc = -ENOKEY;
+		if (!c->key)
+			goto out_free;
+		c->keys = (struct wire_keyring){.keys = (struct wire_key *)c->key, .count = 1};
+	}
+	c->ctx = (struct wire_rx_ctx){.cluster_id = c->cl->cluster_id,
+				      .keys = c->key ? &c->keys : NULL,
+				      .require_auth = c->key != NULL};
+	for (uint32_t i = 0; i < c->cl->nnodes; i++) {
+		const struct cfg_node *nd = &c->cl->nodes[i];
+		if (nd->role == CFG_ROLE_SEQUENCER && nd->group == cfg->group)
+			c->seqs[c->nseqs++] = nd;
+	}
+	c->nreps = cfg_replicas(c->cl, c->reps, ORDO_NODES_MAX);
+	rc = -ENOENT;
+	if (c->nseqs == 0)
+		goto out_free;
+	struct dp_udp_cfg ucfg = {
+	    .bind = {{.ip = 0, .port = 0}},
+	    .nbind = 1,
+	    .max_datagram = c->cl->max_datagram,
+	    .pool = 2 * c->cap + 256,
+	    .rcvbuf_bytes = 4u << 20,
+	};
+	rc = dp_udp_open(&ucfg, &c->t);
+	if (rc)
+		goto out_free;
+	if (cfg->fault && *cfg->fault) {
+		struct dp_fault_cfg fc;
+		char err[256];
+		rc = -EINVAL;
+		if (!dp_fault_parse(cfg->fault, &fc, err, sizeof err)) {
+			fprintf(stderr, "libordo: fault spec: %s\n", err);
+			goto out_close;
+		}
+		struct dp_transport *ft;
+		rc = dp_fault_wrap(c->t, &fc, &ft);
+		if (rc)
+			goto out_close;
+		c->t = ft;
+	}
+	*out = c;
+	return 0;
+out_close:
+	dp_close(c->t);
+out_free:
+	free(c->slots);
+	free(c->evq);
+	free(c->q_buf);
+	free(c);
+	return rc;
+}
+
+void ordo_client_close(struct ordo_client *c)
+{
+	if (!c)
+		return;
+	dp_close(c->t);
+	free(c->slots);
+	free(c->evq);
+	free(c->q_buf);
+	free(c);
+}
+
+uint64_t ordo_client_id(const struct ordo_client *c)
+{
+	return c->client_id;
+}
+
+uint64_t ordo_session(const struct ordo_client *c)
+{
+	return c->session;
+}
+
+bool ordo_session_live(const struct ordo_client *c)
+{
+	return c->live;
+}
+
+const struct ordo_client_stats *ordo_client_stats(const struct ordo_client *c)
+{
+	return &c->stats;
+}
+
+uint32_t ordo_outstanding(const struct ordo_client *c)
+{
+	uint32_t k = 0;
+	for (uint64_t n = c->low_n; n < c->next_n; n++)
+		k += c->slots[n & (c->cap - 1)].state == SLOT_WAIT;
+	return k;
+}
+
+static void queue_request(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
+			  uint64_t *n_out)
+{
+	uint64_t n = c->next_n++;
+	struct slot *s = slot_of(c, n);
+	ORDO_ASSERT(s->state == SLOT_FREE);
+	s->n = n;
+	s->state = SLOT_WAIT;
+	s->op = op;
+	s->size = size;
+	s->tries = 0;
+	s->due_ns = 0;
+	if (size)
+		memcpy(s->payload, payload, size);
+	if (n_out)
+		*n_out = n;
+}
+
+int ordo_submit(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
+		uint64_t *request_number)
+{
+	if (!c->live)
+		return -ENOTCONN;
+	if (size > ORDO_OPAQUE_BYTES_MAX)
+		return -EINVAL;
+	if (c->next_n - c->low_n >= c->window)
+		return -EAGAIN;
+	queue_request(c, op, payload, size, request_number);
+	return 0;
+}
+
+/* Frees done slots at the bottom of the window. */
+static void advance_low(struct ordo_client *c)
+{
+	while (c->low_n < c->next_n) {
+		struct slot *s = slot_of(c, c->low_n);
+		if (s->state != SLOT_DONE)
+			break;
+		s->state = SLOT_FREE;
+		c->low_n++;
+	}
+}
+
+static void send_datagram(struct ordo_client *c, struct dp_buf *b, struct wire_writer *w,
+			  const struct cfg_node *to)
+{
+	b->len = wire_finish(w, c->key);
+	b->peer = (struct dp_addr){.ip = to->ip, .port = to->client_port};
+	b->local.port = 0;
+	c->stats.datagrams_sent++;
+	dp_tx_burst(c->t, &b, 1);
+}
+
+/* Sends every request that is due, batched into SUBMIT datagrams. Returns the
+ * earliest future due time (UINT64_MAX if none). */
+static uint64_t send_due(struct ordo_client *c, uint64_t now)
+{
+	uint64_t next_due = UINT64_MAX;
+	struct dp_buf *b = NULL;
+	struct wire_writer w;
+	const struct cfg_node *to = c->seqs[c->leader % c->nseqs];
+	for (uint64_t n = c->low_n; n < c->next_n; n++) {
+		struct slot *s = slot_of(c, n);
+		if (s->state != SLOT_WAIT)
+			continue;
+		if (s->due_ns > now) {
+			if (s->due_ns < next_due)
+				next_due = s->due_ns;
+			continue;
+		}
+		struct wire_req r = {
+		    .client_id = c->client_id,
+		    .request_number = n,
+		    .session = n == 1 ? 0 : c->session,
+		    .op = s->op,
+		    .size = s->size,
+		    .payload = s->payload,
+		};
+		for (int attempt = 0; attempt < 2; attempt++) {
+			if (!b) {
+				b = dp_alloc(c->t);
+				if (!b)
+					return now; /* pool empty: try again soon */
+				wire_begin(&w, b->data, c->t->max_datagram, WIRE_SUBMIT,
+					   c->cl->cluster_id);
+				wire_begin_records(&w, 0);
+			}
+			if (wire_add_submit(&w, &r))
+				break;
+			send_datagram(c, b, &w, to);
+			b = NULL;
+		}
+		c->stats.requests_sent++;
+		if (s->tries)
+			c->stats.retries++;
+		s->tries++;
+		s->due_ns = now + backoff_ns(c, s->tries - 1);
+		if (s->due_ns < next_due)
+			next_due = s->due_ns;
+		if (s->tries % ROTATE_AFTER_TRIES == 0 && c->nseqs > 1)
+			c->leader++; /* nobody answers: try another node of the group */
+	}
+	if (b)
+		send_datagram(c, b, &w, to);
+	return next_due;
+}
+
+static void mark_done(struct ordo_client *c, struct slot *s)
+{
+	s->state = SLOT_DONE;
+	advance_low(c);
+}
+
+static void session_lost(struct ordo_client *c)
+{
+	c->live = false;
+	for (uint64_t n = c->low_n; n < c->next_n; n++) {
+		struct slot *s = slot_of(c, n);
+		if (s->state == SLOT_WAIT) {
+			struct ordo_event e = {.kind = ORDO_EV_FAILED,
+					       .request_number = n,
+					       .status = WIRE_ST_SESSION_UNKNOWN};
+			push_event(c, &e);
+		}
+		s->state = SLOT_FREE;
+	}
+	c->low_n = c->next_n;
+}
+
+static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, uint32_t hint,
+		       uint64_t now)
+{
+	if (r->status < 8)
+		c->stats.status_count[r->status]++;
+	if (r->client_id != c->client_id || r->request_number < c->low_n ||
+	    r->request_number >= c->next_n)
+		return;
+	struct slot *s = slot_of(c, r->request_number);
+	if (s->state != SLOT_WAIT)
+		return;
+	struct ordo_event e = {.kind = ORDO_EV_ORDERED,
+			       .request_number = r->request_number,
+			       .status = r->status,
+			       .place = r->place};
+	switch (r->status) {
+	case WIRE_ST_OK:
+	case WIRE_ST_DUPLICATE:
+	case WIRE_ST_STALE:
+		if (r->request_number == 1) {
+			c->session = r->place.group_position;
+			c->live = r->status != WIRE_ST_STALE;
+			c->opening = false;
+		}
+		push_event(c, &e);
+		mark_done(c, s);
+		break;
+	case WIRE_ST_NOT_LEADER:
+		for (uint32_t i = 0; i < c->nseqs; i++)
+			if (c->seqs[i]->node_id == hint)
+				c->leader = i;
+		s->due_ns = now;
+		break;
+	case WIRE_ST_OVERLOADED:
+		s->due_ns = now + backoff_ns(c, s->tries);
+		break;
+	case WIRE_ST_INVALID:
+		e.kind = ORDO_EV_FAILED;
+		push_event(c, &e);
+		if (r->request_number == 1) {
+			c->opening = false;
+			mark_done(c, s);
+			break;
+		}
+		/* Give the number up so the window moves (§3.1.2). */
+		s->op = WIRE_OP_OPAQUE;
+		s->size = 0;
+		s->due_ns = now;
+		break;
+	case WIRE_ST_SESSION_UNKNOWN:
+		session_lost(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_applied(struct ordo_client *c, const struct wire_applied_rec *r, uint32_t replica)
+{
+	c->stats.applied++;
+	struct ordo_event e = {.kind = ORDO_EV_APPLIED,
+			       .request_number = r->request_number,
+			       .position = r->position,
+			       .result = r->result,
+			       .replica_id = replica,
+			       .data_size = r->size <= 32 ? r->size : 0};
+	if (e.data_size)
+		memcpy(e.data, r->data, e.data_size);
+	if (c->q_type == WIRE_APPLIED && !c->q_done && r->client_id == c->q_client_id &&
+	    r->request_number == c->q_request) {
+		c->q_event = e;
+		c->q_done = true;
+	}
+	if (r->client_id != c->client_id)
+		return;
+	push_event(c, &e);
+	if (r->request_number >= c->low_n && r->request_number < c->next_n) {
+		struct slot *s = slot_of(c, r->request_number);
+		if (s->state == SLOT_WAIT && r->request_number != 1)
+			mark_done(c, s); /* APPLIED answers the request too (§3.3) */
+	}
+}
+
+static void handle_reply(struct ordo_client *c, struct dp_buf *b, uint64_t now)
+{
+	struct wire_hdr h;
+	if (wire_check(&c->ctx, b->data, b->len, &h) != WIRE_DROP_NONE ||
+	    !wire_type_accepted(WIRE_PORT_CLIENT, h.type) ||
+	    !cfg_node_by_addr(c->cl, b->peer.ip, b->peer.port)) {
+		c->stats.dropped++;
+		return;
+	}
+	const uint8_t *body = b->data + ORDO_HDR_BYTES;
+	uint32_t body_len = h.length - ORDO_HDR_BYTES;
+	switch (h.type) {
+	case WIRE_ORDERED: {
+		struct wire_ordered_rec recs[ORDO_RECS_PER_DATAGRAM_MAX];
+		uint32_t hint;
+		int k = wire_parse_ordered(body, body_len, &hint, recs, ORDO_RECS_PER_DATAGRAM_MAX);
+		if (k < 0) {
+			c->stats.dropped++;
+			return;
+		}
+		for (int i = 0; i < k; i++)
+			on_ordered(c, &recs[i], hint, now);
+		return;
+	}
+	case WIRE_APPLIED: {
+		struct wire_applied_rec recs[ORDO_RECS_PER_DATAGRAM_MAX];
+		uint32_t replica;
+		int k =
+		    wire_parse_applied(body, body_len, &replica, recs, ORDO_RECS_PER_DATAGRAM_MAX);
+		if (k < 0) {
+			c->stats.dropped++;
+			return;
+		}
+		for (int i = 0; i < k; i++)
+			on_applied(c, &recs[i], replica);
+		return;
+	}
+	case WIRE_STATUS:
+	case WIRE_ENTRIES:
+		if (c->q_type == h.type && !c->q_done && body_len >= 8 &&
+		    ordo_ld64(body) == c->q_nonce) {
+			memcpy(c->q_buf, b->data, h.length);
+			c->q_len = h.length;
+			c->q_done = true;
+		}
+		return;
+	default:
+		c->stats.dropped++;
+	}
+}
+
+/* Receives and handles everything waiting, for up to timeout_ns, returning
+ * early when stop() holds. */
+static void pump(struct ordo_client *c, uint64_t timeout_ns, bool (*stop)(struct ordo_client *))
+{
+	uint64_t start = ordo_mono_ns(), deadline = start + timeout_ns;
+	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
+	for (;;) {
+		uint64_t now = ordo_mono_ns();
+		uint64_t next_due = send_due(c, now);
+		unsigned got = dp_rx_burst(c->t, bufs, ORDO_DP_BURST_MAX);
+		for (unsigned i = 0; i < got; i++)
+			handle_reply(c, bufs[i], now);
+		dp_free(c->t, bufs, got);
+		if (stop(c))
+			return;
+		now = ordo_mono_ns();
+		if (now >= deadline)
+			return;
+		if (got == 0) {
+			uint64_t until = deadline;
+			if (next_due < until)
+				until = next_due;
+			dp_wait(c->t, until > now ? until - now : 0);
+		}
+	}
+}
+
+static bool stop_on_events(struct ordo_client *c)
+{
+	return c->evcount > 0;
+}
+
+static bool stop_on_open(struct ordo_client *c)
+{
+	return !c->opening;
+}
+
+static bool stop_on_query(struct ordo_client *c)
+{
+	return c->q_done;
+}
+
+int ordo_poll(struct ordo_client *c, uint64_t timeout_ns, struct ordo_event *ev, unsigned max)
+{
+	if (c->evcount == 0)
+		pump(c, timeout_ns, stop_on_events);
+	unsigned k = 0;
+	while (k < max && c->evcount > 0) {
+		ev[k++] = c->evq[c->evhead];
+		c->evhead = (c->evhead + 1) % c->evcap;
+		c->evcount--;
+	}
+	return (int)k;
+}
+
+int ordo_session_open(struct ordo_client *c, uint64_t timeout_ns)
+{
+	for (uint32_t i = 0; i < c->cap; i++)
+		c->slots[i].state = SLOT_FREE;
+	c->evcount = 0;
+	do {
+		randombytes_buf(&c->client_id, sizeof c->client_id);
+		if (c->key) /* §3.1.3: the key's range */
+			c->client_id = ((uint64_t)(c->key->key_id & 0xFFFF) << 48) |
+				       (c->client_id & 0xFFFFFFFFFFFFull);
+	} while (c->client_id == 0);
+	c->session = 0;
+	c->live = false;
+	c->opening = true;
+	c->next_n = 1;
+	c->low_n = 1;
+	queue_request(c, WIRE_OP_OPAQUE, NULL, 0, NULL);
+	pump(c, timeout_ns, stop_on_open);
+	c->evcount = 0; /* the opening's own events are not the caller's */
+	if (c->opening) {
+		c->opening = false;
+		slot_of(c, 1)->state = SLOT_FREE;
+		c->low_n = c->next_n;
+		return -ETIMEDOUT;
+	}
+	return c->live ? 0 : -ECONNREFUSED;
+}
+
+/* Sends one query datagram (body already in w) to node and waits for the
+ * reply, resending every QUERY_RESEND_NS. */
+static int query(struct ordo_client *c, const struct cfg_node *to, uint8_t type,
+		 void (*put)(struct wire_writer *, const void *), const void *arg, uint8_t reply,
+		 uint64_t timeout_ns)
+{
+	uint64_t deadline = ordo_mono_ns() + timeout_ns;
+	c->q_type = reply;
+	c->q_done = false;
+	while (!c->q_done) {
+		uint64_t now = ordo_mono_ns();
+		if (now >= deadline)
+			break;
+		struct dp_buf *b = dp_alloc(c->t);
+		if (b) {
+			struct wire_writer w;
+			wire_begin(&w, b->data, c->t->max_datagram, type, c->cl->cluster_id);
+			put(&w, arg);
+			send_datagram(c, b, &w, to);
+		}
+		uint64_t slice =
+		    deadline - now < QUERY_RESEND_NS ? deadline - now : QUERY_RESEND_NS;
+		pump(c, slice, stop_on_query);
+	}
+	c->q_type = 0;
+	return c->q_done ? 0 : -ETIMEDOUT;
+}
+
+static uint64_t new_nonce(struct ordo_client *c)
+{
+	/* §3.7: with AUTH the nonce is CLOCK_REALTIME in ns; a counter keeps
+	 * queries issued within one clock tick distinct. */
+	uint64_t now = ordo_real_ns();
+	if (now <= c->nonce_seq)
+		now = c->nonce_seq + 1;
+	c->nonce_seq = now;
+	return now;
+}
+
+static void put_status_q(struct wire_writer *w, const void *arg)
+{
+	wire_put_status_q(w, *(const uint64_t *)arg);
+}
+
+static void put_fetch(struct wire_writer *w, const void *arg)
+{
+	wire_put_fetch(w, arg);
+}
+
+static void put_result_q(struct wire_writer *w, const void *arg)
+{
+	wire_put_result_q(w, arg);
+}
+
+int ordo_status(struct ordo_client *c, uint32_t node_id, struct wire_status_msg *out,
+		uint64_t timeout_ns)
+{
+	const struct cfg_node *nd = cfg_node_find(c->cl, node_id);
+	if (!nd)
+		return -ENOENT;
+	c->q_nonce = new_nonce(c);
+	int rc = query(c, nd, WIRE_STATUS_Q, put_status_q, &c->q_nonce, WIRE_STATUS, timeout_ns);
+	if (rc)
+		return rc;
+	return wire_parse_status(c->q_buf + ORDO_HDR_BYTES, c->q_len - ORDO_HDR_BYTES, out);
+}
+
+int ordo_fetch(struct ordo_client *c, uint32_t node_id, uint64_t from_position, uint32_t max_bytes,
+	       struct wire_entries_head *head, struct wire_entry_rec *recs, uint32_t max,
+	       uint8_t *buf, uint64_t timeout_ns)
+{
+	const struct cfg_node *nd = cfg_node_find(c->cl, node_id);
+	if (!nd || nd->role != CFG_ROLE_REPLICA)
+		return -ENOENT;
+	struct wire_fetch f = {
+	    .nonce = new_nonce(c), .from_position = from_position, .max_bytes = max_bytes};
+	c->q_nonce = f.nonce;
+	int rc = query(c, nd, WIRE_FETCH, put_fetch, &f, WIRE_ENTRIES, timeout_ns);
+	if (rc)
+		return rc;
+	memcpy(buf, c->q_buf, c->q_len);
+	return wire_parse_entries(buf + ORDO_HDR_BYTES, c->q_len - ORDO_HDR_BYTES, head, recs, max);
+}
+
+int ordo_result_q(struct ordo_client *c, uint64_t client_id, uint64_t request_number,
+		  struct ordo_event *out, uint64_t timeout_ns)
+{
+	if (c->nreps == 0)
+		return -ENOENT;
+	uint64_t deadline = ordo_mono_ns() + timeout_ns;
+	for (uint32_t i = 0;; i++) {
+		uint64_t now = ordo_mono_ns();
+		if (now >= deadline)
+			return -ENOENT;
+		struct wire_result_q q = {.nonce = new_nonce(c),
+					  .client_id = client_id,
+					  .request_number = request_number};
+		c->q_client_id = client_id;
+		c->q_request = request_number;
+		uint64_t slice =
+		    deadline - now < QUERY_RESEND_NS ? deadline - now : QUERY_RESEND_NS;
+		if (query(c, c->reps[i % c->nreps], WIRE_RESULT_Q, put_result_q, &q, WIRE_APPLIED,
+			  slice) == 0) {
+			*out = c->q_event;
+			return 0;
+		}
+	}
+}
+
+int ordo_call(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
+	      struct ordo_event *applied, uint64_t timeout_ns)
+{
+	if (ordo_outstanding(c) != 0)
+		return -EBUSY;
+	uint64_t n;
+	int rc = ordo_submit(c, op, payload, size, &n);
+	if (rc)
+		return rc;
+	uint64_t deadline = ordo_mono_ns() + timeout_ns, ask_at = 0;
+	struct ordo_event ev[16];
+	for (;;) {
+		uint64_t now = ordo_mono_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (ask_at && now >= ask_at) {
+			/* Ordered, but its APPLIED was lost or the replicas lag: ask. */
+			if (ordo_result_q(c, c->client_id, n, applied, QUERY_RESEND_NS) == 0)
+				return 0;
+			ask_at = ordo_mono_ns() + APPLIED_WAIT_NS;
+		}
+		int k = ordo_poll(c, 10 * ORDO_NS_PER_MS, ev, 16);
+		for (int i = 0; i < k; i++) {
+			if (ev[i].request_number != n)
+				continue;
+			if (ev[i].kind == ORDO_EV_APPLIED) {
+				*applied = ev[i];
+				return 0;
+			}
+			if (ev[i].kind == ORDO_EV_FAILED)
+				return ev[i].status == WIRE_ST_INVALID ? -EINVAL : -ENOTCONN;
+			if (ev[i].kind == ORDO_EV_ORDERED && !ask_at)
+				ask_at = ordo_mono_ns() + APPLIED_WAIT_NS;
+		}
+	}
+}

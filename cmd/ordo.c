@@ -1,5 +1,57 @@
-/* placeholder main */
-int main(void)
+/*
+ * The `ordo` command: one binary, one verb per role or tool.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "client/verbs.h"
+#include "cmd/demo.h"
+#include "replicas/node.h"
+#include "sequencer/node.h"
+
+struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct verb verbs[] = {
+    {"sequencer", seq_main, "run a sequencer node"},
+    {"replica", rep_main, "run a replica node"},
+    {"submit", ordo_verb_submit, "order one request and print its place and result"},
+    {"lookup", ordo_verb_lookup, "read an account through the order"},
+    {"tail", ordo_verb_tail, "print the ordered log from a replica (-f follows)"},
+    {"status", ordo_verb_status, "STATUS of every node of the cluster"},
+    {"demo", demo_main, "start a local cluster, drive transfers, check the replicas agree"},
+};
+
+static void usage(FILE *f)
 {
-	return 0;
+	fprintf(f, "usage: ordo VERB [OPTIONS]   (ordo VERB --help for its options)\n\n");
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+	fprintf(f, "\nThe cluster file comes from --cluster FILE, else $ORDO_CLUSTER, else "
+		   "nic-config/demo.ini.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("ordo 0.1.0 (client protocol version 1)\n");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "ordo: unknown verb '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
 }

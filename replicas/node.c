@@ -1,1 +1,656 @@
-/* placeholder: being written */
+/*
+ * The replica node driver.
+ *
+ * The epoch stream: EPOCH_DATA fragments are reassembled in a window of
+ * REASSEMBLY_SLOTS epochs starting at the next epoch to apply; complete epochs
+ * are applied strictly in order. A gap (a later epoch arriving, or a
+ * heartbeat announcing a committed epoch we lack) is repaired by EPOCH_NACK
+ * to the sequencer, repeated every NACK_INTERVAL_NS until filled.
+ *
+ * Apply: for each record, the ledger computes the result, the ENTRIES record
+ * is encoded, the digest advances (PROTOCOL.md §5), the applied log keeps it
+ * for FETCH and RESULT_Q, and APPLIED is sent per the reply policy (§3.3).
+ *
+ * Durability of the ledger (io_uring storage, checkpoints, state transfer) is
+ * the replicas issue; here the applied state lives in memory.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/le.h"
+#include "common/ordo_time.h"
+#include "config/config.h"
+#include "dataplane/dp.h"
+#include "dataplane/reply.h"
+#include "replicas/applog.h"
+#include "replicas/ledger.h"
+#include "wire/wire.h"
+
+#define REASSEMBLY_SLOTS    64u
+#define NACK_DELAY_NS	    (10ull * ORDO_NS_PER_MS) /* a gap must last this long */
+#define NACK_BACKOFF_MAX_NS (320ull * ORDO_NS_PER_MS)
+#define NACK_EPOCHS	    16u
+#define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
+#define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
+#define APPLIED_RECORDS_MAX (1u << 22) /* positions the applied log indexes at most */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* One epoch being reassembled from fragments. */
+struct reasm {
+	uint64_t epoch; /* 0: slot free */
+	uint32_t total; /* bytes of the whole epoch */
+	uint32_t have;	/* fragments received */
+	uint32_t nfrags;
+	uint8_t *bytes; /* epoch_bytes capacity */
+	uint8_t *got;	/* one byte per fragment: received */
+};
+
+struct lookup_ans {
+	uint64_t position; /* 0: empty */
+	uint8_t data[32];
+};
+
+struct rep_node {
+	struct cfg_cluster cfg;
+	const struct cfg_node *self;
+	uint32_t replica_index; /* among replicas sorted by node_id */
+	uint32_t nreplicas;
+	struct wire_keyring client_keys;
+	struct wire_keyring internal_keys;
+	struct wire_rx_ctx client_ctx;
+	struct wire_rx_ctx internal_ctx;
+	struct dp_transport *t;
+	struct ledger ledger;
+	struct rep_applog log;
+	struct wire_nonce_cache nonces;
+	void *nonce_mem;
+	struct dp_reply applied;
+	struct reasm slots[REASSEMBLY_SLOTS];
+	uint8_t *frag_flags; /* REASSEMBLY_SLOTS * frags per epoch */
+	uint32_t frag_bytes; /* epoch bytes per fragment (the sender's) */
+	uint32_t frags_max;
+	uint8_t digest[16]; /* after applied_position */
+	uint64_t applied_position;
+	uint64_t applied_epoch;
+	uint64_t next_epoch;	  /* next epoch to apply */
+	uint64_t known_committed; /* highest committed epoch announced */
+	struct dp_addr sequencer; /* where the stream comes from (NACK target) */
+	uint64_t gap_epoch;	  /* next_epoch when the current gap was seen, 0 if none */
+	uint64_t gap_since_ns;	  /* when it was seen */
+	uint64_t nack_due_ns;	  /* next NACK for this gap */
+	uint64_t nack_backoff_ns; /* doubles while the gap stays */
+	uint64_t requests_applied;
+	uint64_t nacks_sent;
+	uint64_t drops[WIRE_DROP__COUNT];
+	struct lookup_ans *lookups;
+};
+
+static uint64_t drops_total(const struct rep_node *n)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
+		sum += n->drops[i];
+	return sum + n->t->stats.rx_truncated;
+}
+
+static const struct wire_key *reply_key(const struct rep_node *n, const struct wire_hdr *h)
+{
+	return h->authed ? wire_keyring_find(&n->client_keys, h->key_id) : NULL;
+}
+
+static bool replies_to(const struct rep_node *n, uint64_t client_id)
+{
+	if (n->cfg.applied_reply == CFG_APPLIED_ALL)
+		return true;
+	return client_id % n->nreplicas == n->replica_index;
+}
+
+/* Applies one complete, validated epoch. */
+static void apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
+{
+	struct wire_epoch_hdr h;
+	if (wire_epoch_decode_hdr(bytes, len, &h) != 0 || h.epoch != n->next_epoch ||
+	    (h.count && h.first_position != n->applied_position + 1)) {
+		/* The stream is authenticated and checksummed: a bad epoch here is a
+		 * sequencer bug. Stopping is safer than applying a wrong order. */
+		fprintf(stderr,
+			"ordo replica %u: epoch %llu is inconsistent with applied position %llu; "
+			"stopping\n",
+			n->self->node_id, (unsigned long long)n->next_epoch,
+			(unsigned long long)n->applied_position);
+		abort();
+	}
+	uint64_t age_ns = 0, now = ordo_real_ns();
+	if (now > h.timestamp_ns)
+		age_ns = now - h.timestamp_ns;
+	bool live = age_ns <= (uint64_t)n->cfg.applied_reply_max_age_ms * ORDO_NS_PER_MS;
+	uint32_t off = ORDO_EPOCH_HDR_BYTES;
+	struct wire_epoch_rec er;
+	uint64_t pos = h.first_position;
+	int rc;
+	uint8_t rec_bytes[ORDO_ENTRY_REC_BYTES + ORDO_OPAQUE_BYTES_MAX];
+	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
+		uint8_t data[32];
+		enum wire_result res = ledger_apply(&n->ledger, er.op, er.payload, er.size, data);
+		struct wire_entry_rec ent = {
+		    .position = pos,
+		    .epoch = h.epoch,
+		    .client_id = er.client_id,
+		    .request_number = er.request_number,
+		    .op = er.op,
+		    .size = er.size,
+		    .result = res,
+		    .payload = er.payload,
+		};
+		uint32_t rlen = wire_entry_bytes(er.size);
+		wire_entry_encode(rec_bytes, &ent);
+		rep_applog_append(&n->log, &ent, n->digest);
+		ledger_digest_step(n->digest, rec_bytes, rlen);
+		bool has_data = er.op == WIRE_OP_LOOKUP && res == WIRE_R_OK;
+		if (has_data) {
+			struct lookup_ans *la = &n->lookups[pos % LOOKUP_RING];
+			la->position = pos;
+			memcpy(la->data, data, 32);
+		}
+		if (live && er.reply_port != 0 && replies_to(n, er.client_id)) {
+			const struct wire_key *key =
+			    er.key_id ? wire_keyring_find(&n->client_keys, er.key_id) : NULL;
+			if (er.key_id == 0 || key) {
+				struct wire_applied_rec ar = {
+				    .client_id = er.client_id,
+				    .request_number = er.request_number,
+				    .position = pos,
+				    .result = res,
+				    .size = has_data ? 32 : 0,
+				    .data = has_data ? data : NULL,
+				};
+				struct dp_addr peer = {.ip = er.reply_ip, .port = er.reply_port};
+				dp_reply_applied(&n->applied, &peer, key, &ar);
+			}
+		}
+		n->applied_position = pos++;
+		n->requests_applied++;
+	}
+	ORDO_ASSERT(rc == 0); /* decode_hdr validated every record */
+	n->applied_epoch = h.epoch;
+	n->next_epoch = h.epoch + 1;
+}
+
+static struct reasm *slot_of(struct rep_node *n, uint64_t epoch)
+{
+	return &n->slots[epoch % REASSEMBLY_SLOTS];
+}
+
+/* Applies every complete epoch at the head of the window. */
+static void drain(struct rep_node *n)
+{
+	for (;;) {
+		struct reasm *s = slot_of(n, n->next_epoch);
+		if (s->epoch != n->next_epoch || s->have != s->nfrags)
+			return;
+		apply_epoch(n, s->bytes, s->total);
+		s->epoch = 0;
+	}
+}
+
+static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t body_len)
+{
+	struct wire_epoch_data d;
+	if (wire_parse_epoch_data(body, body_len, &d) != 0 || d.total_bytes > n->cfg.epoch_bytes ||
+	    d.total_bytes < ORDO_EPOCH_HDR_BYTES || d.offset % n->frag_bytes != 0 ||
+	    (d.data_bytes != n->frag_bytes && d.offset + d.data_bytes != d.total_bytes)) {
+		n->drops[WIRE_DROP_BODY]++;
+		return;
+	}
+	if (d.committed_epoch > n->known_committed)
+		n->known_committed = d.committed_epoch;
+	if (d.epoch < n->next_epoch || d.epoch >= n->next_epoch + REASSEMBLY_SLOTS)
+		return; /* already applied, or beyond the window: repaired later by NACK */
+	struct reasm *s = slot_of(n, d.epoch);
+	if (s->epoch != d.epoch) {
+		s->epoch = d.epoch;
+		s->total = d.total_bytes;
+		s->nfrags = (d.total_bytes + n->frag_bytes - 1) / n->frag_bytes;
+		s->have = 0;
+		memset(s->got, 0, s->nfrags);
+	}
+	if (s->total != d.total_bytes) {
+		n->drops[WIRE_DROP_BODY]++;
+		return;
+	}
+	uint32_t f = d.offset / n->frag_bytes;
+	if (f >= s->nfrags || s->got[f])
+		return; /* duplicate fragment */
+	memcpy(s->bytes + d.offset, d.data, d.data_bytes);
+	s->got[f] = 1;
+	s->have++;
+	if (d.epoch > n->known_committed)
+		n->known_committed = d.epoch;
+	drain(n);
+}
+
+/* Called when the receive queue is drained: a gap that outlives NACK_DELAY_NS
+ * is real loss, not input still queued. NACKs back off exponentially while
+ * the same epoch stays missing, so repair never floods the stream. */
+static void maybe_nack(struct rep_node *n, uint64_t now)
+{
+	if (n->known_committed < n->next_epoch || n->sequencer.port == 0) {
+		n->gap_epoch = 0;
+		return;
+	}
+	if (n->gap_epoch != n->next_epoch) {
+		n->gap_epoch = n->next_epoch;
+		n->gap_since_ns = now;
+		n->nack_due_ns = now + NACK_DELAY_NS;
+		n->nack_backoff_ns = NACK_DELAY_NS;
+		return;
+	}
+	if (now < n->nack_due_ns)
+		return;
+	n->nack_backoff_ns *= 2;
+	if (n->nack_backoff_ns > NACK_BACKOFF_MAX_NS)
+		n->nack_backoff_ns = NACK_BACKOFF_MAX_NS;
+	n->nack_due_ns = now + n->nack_backoff_ns;
+	struct dp_buf *b = dp_alloc(n->t);
+	if (!b)
+		return;
+	uint64_t want = n->known_committed - n->next_epoch + 1;
+	struct wire_epoch_nack nack = {
+	    .from_epoch = n->next_epoch,
+	    .count = (uint32_t)(want < NACK_EPOCHS ? want : NACK_EPOCHS),
+	    .group = 0,
+	};
+	/* Ask only for epochs not already complete in the window. */
+	while (nack.count > 0) {
+		struct reasm *s = slot_of(n, nack.from_epoch);
+		if (!(s->epoch == nack.from_epoch && s->have == s->nfrags))
+			break;
+		nack.from_epoch++;
+		nack.count--;
+	}
+	struct wire_writer w;
+	wire_begin(&w, b->data, n->t->max_datagram, WIRE_EPOCH_NACK, n->cfg.cluster_id);
+	wire_put_epoch_nack(&w, &nack);
+	b->len = wire_finish(&w, n->cfg.internal_auth ? &n->cfg.internal_key : NULL);
+	b->peer = n->sequencer;
+	b->local.port = n->self->internal_port;
+	dp_tx_burst(n->t, &b, 1);
+	n->nacks_sent++;
+}
+
+static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t nonce,
+			const struct dp_buf *req)
+{
+	struct dp_buf *b = dp_alloc(n->t);
+	if (!b) {
+		n->drops[WIRE_DROP_OVERLOAD]++;
+		return;
+	}
+	struct wire_status_msg s = {
+	    .nonce = nonce,
+	    .node_id = n->self->node_id,
+	    .role = WIRE_ROLE_REPLICA,
+	    .window = n->cfg.session_window,
+	    .commit = n->applied_position,
+	    .epoch = n->applied_epoch,
+	    .requests = n->requests_applied,
+	    .dropped = drops_total(n),
+	    .max_datagram = n->cfg.max_datagram,
+	    .groups = cfg_groups(&n->cfg),
+	    .replicas = (uint16_t)n->nreplicas,
+	    .retained_from = rep_applog_retained_from(&n->log),
+	};
+	memcpy(s.digest, n->digest, 16);
+	struct wire_writer w;
+	wire_begin(&w, b->data, n->t->max_datagram, WIRE_STATUS, n->cfg.cluster_id);
+	wire_put_status(&w, &s);
+	b->len = wire_finish(&w, reply_key(n, h));
+	b->peer = req->peer;
+	b->local.port = req->local.port;
+	dp_tx_burst(n->t, &b, 1);
+}
+
+static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const struct wire_fetch *f,
+			 const struct dp_buf *req)
+{
+	struct dp_buf *b = dp_alloc(n->t);
+	if (!b) {
+		n->drops[WIRE_DROP_OVERLOAD]++;
+		return;
+	}
+	uint32_t cap = n->t->max_datagram;
+	if (f->max_bytes != 0 && f->max_bytes < cap)
+		cap = f->max_bytes < ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
+			  ? ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
+			  : f->max_bytes;
+	struct wire_writer w;
+	wire_begin(&w, b->data, n->t->max_datagram, WIRE_ENTRIES, n->cfg.cluster_id);
+	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->digest);
+	b->len = wire_finish(&w, reply_key(n, h));
+	b->peer = req->peer;
+	b->local.port = req->local.port;
+	dp_tx_burst(n->t, &b, 1);
+}
+
+static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,
+			    const struct wire_result_q *q, const struct dp_buf *req)
+{
+	uint64_t pos;
+	const uint8_t *rec;
+	uint32_t len;
+	uint8_t before[16];
+	if (rep_applog_find(&n->log, q->client_id, q->request_number, &pos) != 0 ||
+	    rep_applog_get(&n->log, pos, &rec, &len, before) != 0)
+		return; /* not applied or no longer retained: no answer (§3.6) */
+	uint16_t op = ordo_ld16(rec + 32);
+	uint32_t result = ordo_ld32(rec + 36);
+	struct wire_applied_rec ar = {
+	    .client_id = q->client_id,
+	    .request_number = q->request_number,
+	    .position = pos,
+	    .result = result,
+	};
+	if (op == WIRE_OP_LOOKUP && result == WIRE_R_OK) {
+		const struct lookup_ans *la = &n->lookups[pos % LOOKUP_RING];
+		if (la->position != pos)
+			return; /* its answer is no longer kept: better none than a wrong one */
+		ar.size = 32;
+		ar.data = la->data;
+	}
+	dp_reply_applied(&n->applied, &req->peer, reply_key(n, h), &ar);
+}
+
+static void handle_internal(struct rep_node *n, const struct wire_hdr *h, const struct dp_buf *b)
+{
+	const uint8_t *body = b->data + ORDO_HDR_BYTES;
+	uint32_t body_len = h->length - ORDO_HDR_BYTES;
+	const struct cfg_node *peer = cfg_node_by_addr(&n->cfg, b->peer.ip, b->peer.port);
+	if (!peer || peer->role != CFG_ROLE_SEQUENCER) {
+		n->drops[WIRE_DROP_INTERNAL_PEER]++;
+		return;
+	}
+	if (n->cfg.internal_auth && !(h->authed && h->key_id == n->cfg.internal_key.key_id)) {
+		n->drops[WIRE_DROP_INTERNAL_AUTH]++;
+		return;
+	}
+	n->sequencer = b->peer;
+	if (h->type == WIRE_EPOCH_DATA) {
+		handle_epoch_data(n, body, body_len);
+	} else if (h->type == WIRE_EPOCH_HEARTBEAT) {
+		struct wire_epoch_heartbeat hb;
+		if (wire_parse_epoch_heartbeat(body, body_len, &hb) != 0) {
+			n->drops[WIRE_DROP_BODY]++;
+			return;
+		}
+		if (hb.committed_epoch > n->known_committed)
+			n->known_committed = hb.committed_epoch;
+	} else {
+		n->drops[WIRE_DROP_TYPE]++;
+	}
+}
+
+static void handle_datagram(struct rep_node *n, struct dp_buf *b)
+{
+	bool internal = b->local.port == n->self->internal_port;
+	struct wire_hdr h;
+	enum wire_drop d =
+	    wire_check(internal ? &n->internal_ctx : &n->client_ctx, b->data, b->len, &h);
+	if (d != WIRE_DROP_NONE) {
+		n->drops[d]++;
+		return;
+	}
+	if (!wire_type_accepted(internal ? WIRE_PORT_INTERNAL : WIRE_PORT_REPLICA, h.type)) {
+		n->drops[WIRE_DROP_TYPE]++;
+		return;
+	}
+	if (internal) {
+		handle_internal(n, &h, b);
+		return;
+	}
+	if (!wire_source_answerable(b->peer.ip, b->peer.port, b->rx_flags & DP_RX_LOOPBACK)) {
+		n->drops[WIRE_DROP_SOURCE]++;
+		return;
+	}
+	const uint8_t *body = b->data + ORDO_HDR_BYTES;
+	uint32_t body_len = h.length - ORDO_HDR_BYTES;
+	bool trusted = h.authed || wire_cidr_match(n->cfg.trusted, n->cfg.ntrusted, b->peer.ip);
+	uint64_t nonce;
+	struct wire_fetch f;
+	struct wire_result_q q;
+	int rc;
+	switch (h.type) {
+	case WIRE_STATUS_Q:
+		rc = wire_parse_status_q(body, body_len, &nonce);
+		break;
+	case WIRE_FETCH:
+		rc = wire_parse_fetch(body, body_len, &f);
+		nonce = f.nonce;
+		break;
+	case WIRE_RESULT_Q:
+		rc = wire_parse_result_q(body, body_len, &q);
+		nonce = q.nonce;
+		break;
+	default:
+		n->drops[WIRE_DROP_TYPE]++;
+		return;
+	}
+	if (rc != 0) {
+		n->drops[WIRE_DROP_BODY]++;
+		return;
+	}
+	if (h.type != WIRE_STATUS_Q && !trusted) {
+		n->drops[WIRE_DROP_UNTRUSTED]++;
+		return;
+	}
+	if (h.authed) {
+		d = wire_nonce_check(&n->nonces, h.key_id, nonce, ordo_real_ns());
+		if (d != WIRE_DROP_NONE) {
+			n->drops[d]++;
+			return;
+		}
+	}
+	if (h.type == WIRE_STATUS_Q)
+		send_status(n, &h, nonce, b);
+	else if (h.type == WIRE_FETCH)
+		handle_fetch(n, &h, &f, b);
+	else
+		handle_result_q(n, &h, &q, b);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ordo replica --cluster FILE --node ID [--fault SPEC]\n"
+			"  Runs replica node ID of the cluster file until SIGINT or SIGTERM.\n"
+			"  --fault SPEC  inject faults into this node's transport, e.g. "
+			"drop=5%%,dup=1%% (tests)\n");
+}
+
+static int node_open(struct rep_node *n, const char *cluster, uint32_t node_id, const char *fault)
+{
+	char err[512];
+	int rc = cfg_load(cluster, &n->cfg, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "ordo replica: %s\n", err);
+		return rc;
+	}
+	n->self = cfg_node_find(&n->cfg, node_id);
+	if (!n->self || n->self->role != CFG_ROLE_REPLICA) {
+		fprintf(stderr,
+			"ordo replica: %s has no replica [node %u]; pass the id of a node with "
+			"role = replica\n",
+			cluster, node_id);
+		return -ENOENT;
+	}
+	const struct cfg_node *reps[ORDO_NODES_MAX];
+	n->nreplicas = cfg_replicas(&n->cfg, reps, ORDO_NODES_MAX);
+	for (uint32_t i = 0; i < n->nreplicas; i++)
+		if (reps[i] == n->self)
+			n->replica_index = i;
+	cfg_client_keyring(&n->cfg, &n->client_keys);
+	n->client_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
+					     .keys = &n->client_keys,
+					     .require_auth = n->cfg.require_auth};
+	n->internal_keys = (struct wire_keyring){.keys = &n->cfg.internal_key,
+						 .count = n->cfg.internal_key.key_id ? 1 : 0};
+	n->internal_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
+					       .keys = &n->internal_keys,
+					       .require_auth = n->cfg.internal_auth};
+	struct dp_udp_cfg ucfg = {
+	    .bind = {{.ip = n->self->ip, .port = n->self->client_port},
+		     {.ip = n->self->ip, .port = n->self->internal_port}},
+	    .nbind = 2,
+	    .max_datagram = n->cfg.max_datagram,
+	    .pool = ORDO_DP_POOL_DEFAULT,
+	    .rcvbuf_bytes = 16u << 20,
+	};
+	rc = dp_udp_open(&ucfg, &n->t);
+	if (rc) {
+		fprintf(stderr, "ordo replica: cannot bind node %u's addresses: %s\n", node_id,
+			strerror(-rc));
+		return rc;
+	}
+	if (fault && *fault) {
+		struct dp_fault_cfg fc;
+		if (!dp_fault_parse(fault, &fc, err, sizeof err)) {
+			fprintf(stderr, "ordo replica: --fault: %s\n", err);
+			return -EINVAL;
+		}
+		struct dp_transport *ft;
+		rc = dp_fault_wrap(n->t, &fc, &ft);
+		if (rc)
+			return rc;
+		n->t = ft;
+	}
+	n->frag_bytes =
+	    (n->cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
+	    ~7u;
+	n->frags_max = (n->cfg.epoch_bytes + n->frag_bytes - 1) / n->frag_bytes;
+	n->frag_flags = calloc(REASSEMBLY_SLOTS, n->frags_max);
+	if (!n->frag_flags)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++) {
+		n->slots[i].bytes = malloc(n->cfg.epoch_bytes);
+		n->slots[i].got = n->frag_flags + (size_t)i * n->frags_max;
+		if (!n->slots[i].bytes)
+			return -ENOMEM;
+	}
+	struct ledger_cfg lcfg = {.accounts_max = n->cfg.accounts_max,
+				  .transfers_max = n->cfg.transfers_max};
+	rc = ledger_init(&n->ledger, &lcfg);
+	if (rc) {
+		fprintf(stderr, "ordo replica: ledger (%zu bytes): %s\n", ledger_bytes(&lcfg),
+			strerror(-rc));
+		return rc;
+	}
+	rc = rep_applog_init(&n->log, n->cfg.applied_log_bytes, APPLIED_RECORDS_MAX);
+	if (rc)
+		return rc;
+	n->lookups = calloc(LOOKUP_RING, sizeof *n->lookups);
+	n->nonce_mem = malloc(wire_nonce_cache_bytes(ORDO_NONCE_CACHE_DEFAULT));
+	if (!n->lookups || !n->nonce_mem)
+		return -ENOMEM;
+	wire_nonce_cache_init(&n->nonces, n->nonce_mem, ORDO_NONCE_CACHE_DEFAULT);
+	dp_reply_init(&n->applied, n->t, n->cfg.cluster_id, WIRE_APPLIED, n->self->node_id,
+		      n->self->client_port);
+	n->next_epoch = 1;
+	return 0;
+}
+
+static void node_close(struct rep_node *n)
+{
+	dp_close(n->t);
+	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
+		free(n->slots[i].bytes);
+	free(n->frag_flags);
+	ledger_free(&n->ledger);
+	rep_applog_free(&n->log);
+	free(n->lookups);
+	free(n->nonce_mem);
+}
+
+int rep_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"fault", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char *cluster = NULL, *fault = NULL;
+	uint32_t node_id = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:n:f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cluster = optarg;
+			break;
+		case 'n':
+			node_id = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'f':
+			fault = optarg;
+			break;
+		default:
+			usage();
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (!cluster || !node_id) {
+		usage();
+		return 2;
+	}
+	static struct rep_node node;
+	struct rep_node *n = &node;
+	if (node_open(n, cluster, node_id, fault) != 0)
+		return 1;
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	fprintf(stderr, "ordo replica %u: serving on %u.%u.%u.%u:%u (internal %u)\n", node_id,
+		n->self->ip >> 24, (n->self->ip >> 16) & 255, (n->self->ip >> 8) & 255,
+		n->self->ip & 255, n->self->client_port, n->self->internal_port);
+
+	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
+	while (!stop_requested) {
+		unsigned got = dp_rx_burst(n->t, bufs, ORDO_DP_BURST_MAX);
+		for (unsigned i = 0; i < got; i++)
+			handle_datagram(n, bufs[i]);
+		dp_free(n->t, bufs, got);
+		dp_reply_flush(&n->applied);
+		if (got == 0) {
+			uint64_t now = ordo_mono_ns();
+			maybe_nack(n, now);
+			uint64_t wait = IDLE_WAIT_MAX_NS;
+			if (n->gap_epoch)
+				wait = n->nack_due_ns > now ? n->nack_due_ns - now : 0;
+			dp_wait(n->t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
+		}
+	}
+	fprintf(stderr,
+		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
+		"dropped=%llu\n",
+		n->self->node_id, (unsigned long long)n->applied_position,
+		(unsigned long long)n->applied_epoch, (unsigned long long)n->requests_applied,
+		(unsigned long long)n->nacks_sent, (unsigned long long)drops_total(n));
+	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
+		if (n->drops[i])
+			fprintf(stderr, "  dropped %-16s %llu\n", wire_drop_name((enum wire_drop)i),
+				(unsigned long long)n->drops[i]);
+	node_close(n);
+	return 0;
+}
