@@ -21,7 +21,6 @@
 #define RETRY_NS_DEFAULT     (20ull * ORDO_NS_PER_MS)
 #define RETRY_MAX_NS_DEFAULT (500ull * ORDO_NS_PER_MS)
 #define ROTATE_AFTER_TRIES   4u /* unanswered sends before trying another node */
-#define QUERY_RESEND_NS	     (100ull * ORDO_NS_PER_MS)
 #define APPLIED_WAIT_NS	     (300ull * ORDO_NS_PER_MS)
 
 enum slot_state {
@@ -63,6 +62,7 @@ struct ordo_client {
 	uint32_t window;
 	struct ordo_event *evq; /* ring */
 	uint32_t evcap, evhead, evcount;
+	uint32_t events_per_dgram; /* most events one reply datagram yields */
 	/* one synchronous query at a time */
 	uint8_t q_type; /* reply type awaited, 0 if none */
 	uint64_t q_nonce;
@@ -116,7 +116,9 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 		;
 	int rc = -ENOMEM;
 	c->slots = calloc(c->cap, sizeof *c->slots);
-	c->evcap = 4 * c->window + 16;
+	/* Records one reply datagram can carry (APPLIED records are the smallest). */
+	c->events_per_dgram = (c->cl->max_datagram - ORDO_HDR_BYTES - 8) / ORDO_APPLIED_REC_BYTES;
+	c->evcap = 8 * c->window + 8 * c->events_per_dgram;
 	c->evq = calloc(c->evcap, sizeof *c->evq);
 	c->q_buf = malloc(ORDO_DATAGRAM_MAX);
 	if (!c->slots || !c->evq || !c->q_buf)
@@ -489,7 +491,14 @@ static void pump(struct ordo_client *c, uint64_t timeout_ns, bool (*stop)(struct
 	for (;;) {
 		uint64_t now = ordo_mono_ns();
 		uint64_t next_due = send_due(c, now);
-		unsigned got = dp_rx_burst(c->t, bufs, ORDO_DP_BURST_MAX);
+		/* Receive no more than the event queue can take: one ORDERED or
+		 * APPLIED datagram yields at most EVENTS_PER_DATAGRAM events. What
+		 * is not read waits in the socket until the caller polls. */
+		unsigned room = (c->evcap - c->evcount) / c->events_per_dgram;
+		if (room == 0)
+			return;
+		unsigned got =
+		    dp_rx_burst(c->t, bufs, room < ORDO_DP_BURST_MAX ? room : ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_reply(c, bufs[i], now);
 		dp_free(c->t, bufs, got);
@@ -564,7 +573,7 @@ int ordo_session_open(struct ordo_client *c, uint64_t timeout_ns)
 }
 
 /* Sends one query datagram (body already in w) to node and waits for the
- * reply, resending every QUERY_RESEND_NS. */
+ * reply, resending every 2 x retry_ns. */
 static int query(struct ordo_client *c, const struct cfg_node *to, uint8_t type,
 		 void (*put)(struct wire_writer *, const void *), const void *arg, uint8_t reply,
 		 uint64_t timeout_ns)
@@ -583,8 +592,8 @@ static int query(struct ordo_client *c, const struct cfg_node *to, uint8_t type,
 			put(&w, arg);
 			send_datagram(c, b, &w, to);
 		}
-		uint64_t slice =
-		    deadline - now < QUERY_RESEND_NS ? deadline - now : QUERY_RESEND_NS;
+		uint64_t resend = 2 * c->cfg.retry_ns;
+		uint64_t slice = deadline - now < resend ? deadline - now : resend;
 		pump(c, slice, stop_on_query);
 	}
 	c->q_type = 0;
@@ -662,8 +671,8 @@ int ordo_result_q(struct ordo_client *c, uint64_t client_id, uint64_t request_nu
 					  .request_number = request_number};
 		c->q_client_id = client_id;
 		c->q_request = request_number;
-		uint64_t slice =
-		    deadline - now < QUERY_RESEND_NS ? deadline - now : QUERY_RESEND_NS;
+		uint64_t resend = 5 * c->cfg.retry_ns;
+		uint64_t slice = deadline - now < resend ? deadline - now : resend;
 		if (query(c, c->reps[i % c->nreps], WIRE_RESULT_Q, put_result_q, &q, WIRE_APPLIED,
 			  slice) == 0) {
 			*out = c->q_event;
@@ -689,7 +698,7 @@ int ordo_call(struct ordo_client *c, uint16_t op, const void *payload, uint16_t 
 			return -ETIMEDOUT;
 		if (ask_at && now >= ask_at) {
 			/* Ordered, but its APPLIED was lost or the replicas lag: ask. */
-			if (ordo_result_q(c, c->client_id, n, applied, QUERY_RESEND_NS) == 0)
+			if (ordo_result_q(c, c->client_id, n, applied, 5 * c->cfg.retry_ns) == 0)
 				return 0;
 			ask_at = ordo_mono_ns() + APPLIED_WAIT_NS;
 		}

@@ -9,7 +9,7 @@
  *
  * Not thread-safe: one thread drives one client (run several clients for
  * parallel load). Memory is fixed at open: window slots of ~1.1 KiB each,
- * an event queue of 4 x window, the transport's buffer pool.
+ * an event queue of 8 x window + 8 datagrams' worth, the transport's buffer pool.
  */
 #ifndef ORDO_CLIENT_H
 #define ORDO_CLIENT_H

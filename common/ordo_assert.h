@@ -21,10 +21,10 @@ noreturn void ordo_assert_fail(const char *expr, const char *file, int line, con
 /* Compile-time relation between constants. */
 #define ORDO_STATIC_ASSERT(expr, msg) _Static_assert(expr, msg)
 
-#define ORDO_UNUSED      __attribute__((unused))
-#define ORDO_MUST_CHECK  __attribute__((warn_unused_result))
-#define ORDO_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define ORDO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define ORDO_UNUSED	  __attribute__((unused))
+#define ORDO_MUST_CHECK	  __attribute__((warn_unused_result))
+#define ORDO_LIKELY(x)	  __builtin_expect(!!(x), 1)
+#define ORDO_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #define ORDO_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

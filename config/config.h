@@ -60,13 +60,13 @@ enum cfg_applied_reply {
 };
 
 struct cfg_node {
-	uint32_t node_id;        /* nonzero, unique */
+	uint32_t node_id; /* nonzero, unique */
 	enum cfg_role role;
-	uint16_t group;          /* sequencers: group id, from 0 */
-	uint32_t ip;             /* host order */
-	uint16_t client_port;    /* 7400 sequencers, 7401 replicas by default */
-	uint16_t internal_port;  /* 7410 sequencers, 7411 replicas by default */
-	uint32_t line;           /* line of its section, for messages */
+	uint16_t group;		/* sequencers: group id, from 0 */
+	uint32_t ip;		/* host order */
+	uint16_t client_port;	/* 7400 sequencers, 7401 replicas by default */
+	uint16_t internal_port; /* 7410 sequencers, 7411 replicas by default */
+	uint32_t line;		/* line of its section, for messages */
 };
 
 struct cfg_cluster {
@@ -82,7 +82,7 @@ struct cfg_cluster {
 	uint32_t max_datagram;
 	bool require_auth;
 	bool internal_auth;
-	struct wire_key internal_key;  /* key_id 0 when absent */
+	struct wire_key internal_key; /* key_id 0 when absent */
 	struct wire_key keys[ORDO_KEYS_MAX];
 	uint32_t nkeys;
 	struct wire_cidr trusted[ORDO_CIDRS_MAX];

@@ -29,13 +29,13 @@ struct dp_addr {
 #define DP_RX_LOOPBACK 0x1u /* arrived on a loopback interface */
 
 struct dp_buf {
-	uint8_t *data;         /* UDP payload */
-	uint32_t len;          /* payload bytes */
-	uint32_t cap;          /* bytes available at data */
-	struct dp_addr peer;   /* rx: source; tx: destination */
-	struct dp_addr local;  /* rx: local address it arrived on; tx: local port to send from */
-	uint32_t rx_flags;     /* DP_RX_* */
-	void *priv;            /* backend's */
+	uint8_t *data;	      /* UDP payload */
+	uint32_t len;	      /* payload bytes */
+	uint32_t cap;	      /* bytes available at data */
+	struct dp_addr peer;  /* rx: source; tx: destination */
+	struct dp_addr local; /* rx: local address it arrived on; tx: local port to send from */
+	uint32_t rx_flags;    /* DP_RX_* */
+	void *priv;	      /* backend's */
 };
 
 struct dp_stats {
@@ -43,9 +43,9 @@ struct dp_stats {
 	uint64_t tx_datagrams;
 	uint64_t rx_bytes;
 	uint64_t tx_bytes;
-	uint64_t tx_dropped;    /* could not be sent (queue full, error) */
-	uint64_t rx_truncated;  /* longer than max_datagram: dropped */
-	uint64_t alloc_failed;  /* pool empty */
+	uint64_t tx_dropped;	/* could not be sent (queue full, error) */
+	uint64_t rx_truncated;	/* longer than max_datagram: dropped */
+	uint64_t alloc_failed;	/* pool empty */
 	uint64_t fault_dropped; /* fault injection only */
 	uint64_t fault_duplicated;
 	uint64_t fault_delayed;
@@ -104,9 +104,9 @@ static inline void dp_close(struct dp_transport *t)
 struct dp_udp_cfg {
 	struct dp_addr bind[ORDO_DP_PORTS_MAX];
 	uint32_t nbind;
-	uint32_t max_datagram;   /* 1472 .. 8972 */
-	uint32_t pool;           /* buffers; memory = pool * max_datagram */
-	uint32_t rcvbuf_bytes;   /* SO_RCVBUF request; 0 leaves the default */
+	uint32_t max_datagram; /* 1472 .. 8972 */
+	uint32_t pool;	       /* buffers; memory = pool * max_datagram */
+	uint32_t rcvbuf_bytes; /* SO_RCVBUF request; 0 leaves the default */
 };
 ORDO_MUST_CHECK int dp_udp_open(struct dp_udp_cfg *cfg, struct dp_transport **out);
 

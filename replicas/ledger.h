@@ -21,7 +21,7 @@
 #include "wire/wire.h"
 
 struct ledger_account {
-	uint64_t id;             /* 0 = empty slot */
+	uint64_t id; /* 0 = empty slot */
 	uint64_t debits_posted;
 	uint64_t credits_posted;
 	uint32_t flags;
@@ -29,7 +29,7 @@ struct ledger_account {
 };
 
 struct ledger_transfer {
-	uint64_t id;             /* 0 = empty slot */
+	uint64_t id; /* 0 = empty slot */
 	uint64_t debit_account_id;
 	uint64_t credit_account_id;
 	uint64_t amount;
@@ -42,12 +42,12 @@ struct ledger_cfg {
 
 struct ledger {
 	struct ledger_cfg cfg;
-	struct ledger_account *accounts;   /* capacity accounts_cap, power of two */
+	struct ledger_account *accounts; /* capacity accounts_cap, power of two */
 	uint64_t accounts_cap;
 	uint64_t accounts_count;
 	struct ledger_transfer *transfers; /* capacity transfers_cap, power of two */
 	uint64_t transfers_cap;
-	uint64_t transfers_count;          /* applied OK */
+	uint64_t transfers_count; /* applied OK */
 };
 
 size_t ledger_bytes(const struct ledger_cfg *cfg);

@@ -21,28 +21,28 @@
 #include "wire/wire.h"
 
 struct seq_batcher_cfg {
-	uint32_t epoch_us;        /* seal this long after the epoch's first request */
-	uint32_t epoch_bytes;     /* an epoch never exceeds this, header included */
-	uint32_t inflight;        /* sealed, uncommitted epochs held at most */
+	uint32_t epoch_us;    /* seal this long after the epoch's first request */
+	uint32_t epoch_bytes; /* an epoch never exceeds this, header included */
+	uint32_t inflight;    /* sealed, uncommitted epochs held at most */
 	uint16_t group;
 };
 
 struct seq_epoch_buf {
-	uint8_t *bytes;           /* epoch_bytes capacity */
-	uint32_t len;             /* bytes used, header included */
+	uint8_t *bytes; /* epoch_bytes capacity */
+	uint32_t len;	/* bytes used, header included */
 	struct wire_epoch_hdr hdr;
 };
 
 struct seq_batcher {
 	struct seq_batcher_cfg cfg;
 	void *mem;
-	struct seq_epoch_buf open;      /* the epoch being filled */
-	uint64_t open_since_ns;         /* time of the open epoch's first request */
-	struct seq_epoch_buf *ring;     /* sealed epochs awaiting commit */
+	struct seq_epoch_buf open;	/* the epoch being filled */
+	uint64_t open_since_ns;		/* time of the open epoch's first request */
+	struct seq_epoch_buf *ring;	/* sealed epochs awaiting commit */
 	uint32_t ring_head, ring_count; /* oldest at ring_head */
-	uint32_t ring_handed;           /* of ring_count, how many seq_batcher_next_sealed gave out */
-	uint64_t next_epoch;            /* number the open epoch will get */
-	uint64_t next_position;         /* group_position of the next request */
+	uint32_t ring_handed;	/* of ring_count, how many seq_batcher_next_sealed gave out */
+	uint64_t next_epoch;	/* number the open epoch will get */
+	uint64_t next_position; /* group_position of the next request */
 };
 
 size_t seq_batcher_bytes(const struct seq_batcher_cfg *cfg);
@@ -55,7 +55,9 @@ void seq_batcher_free(struct seq_batcher *b);
  * when it cannot be taken now (the open epoch is full and no sealed slot is
  * free): answer OVERLOADED. If r does not fit in the open epoch, the open
  * epoch is sealed first (stamped wall_ns) and r opens the next one. mono_ns
- * times epoch_us; wall_ns is the timestamp sealed into epochs. */
+ * times epoch_us; wall_ns is the timestamp sealed into epochs. -EMSGSIZE for a
+ * record no epoch can hold (size over ORDO_OPAQUE_BYTES_MAX; never for a
+ * valid request, since epoch_bytes >= ORDO_EPOCH_BYTES_MIN). */
 ORDO_MUST_CHECK int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r,
 				    uint64_t mono_ns, uint64_t wall_ns, struct wire_place *place);
 
@@ -64,7 +66,9 @@ ORDO_MUST_CHECK int seq_batcher_add(struct seq_batcher *b, const struct wire_epo
  * sealed ring is full (the open epoch waits). */
 bool seq_batcher_tick(struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns, bool force);
 
-/* Nanoseconds until the open epoch is due, or UINT64_MAX when it is empty. */
+/* Nanoseconds until the open epoch is due, or UINT64_MAX when it is empty.
+ * 0 while it is due but the sealed ring is full: the driver then waits for a
+ * commit, not for time. */
 uint64_t seq_batcher_due_in(const struct seq_batcher *b, uint64_t mono_ns);
 
 /* Hands out sealed epochs in order, each once (the driver makes each a log
@@ -72,7 +76,8 @@ uint64_t seq_batcher_due_in(const struct seq_batcher *b, uint64_t mono_ns);
 const struct seq_epoch_buf *seq_batcher_next_sealed(struct seq_batcher *b);
 /* The oldest sealed, uncommitted epoch, or NULL. */
 const struct seq_epoch_buf *seq_batcher_oldest(const struct seq_batcher *b);
-/* Releases the oldest sealed epoch once it is committed (and copied). */
+/* Releases the oldest sealed epoch once it is committed (and copied). It must
+ * have been handed out by seq_batcher_next_sealed (asserted). */
 void seq_batcher_release(struct seq_batcher *b);
 uint32_t seq_batcher_inflight(const struct seq_batcher *b);
 

@@ -21,9 +21,9 @@
 #include "common/constants.h"
 #include "common/ordo_assert.h"
 
-#define WIRE_MAGIC     0x4F44524Fu /* "ORDO" */
-#define WIRE_VERSION   1u
-#define WIRE_FLAG_AUTH 0x0001u
+#define WIRE_MAGIC	  0x4F44524Fu /* "ORDO" */
+#define WIRE_VERSION	  1u
+#define WIRE_FLAG_AUTH	  0x0001u
 #define WIRE_SECRET_BYTES 32u
 
 /* Message types (PROTOCOL.md §3; 16-63 internal, docs/PROTOCOL.md). */
@@ -36,8 +36,8 @@ enum wire_type {
 	WIRE_STATUS_Q = 6,
 	WIRE_STATUS = 7,
 	WIRE_RESULT_Q = 8,
-	WIRE_EPOCH_DATA = 16,      /* sequencer -> replica: one fragment of a committed epoch */
-	WIRE_EPOCH_NACK = 17,      /* replica -> sequencer: resend epochs from .. */
+	WIRE_EPOCH_DATA = 16,	   /* sequencer -> replica: one fragment of a committed epoch */
+	WIRE_EPOCH_NACK = 17,	   /* replica -> sequencer: resend epochs from .. */
 	WIRE_EPOCH_HEARTBEAT = 18, /* sequencer -> replica: highest committed epoch */
 };
 
@@ -93,28 +93,28 @@ enum wire_role {
 /* Why a datagram was dropped. Counted per reason by every receiver. */
 enum wire_drop {
 	WIRE_DROP_NONE = 0,
-	WIRE_DROP_SHORT,          /* rule 1: under 32 bytes (48 with AUTH) */
-	WIRE_DROP_MAGIC,          /* rule 1 */
-	WIRE_DROP_VERSION,        /* rule 1 */
-	WIRE_DROP_FLAGS,          /* rule 1: unknown flag bits */
-	WIRE_DROP_LENGTH,         /* rule 1: length field */
-	WIRE_DROP_CHECKSUM,       /* rule 2 */
-	WIRE_DROP_CLUSTER,        /* rule 3 */
-	WIRE_DROP_KEY_UNKNOWN,    /* rule 4: AUTH with a key_id we do not hold (or key_id 0) */
-	WIRE_DROP_MAC,            /* rule 4: bad MAC */
-	WIRE_DROP_AUTH_REQUIRED,  /* rule 4: receiver requires AUTH */
-	WIRE_DROP_TYPE,           /* rule 5: type not accepted on this port */
-	WIRE_DROP_INTERNAL_PEER,  /* rule 5: internal type from a non-member address */
-	WIRE_DROP_INTERNAL_AUTH,  /* rule 5: internal type without the node key's MAC */
-	WIRE_DROP_UNTRUSTED,      /* rule 6: no valid MAC and source not trusted */
-	WIRE_DROP_SOURCE,         /* rule 6: source port 0 or not unicast */
-	WIRE_DROP_BODY,           /* body length or layout wrong for its type */
-	WIRE_DROP_COUNT_ZERO,     /* §3.1.1: SUBMIT with count 0 */
-	WIRE_DROP_NONCE_STALE,    /* §3.7: nonce over 10 s from our clock */
-	WIRE_DROP_NONCE_REPLAY,   /* §3.7: (key_id, nonce) seen within 10 s */
-	WIRE_DROP_NONCE_FULL,     /* §3.7: freshness cache full (bounded) */
-	WIRE_DROP_UNEXPECTED,     /* a well-formed reply nobody waits for (clients) */
-	WIRE_DROP_OVERLOAD,       /* a queue was full: counted, not answered */
+	WIRE_DROP_SHORT,	 /* rule 1: under 32 bytes (48 with AUTH) */
+	WIRE_DROP_MAGIC,	 /* rule 1 */
+	WIRE_DROP_VERSION,	 /* rule 1 */
+	WIRE_DROP_FLAGS,	 /* rule 1: unknown flag bits */
+	WIRE_DROP_LENGTH,	 /* rule 1: length field */
+	WIRE_DROP_CHECKSUM,	 /* rule 2 */
+	WIRE_DROP_CLUSTER,	 /* rule 3 */
+	WIRE_DROP_KEY_UNKNOWN,	 /* rule 4: AUTH with a key_id we do not hold (or key_id 0) */
+	WIRE_DROP_MAC,		 /* rule 4: bad MAC */
+	WIRE_DROP_AUTH_REQUIRED, /* rule 4: receiver requires AUTH */
+	WIRE_DROP_TYPE,		 /* rule 5: type not accepted on this port */
+	WIRE_DROP_INTERNAL_PEER, /* rule 5: internal type from a non-member address */
+	WIRE_DROP_INTERNAL_AUTH, /* rule 5: internal type without the node key's MAC */
+	WIRE_DROP_UNTRUSTED,	 /* rule 6: no valid MAC and source not trusted */
+	WIRE_DROP_SOURCE,	 /* rule 6: source port 0 or not unicast */
+	WIRE_DROP_BODY,		 /* body length or layout wrong for its type */
+	WIRE_DROP_COUNT_ZERO,	 /* §3.1.1: SUBMIT with count 0 */
+	WIRE_DROP_NONCE_STALE,	 /* §3.7: nonce over 10 s from our clock */
+	WIRE_DROP_NONCE_REPLAY,	 /* §3.7: (key_id, nonce) seen within 10 s */
+	WIRE_DROP_NONCE_FULL,	 /* §3.7: freshness cache full (bounded) */
+	WIRE_DROP_UNEXPECTED,	 /* a well-formed reply nobody waits for (clients) */
+	WIRE_DROP_OVERLOAD,	 /* a queue was full: counted, not answered */
 	WIRE_DROP__COUNT
 };
 const char *wire_drop_name(enum wire_drop d);
@@ -125,8 +125,8 @@ const char *wire_op_name(enum wire_op o);
 /* ---------------------------------------------------------------- keys */
 
 struct wire_key {
-	uint32_t key_id;                    /* nonzero */
-	uint8_t secret[WIRE_SECRET_BYTES];  /* BLAKE2b key */
+	uint32_t key_id;		   /* nonzero */
+	uint8_t secret[WIRE_SECRET_BYTES]; /* BLAKE2b key */
 };
 
 /* A set of keys; keys[] sorted by key_id (wire_keyring_sort). */
@@ -142,10 +142,10 @@ const struct wire_key *wire_keyring_find(const struct wire_keyring *kr, uint32_t
 struct wire_hdr {
 	uint8_t type;
 	uint16_t flags;
-	uint32_t length;     /* header + body, MAC excluded */
+	uint32_t length; /* header + body, MAC excluded */
 	uint64_t cluster_id;
-	uint32_t key_id;     /* 0 without AUTH */
-	bool authed;         /* AUTH was set and the MAC verified */
+	uint32_t key_id; /* 0 without AUTH */
+	bool authed;	 /* AUTH was set and the MAC verified */
 };
 
 struct wire_rx_ctx {
@@ -161,10 +161,10 @@ enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, s
 
 /* Rule 5. */
 enum wire_port_kind {
-	WIRE_PORT_SEQUENCER,  /* sequencer client port: SUBMIT, STATUS_Q */
-	WIRE_PORT_REPLICA,    /* replica client port: FETCH, RESULT_Q, STATUS_Q */
-	WIRE_PORT_INTERNAL,   /* node internal port: types 16-63 only */
-	WIRE_PORT_CLIENT,     /* a client's own port: ORDERED, APPLIED, ENTRIES, STATUS */
+	WIRE_PORT_SEQUENCER, /* sequencer client port: SUBMIT, STATUS_Q */
+	WIRE_PORT_REPLICA,   /* replica client port: FETCH, RESULT_Q, STATUS_Q */
+	WIRE_PORT_INTERNAL,  /* node internal port: types 16-63 only */
+	WIRE_PORT_CLIENT,    /* a client's own port: ORDERED, APPLIED, ENTRIES, STATUS */
 };
 bool wire_type_accepted(enum wire_port_kind port, uint8_t type);
 
@@ -185,9 +185,9 @@ bool wire_source_answerable(uint32_t src_ip, uint16_t src_port, bool arrived_on_
 /* A message under construction in a caller-owned buffer. */
 struct wire_writer {
 	uint8_t *buf;
-	uint32_t cap;    /* bytes usable for header + body + MAC */
-	uint32_t len;    /* bytes written so far (header included) */
-	uint32_t count;  /* records added (SUBMIT, ORDERED, APPLIED, ENTRIES) */
+	uint32_t cap;	/* bytes usable for header + body + MAC */
+	uint32_t len;	/* bytes written so far (header included) */
+	uint32_t count; /* records added (SUBMIT, ORDERED, APPLIED, ENTRIES) */
 	uint8_t type;
 };
 
@@ -199,7 +199,9 @@ void wire_begin(struct wire_writer *w, uint8_t *buf, uint32_t cap, uint8_t type,
  * fit (leaving room for a MAC). */
 bool wire_put(struct wire_writer *w, const void *bytes, uint32_t n);
 /* Fills length, flags, key_id, checksum and (key != NULL) the MAC trailer.
- * For SUBMIT, ORDERED, APPLIED and ENTRIES it also writes the record count.
+ * For SUBMIT, ORDERED, APPLIED and ENTRIES it also writes the record count
+ * (w->count: a caller that copies pre-encoded records with wire_put adds
+ * them to w->count itself).
  * Returns the datagram length. */
 uint32_t wire_finish(struct wire_writer *w, const struct wire_key *key);
 
@@ -209,8 +211,8 @@ struct wire_req {
 	uint64_t request_number;
 	uint64_t session;
 	uint16_t op;
-	uint16_t size;            /* payload bytes */
-	const uint8_t *payload;   /* size bytes; points into the datagram when decoded */
+	uint16_t size;		/* payload bytes */
+	const uint8_t *payload; /* size bytes; points into the datagram when decoded */
 };
 
 /* Place of an ordered request (PROTOCOL.md §3.2). */
@@ -224,17 +226,17 @@ struct wire_place {
 struct wire_ordered_rec {
 	uint64_t client_id;
 	uint64_t request_number;
-	uint16_t status;          /* enum wire_status */
-	struct wire_place place;  /* zero unless OK or DUPLICATE */
+	uint16_t status;	 /* enum wire_status */
+	struct wire_place place; /* zero unless OK or DUPLICATE */
 };
 
 struct wire_applied_rec {
 	uint64_t client_id;
 	uint64_t request_number;
 	uint64_t position;
-	uint32_t result;          /* enum wire_result */
-	uint32_t size;            /* 0 or 32 */
-	const uint8_t *data;      /* size bytes */
+	uint32_t result;     /* enum wire_result */
+	uint32_t size;	     /* 0 or 32 */
+	const uint8_t *data; /* size bytes */
 };
 
 struct wire_entry_rec {
@@ -245,7 +247,7 @@ struct wire_entry_rec {
 	uint16_t op;
 	uint16_t size;
 	uint32_t result;
-	const uint8_t *payload;   /* size bytes */
+	const uint8_t *payload; /* size bytes */
 };
 
 struct wire_entries_head {
@@ -253,23 +255,23 @@ struct wire_entries_head {
 	uint64_t first_position;
 	uint64_t applied_position;
 	uint32_t count;
-	uint32_t flags;           /* WIRE_ENTRIES_* */
+	uint32_t flags; /* WIRE_ENTRIES_* */
 	uint8_t digest[16];
 };
 #define WIRE_ENTRIES_RETAINED_BEFORE 0x1u /* from_position older than retained history */
-#define WIRE_ENTRIES_CAUGHT_UP       0x2u /* from_position == applied_position + 1 */
-#define WIRE_ENTRIES_BEYOND          0x4u /* from_position > applied_position + 1 */
+#define WIRE_ENTRIES_CAUGHT_UP	     0x2u /* from_position == applied_position + 1 */
+#define WIRE_ENTRIES_BEYOND	     0x4u /* from_position > applied_position + 1 */
 
 struct wire_fetch {
 	uint64_t nonce;
-	uint64_t from_position;   /* 0 read as 1 by the replica, not by the codec */
+	uint64_t from_position; /* 0 read as 1 by the replica, not by the codec */
 	uint32_t max_bytes;
 };
 
 struct wire_status_msg {
 	uint64_t nonce;
 	uint32_t node_id;
-	uint16_t role;            /* enum wire_role */
+	uint16_t role; /* enum wire_role */
 	uint16_t group;
 	uint64_t term;
 	uint32_t leader_id;
@@ -332,6 +334,9 @@ int wire_parse_submit(const uint8_t *body, uint32_t body_len, struct wire_req *r
  * WIRE_ST_INVALID. authed/key_id describe the datagram's AUTH. */
 enum wire_status wire_req_validate(const struct wire_req *r, bool authed, uint32_t key_id);
 
+/* Record-carrying replies: the record count (>= 0), -EBADMSG for a malformed
+ * body (dropped: WIRE_DROP_BODY), or -ENOBUFS for a well-formed body with
+ * more than max records. Record pointers point into body. */
 int wire_parse_ordered(const uint8_t *body, uint32_t body_len, uint32_t *leader_hint,
 		       struct wire_ordered_rec *recs, uint32_t max);
 int wire_parse_applied(const uint8_t *body, uint32_t body_len, uint32_t *replica_id,
@@ -366,11 +371,11 @@ enum wire_drop wire_nonce_check(struct wire_nonce_cache *c, uint32_t key_id, uin
  * EPOCH_DATA fragments of at most max_datagram. */
 
 struct wire_epoch_hdr {
-	uint64_t epoch;           /* from 1 */
-	uint64_t first_position;  /* group_position of record 0 (from 1); next free if count 0 */
-	uint64_t timestamp_ns;    /* sealed by the leader, CLOCK_REALTIME */
-	uint32_t count;           /* records */
-	uint32_t bytes;           /* whole epoch, header included */
+	uint64_t epoch;		 /* from 1 */
+	uint64_t first_position; /* group_position of record 0 (from 1); next free if count 0 */
+	uint64_t timestamp_ns;	 /* sealed by the leader, CLOCK_REALTIME */
+	uint32_t count;		 /* records */
+	uint32_t bytes;		 /* whole epoch, header included */
 	uint16_t group;
 };
 
@@ -382,8 +387,8 @@ struct wire_epoch_rec {
 	uint64_t session;
 	uint16_t op;
 	uint16_t size;
-	uint32_t key_id;          /* AUTH key of the SUBMIT (0 without): APPLIED goes under it */
-	uint32_t reply_ip;        /* where APPLIED goes (host order) */
+	uint32_t key_id;   /* AUTH key of the SUBMIT (0 without): APPLIED goes under it */
+	uint32_t reply_ip; /* where APPLIED goes (host order) */
 	uint16_t reply_port;
 	const uint8_t *payload;
 };
@@ -399,14 +404,15 @@ uint32_t wire_epoch_rec_encode(uint8_t *out, const struct wire_epoch_rec *r);
 int wire_epoch_decode_hdr(const uint8_t *epoch, uint32_t len, struct wire_epoch_hdr *h);
 /* Iterates: *off starts at ORDO_EPOCH_HDR_BYTES; returns 1 and advances, 0 at end,
  * -EBADMSG on a malformed record. */
-int wire_epoch_next_rec(const uint8_t *epoch, uint32_t len, uint32_t *off, struct wire_epoch_rec *r);
+int wire_epoch_next_rec(const uint8_t *epoch, uint32_t len, uint32_t *off,
+			struct wire_epoch_rec *r);
 
 /* EPOCH_DATA body: 32-byte head, then data_bytes of the epoch from offset. */
 struct wire_epoch_data {
 	uint64_t epoch;
 	uint64_t committed_epoch; /* sender's highest committed epoch */
-	uint32_t total_bytes;     /* the whole epoch */
-	uint32_t offset;          /* of this fragment */
+	uint32_t total_bytes;	  /* the whole epoch */
+	uint32_t offset;	  /* of this fragment */
 	uint32_t data_bytes;
 	uint16_t group;
 	const uint8_t *data;

@@ -1,0 +1,572 @@
+/*
+ * End-to-end integration test: real `ordo` processes (one sequencer, three
+ * replicas) on loopback, four libordo clients submitting over 100,000
+ * requests through transports that drop, duplicate and delay (so reorder)
+ * datagrams, in both directions, on every node and client.
+ *
+ * Then, from what the clients were told and what the replicas serve:
+ *  1. every request has exactly one place: it appears once in the ordered
+ *     stream, at the position its ORDERED (OK or DUPLICATE) or APPLIED named;
+ *  2. positions are gapless from 1;
+ *  3. every replica's FETCH stream is identical, byte for byte;
+ *  4. replica digests (STATUS) are equal, and equal to the digest recomputed
+ *     here from the FETCH stream (PROTOCOL.md §5), and to each ENTRIES head;
+ *  5. results and balances equal a reference ledger this test computes itself
+ *     from the stream (an independent model of PROTOCOL.md §4), including the
+ *     LOOKUP answers returned to clients.
+ *
+ * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS]
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "client/ordo.h"
+#include "client/procs.h"
+#include "common/le.h"
+#include "common/ordo_time.h"
+#include "common/prng.h"
+#include "replicas/ledger.h"
+
+#define CLIENTS	     4
+#define ACCOUNTS     48
+#define FAULT_CLIENT "drop=3%,dup=3%,delay=3%:3ms"
+#define FAULT_SEQ    "drop=1%,dup=1%,delay=1%:2ms"
+#define FAULT_REP    "drop=2%,dup=1%,delay=1%:2ms"
+
+static int failures, passes;
+static uint64_t t0_ns;
+
+static void check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s - [%5.1fs] ", ok ? "ok" : "not ok", (ordo_mono_ns() - t0_ns) / 1e9);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+	if (ok)
+		passes++;
+	else
+		failures++;
+}
+
+/* What one client learned about one of its requests. */
+struct req_info {
+	uint16_t op;
+	uint64_t position; /* from ORDERED OK/DUPLICATE or APPLIED; 0 = none */
+	uint64_t account;  /* LOOKUP: the account asked */
+	bool has_lookup;
+	uint8_t lookup[32]; /* LOOKUP answer from APPLIED */
+};
+
+struct client {
+	struct ordo_client *c;
+	uint64_t client_id;
+	uint64_t sent;
+	struct req_info *req; /* by request number */
+	uint64_t req_cap;
+};
+
+/* ---- a reference ledger, written from PROTOCOL.md §4 independently of
+ * replicas/ledger.c, small and slow on purpose. ---- */
+struct ref_account {
+	uint64_t id, debits, credits;
+	uint32_t flags;
+};
+struct ref_transfer {
+	uint64_t id, debit, credit, amount;
+};
+#define REF_TR_CAP (1u << 21) /* open addressing; > 2x the transfers any run makes */
+struct ref {
+	struct ref_account acc[ACCOUNTS * 2];
+	uint32_t nacc;
+	struct ref_transfer *tr; /* REF_TR_CAP slots, id 0 = empty */
+	uint64_t ntr;
+	uint64_t accounts_max, transfers_max;
+};
+
+static struct ref_account *ref_acc(struct ref *r, uint64_t id)
+{
+	for (uint32_t i = 0; i < r->nacc; i++)
+		if (r->acc[i].id == id)
+			return &r->acc[i];
+	return NULL;
+}
+
+/* The slot holding id, or the empty slot where it would go. */
+static struct ref_transfer *ref_tr_slot(struct ref *r, uint64_t id)
+{
+	if (!r->tr)
+		r->tr = calloc(REF_TR_CAP, sizeof *r->tr);
+	for (uint64_t i = (id * 0x9E3779B97F4A7C15ull) >> 43;; i = (i + 1) & (REF_TR_CAP - 1))
+		if (r->tr[i].id == id || r->tr[i].id == 0)
+			return &r->tr[i];
+}
+
+static bool bad_id(uint64_t id)
+{
+	return id == 0 || id == UINT64_MAX;
+}
+
+static uint32_t ref_apply(struct ref *r, uint16_t op, const uint8_t *p, uint8_t out[32])
+{
+	if (op == WIRE_OP_OPAQUE)
+		return WIRE_R_OK;
+	if (op == WIRE_OP_CREATE_ACCOUNT) {
+		uint64_t id = ordo_ld64(p);
+		uint32_t flags = ordo_ld32(p + 8);
+		if (bad_id(id))
+			return WIRE_R_ID_INVALID;
+		if ((flags & ~3u) || flags == 3)
+			return WIRE_R_FLAGS_INVALID;
+		struct ref_account *a = ref_acc(r, id);
+		if (a)
+			return a->flags == flags ? WIRE_R_EXISTS
+						 : WIRE_R_EXISTS_WITH_DIFFERENT_FIELDS;
+		if (r->nacc >= r->accounts_max || r->nacc == ACCOUNTS * 2)
+			return WIRE_R_LEDGER_FULL;
+		r->acc[r->nacc++] = (struct ref_account){.id = id, .flags = flags};
+		return WIRE_R_OK;
+	}
+	if (op == WIRE_OP_LOOKUP) {
+		uint64_t id = ordo_ld64(p);
+		if (bad_id(id))
+			return WIRE_R_ID_INVALID;
+		struct ref_account *a = ref_acc(r, id);
+		if (!a)
+			return WIRE_R_NOT_FOUND;
+		memset(out, 0, 32);
+		ordo_st64(out, a->id);
+		ordo_st64(out + 8, a->debits);
+		ordo_st64(out + 16, a->credits);
+		ordo_st32(out + 24, a->flags);
+		return WIRE_R_OK;
+	}
+	uint64_t id = ordo_ld64(p), dr = ordo_ld64(p + 8), cr = ordo_ld64(p + 16),
+		 amount = ordo_ld64(p + 24);
+	if (bad_id(id) || bad_id(dr) || bad_id(cr))
+		return WIRE_R_ID_INVALID;
+	struct ref_transfer *t = ref_tr_slot(r, id);
+	if (t->id)
+		return t->debit == dr && t->credit == cr && t->amount == amount
+			   ? WIRE_R_EXISTS
+			   : WIRE_R_EXISTS_WITH_DIFFERENT_FIELDS;
+	if (dr == cr)
+		return WIRE_R_SAME_ACCOUNT;
+	if (amount == 0)
+		return WIRE_R_AMOUNT_ZERO;
+	struct ref_account *d = ref_acc(r, dr), *c = ref_acc(r, cr);
+	if (!d)
+		return WIRE_R_DEBIT_ACCOUNT_NOT_FOUND;
+	if (!c)
+		return WIRE_R_CREDIT_ACCOUNT_NOT_FOUND;
+	/* exact arithmetic in 128 bits: the model needs no tricks */
+	unsigned __int128 dd = (unsigned __int128)d->debits + amount;
+	unsigned __int128 cc = (unsigned __int128)c->credits + amount;
+	if ((d->flags & 1) && dd > d->credits)
+		return WIRE_R_EXCEEDS_CREDITS;
+	if ((c->flags & 2) && cc > c->debits)
+		return WIRE_R_EXCEEDS_DEBITS;
+	if (dd > UINT64_MAX || cc > UINT64_MAX)
+		return WIRE_R_OVERFLOW;
+	if (r->ntr >= r->transfers_max)
+		return WIRE_R_LEDGER_FULL;
+	if (r->ntr >= REF_TR_CAP / 2)
+		abort(); /* the test outgrew its model */
+	*t = (struct ref_transfer){id, dr, cr, amount};
+	r->ntr++;
+	d->debits += amount;
+	c->credits += amount;
+	return WIRE_R_OK;
+}
+
+/* ---- load ---- */
+
+static void note(struct client *cl, uint64_t n, uint16_t op, uint64_t account)
+{
+	if (n >= cl->req_cap) {
+		uint64_t cap = cl->req_cap ? 2 * cl->req_cap : 1 << 16;
+		while (cap <= n)
+			cap *= 2;
+		cl->req = realloc(cl->req, cap * sizeof *cl->req);
+		memset(cl->req + cl->req_cap, 0, (cap - cl->req_cap) * sizeof *cl->req);
+		cl->req_cap = cap;
+	}
+	cl->req[n].op = op;
+	cl->req[n].account = account;
+}
+
+static int submit_one(struct client *cl, struct ordo_prng *rng, uint64_t *transfer_seq)
+{
+	uint8_t p[64] = {0};
+	uint16_t op, size;
+	uint64_t account = 0;
+	uint64_t pick = ordo_prng_below(rng, 100);
+	if (pick < 70) {
+		op = WIRE_OP_TRANSFER;
+		size = 32;
+		/* mostly fresh ids; some reuse an old id (EXISTS / EXISTS_WITH_DIFFERENT_FIELDS) */
+		uint64_t id = ordo_prng_below(rng, 20) == 0 && *transfer_seq > 10
+				  ? 1 + ordo_prng_below(rng, *transfer_seq)
+				  : ++*transfer_seq;
+		ordo_st64(p, id);
+		ordo_st64(p + 8, 1 + ordo_prng_below(rng, ACCOUNTS + 2)); /* +2: some not found */
+		ordo_st64(p + 16, 1 + ordo_prng_below(rng, ACCOUNTS + 2));
+		ordo_st64(p + 24, ordo_prng_below(rng, 1000)); /* 0 sometimes: AMOUNT_ZERO */
+	} else if (pick < 80) {
+		op = WIRE_OP_LOOKUP;
+		size = 16;
+		account = 1 + ordo_prng_below(rng, ACCOUNTS + 2);
+		ordo_st64(p, account);
+	} else if (pick < 83) {
+		op = WIRE_OP_CREATE_ACCOUNT; /* existing accounts: EXISTS or different fields */
+		size = 16;
+		ordo_st64(p, 1 + ordo_prng_below(rng, ACCOUNTS));
+		ordo_st32(p + 8, (uint32_t)ordo_prng_below(rng, 4));
+	} else {
+		op = WIRE_OP_OPAQUE;
+		size = (uint16_t)ordo_prng_below(rng, 64);
+		for (uint16_t i = 0; i < size; i++)
+			p[i] = (uint8_t)ordo_prng_next(rng);
+	}
+	uint64_t n;
+	int rc = ordo_submit(cl->c, op, p, size, &n);
+	if (rc == 0) {
+		note(cl, n, op, account);
+		cl->sent++;
+	}
+	return rc;
+}
+
+static void absorb(struct client *cl, const struct ordo_event *ev, int k)
+{
+	for (int i = 0; i < k; i++) {
+		const struct ordo_event *e = &ev[i];
+		if (e->request_number >= cl->req_cap)
+			continue;
+		struct req_info *ri = &cl->req[e->request_number];
+		uint64_t pos = 0;
+		if (e->kind == ORDO_EV_ORDERED &&
+		    (e->status == WIRE_ST_OK || e->status == WIRE_ST_DUPLICATE))
+			pos = e->place.group_position;
+		else if (e->kind == ORDO_EV_APPLIED)
+			pos = e->position;
+		else if (e->kind == ORDO_EV_FAILED) {
+			check(false, "client %016" PRIx64 " request %" PRIu64 " failed: %s",
+			      cl->client_id, e->request_number,
+			      wire_status_name((enum wire_status)e->status));
+			continue;
+		}
+		if (pos) {
+			if (ri->position && ri->position != pos)
+				check(false,
+				      "request %" PRIu64 " told two places: %" PRIu64
+				      " and %" PRIu64,
+				      e->request_number, ri->position, pos);
+			ri->position = pos;
+		}
+		if (e->kind == ORDO_EV_APPLIED && e->data_size == 32) {
+			ri->has_lookup = true;
+			memcpy(ri->lookup, e->data, 32);
+		}
+	}
+}
+
+/* ---- the stream ---- */
+
+struct stream {
+	uint8_t *bytes; /* concatenated ENTRIES records */
+	uint64_t len, cap;
+	uint64_t *off; /* offset of position p at off[p] */
+	uint64_t count;
+	uint8_t digest[16]; /* recomputed */
+	bool heads_ok;
+};
+
+static int fetch_all(struct ordo_client *c, uint32_t node, uint64_t upto, struct stream *s)
+{
+	static uint8_t buf[ORDO_DATAGRAM_MAX];
+	static struct wire_entry_rec recs[ORDO_RECS_PER_DATAGRAM_MAX];
+	memset(s, 0, sizeof *s);
+	s->off = calloc(upto + 2, sizeof *s->off);
+	s->heads_ok = true;
+	uint64_t from = 1;
+	while (from <= upto) {
+		struct wire_entries_head h;
+		int k = ordo_fetch(c, node, from, 0, &h, recs, ORDO_RECS_PER_DATAGRAM_MAX, buf,
+				   2 * ORDO_NS_PER_S);
+		if (k <= 0) {
+			fprintf(stderr, "fetch from %u at %" PRIu64 ": %d flags %u\n", node, from,
+				k, k == 0 ? h.flags : 0);
+			return -1;
+		}
+		if (h.first_position != from || memcmp(h.digest, s->digest, 16) != 0)
+			s->heads_ok = false;
+		for (int i = 0; i < k && from <= upto; i++) {
+			if (recs[i].position != from)
+				return -1;
+			uint32_t len = wire_entry_bytes(recs[i].size);
+			if (s->len + len > s->cap) {
+				s->cap = s->cap ? 2 * s->cap : 1 << 20;
+				s->bytes = realloc(s->bytes, s->cap);
+			}
+			wire_entry_encode(s->bytes + s->len, &recs[i]);
+			ledger_digest_step(s->digest, s->bytes + s->len, len);
+			s->off[from] = s->len;
+			s->len += len;
+			s->count++;
+			from++;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS]\n");
+		return 2;
+	}
+	const char *exe = argv[1], *cluster = argv[2];
+	t0_ns = ordo_mono_ns();
+	uint64_t total = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
+	static struct cfg_cluster cl;
+	char err[512];
+	if (cfg_load(cluster, &cl, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	char logdir[] = "/tmp/ordo-e2e-XXXXXX";
+	if (!mkdtemp(logdir))
+		return 2;
+	printf("# logs in %s; %" PRIu64 " requests from %d clients\n", logdir, total, CLIENTS);
+	struct ordo_procs procs;
+	if (ordo_procs_start(&procs, &cl, cluster, exe, logdir, FAULT_SEQ, FAULT_REP)) {
+		fprintf(stderr, "cannot start the cluster\n");
+		return 1;
+	}
+	struct client clients[CLIENTS] = {0};
+	struct ordo_client *admin; /* no faults: setup and checks */
+	struct ordo_client_cfg acfg = {.cluster = &cl};
+	if (ordo_client_open(&acfg, &admin) ||
+	    ordo_procs_wait_ready(&procs, admin, &cl, 10 * ORDO_NS_PER_S)) {
+		check(false, "cluster comes up");
+		ordo_procs_stop(&procs);
+		return 1;
+	}
+	check(true, "cluster of %u nodes comes up", cl.nnodes);
+	struct ordo_prng rng;
+	ordo_prng_seed(&rng, 2026);
+	for (int i = 0; i < CLIENTS; i++) {
+		struct ordo_client_cfg cfg = {.cluster = &cl, .fault = FAULT_CLIENT};
+		if (ordo_client_open(&cfg, &clients[i].c) ||
+		    ordo_session_open(clients[i].c, 10 * ORDO_NS_PER_S)) {
+			check(false, "client %d opens a session", i);
+			ordo_procs_stop(&procs);
+			return 1;
+		}
+		clients[i].client_id = ordo_client_id(clients[i].c);
+		note(&clients[i], 1, WIRE_OP_OPAQUE, 0);
+		/* the session number is the place of request 1 (§3.1.2) */
+		clients[i].req[1].position = ordo_session(clients[i].c);
+	}
+	/* accounts: odd ids may not overdraw, every 5th may not be over-credited */
+	for (uint64_t a = 1; a <= ACCOUNTS; a++) {
+		uint8_t p[16] = {0};
+		ordo_st64(p, a);
+		ordo_st32(p + 8, a % 5 == 0 ? 2u : (a % 2 ? 1u : 0u));
+		if (a == 1)
+			ordo_st32(p + 8, 0); /* the source of funds */
+		uint64_t n;
+		while (ordo_submit(clients[0].c, WIRE_OP_CREATE_ACCOUNT, p, 16, &n) == -EAGAIN) {
+			struct ordo_event ev[64];
+			absorb(&clients[0], ev, ordo_poll(clients[0].c, ORDO_NS_PER_MS, ev, 64));
+		}
+		note(&clients[0], n, WIRE_OP_CREATE_ACCOUNT, 0);
+		clients[0].sent++;
+	}
+	uint64_t transfer_seq = 0, sent = 0, start = ordo_mono_ns();
+	struct ordo_event ev[512];
+	uint64_t deadline = start + 300 * ORDO_NS_PER_S;
+	for (;;) {
+		uint32_t outstanding = 0;
+		for (int i = 0; i < CLIENTS; i++) {
+			while (sent < total && submit_one(&clients[i], &rng, &transfer_seq) == 0)
+				sent++;
+			absorb(&clients[i], ev, ordo_poll(clients[i].c, 0, ev, 512));
+			outstanding += ordo_outstanding(clients[i].c);
+		}
+		if (sent >= total && outstanding == 0)
+			break;
+		if (ordo_mono_ns() > deadline) {
+			check(false, "all requests answered within 300 s (%u outstanding)",
+			      outstanding);
+			break;
+		}
+		absorb(&clients[0], ev, ordo_poll(clients[0].c, 200 * ORDO_NS_PER_US, ev, 512));
+	}
+	double secs = (ordo_mono_ns() - start) / 1e9;
+	uint64_t retries = 0;
+	for (int i = 0; i < CLIENTS; i++)
+		retries += ordo_client_stats(clients[i].c)->retries;
+	check(sent >= total,
+	      "%" PRIu64 " requests submitted and answered in %.1f s (%" PRIu64 " resends)", sent,
+	      secs, retries);
+	check(retries > 0, "faults forced resends");
+	/* late APPLIED answers (LOOKUP data) */
+	uint64_t until = ordo_mono_ns() + 500 * ORDO_NS_PER_MS;
+	while (ordo_mono_ns() < until)
+		for (int i = 0; i < CLIENTS; i++)
+			absorb(&clients[i], ev, ordo_poll(clients[i].c, ORDO_NS_PER_MS, ev, 512));
+
+	/* the committed order */
+	struct wire_status_msg st;
+	if (ordo_status(admin, cl.nodes[0].node_id, &st, ORDO_NS_PER_S)) {
+		check(false, "sequencer answers STATUS");
+		ordo_procs_stop(&procs);
+		return 1;
+	}
+	uint64_t committed = st.commit;
+	uint64_t expected = CLIENTS; /* session openings */
+	for (int i = 0; i < CLIENTS; i++)
+		expected += clients[i].sent;
+	check(committed == expected, "sequencer committed %" PRIu64 " positions, expected %" PRIu64,
+	      committed, expected);
+
+	const struct cfg_node *reps[ORDO_NODES_MAX];
+	uint32_t nreps = cfg_replicas(&cl, reps, ORDO_NODES_MAX);
+	struct wire_status_msg rst[ORDO_NODES_MAX];
+	for (uint32_t r = 0; r < nreps; r++) {
+		uint64_t wait_until = ordo_mono_ns() + 30 * ORDO_NS_PER_S;
+		do {
+			if (ordo_status(admin, reps[r]->node_id, &rst[r], ORDO_NS_PER_S))
+				rst[r].commit = 0;
+		} while (rst[r].commit < committed && ordo_mono_ns() < wait_until &&
+			 usleep(20000) == 0);
+		check(rst[r].commit == committed, "replica %u applied %" PRIu64 " of %" PRIu64,
+		      reps[r]->node_id, rst[r].commit, committed);
+	}
+	static struct stream streams[ORDO_NODES_MAX];
+	for (uint32_t r = 0; r < nreps; r++) {
+		int rc = fetch_all(admin, reps[r]->node_id, committed, &streams[r]);
+		check(rc == 0 && streams[r].count == committed,
+		      "replica %u serves positions 1..%" PRIu64 " gapless by FETCH",
+		      reps[r]->node_id, committed);
+		check(streams[r].heads_ok, "replica %u ENTRIES heads carry the running digest",
+		      reps[r]->node_id);
+		check(memcmp(streams[r].digest, rst[r].digest, 16) == 0,
+		      "replica %u STATUS digest equals the digest recomputed from its stream",
+		      reps[r]->node_id);
+	}
+	for (uint32_t r = 1; r < nreps; r++) {
+		check(streams[r].len == streams[0].len &&
+			  memcmp(streams[r].bytes, streams[0].bytes, streams[0].len) == 0,
+		      "replica %u stream is byte-identical to replica %u's", reps[r]->node_id,
+		      reps[0]->node_id);
+		check(memcmp(rst[r].digest, rst[0].digest, 16) == 0,
+		      "replica %u digest equals replica %u's", reps[r]->node_id, reps[0]->node_id);
+	}
+
+	/* exactly once, at the place the client was told; and the reference ledger */
+	struct stream *s = &streams[0];
+	static struct ref ref;
+	ref.accounts_max = cl.accounts_max;
+	ref.transfers_max = cl.transfers_max;
+	uint64_t seen_bad = 0, place_bad = 0, result_bad = 0, lookup_bad = 0, lookups_checked = 0;
+	uint64_t *count[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++)
+		count[i] = calloc(clients[i].req_cap + 1, sizeof(uint64_t));
+	for (uint64_t p = 1; p <= s->count; p++) {
+		const uint8_t *rec = s->bytes + s->off[p];
+		uint64_t cid = ordo_ld64(rec + 16), n = ordo_ld64(rec + 24);
+		uint16_t op = ordo_ld16(rec + 32);
+		uint32_t result = ordo_ld32(rec + 36);
+		int who = -1;
+		for (int i = 0; i < CLIENTS; i++)
+			if (clients[i].client_id == cid)
+				who = i;
+		if (who < 0 || n >= clients[who].req_cap || n == 0) {
+			seen_bad++;
+			continue;
+		}
+		count[who][n]++;
+		struct req_info *ri = &clients[who].req[n];
+		if (ri->position && ri->position != p)
+			place_bad++;
+		if (ri->op != op)
+			seen_bad++;
+		uint8_t out[32];
+		uint32_t want = ref_apply(&ref, op, rec + 40, out);
+		if (want != result)
+			result_bad++;
+		if (op == WIRE_OP_LOOKUP && want == WIRE_R_OK && ri->has_lookup) {
+			lookups_checked++;
+			if (memcmp(out, ri->lookup, 32) != 0)
+				lookup_bad++;
+		}
+	}
+	uint64_t missing = 0, twice = 0, untold = 0;
+	for (int i = 0; i < CLIENTS; i++)
+		for (uint64_t n = 1; n < clients[i].req_cap; n++) {
+			if (n > clients[i].sent + 1)
+				break;
+			if (count[i][n] == 0)
+				missing++;
+			if (count[i][n] > 1)
+				twice++;
+			if (!clients[i].req[n].position)
+				untold++;
+		}
+	check(seen_bad == 0, "every stream record is a request some client sent (%" PRIu64 " not)",
+	      seen_bad);
+	check(missing == 0 && twice == 0,
+	      "every request appears exactly once (%" PRIu64 " missing, %" PRIu64 " twice)",
+	      missing, twice);
+	check(place_bad == 0 && untold == 0,
+	      "every request sits where ORDERED/APPLIED said (%" PRIu64 " elsewhere, %" PRIu64
+	      " never told)",
+	      place_bad, untold);
+	check(result_bad == 0, "every result equals the reference ledger's (%" PRIu64 " differ)",
+	      result_bad);
+	check(lookups_checked > 100 && lookup_bad == 0,
+	      "%" PRIu64 " LOOKUP answers equal the reference balances (%" PRIu64 " differ)",
+	      lookups_checked, lookup_bad);
+	/* final balances, read through the order, against the reference */
+	uint64_t balance_bad = 0;
+	for (uint64_t a = 1; a <= ACCOUNTS; a++) {
+		uint8_t p[16] = {0}, out[32];
+		ordo_st64(p, a);
+		struct ordo_event e;
+		if (ordo_session_live(admin) || ordo_session_open(admin, 5 * ORDO_NS_PER_S) == 0) {
+			if (ordo_call(admin, WIRE_OP_LOOKUP, p, 16, &e, 5 * ORDO_NS_PER_S) == 0) {
+				ref_apply(&ref, WIRE_OP_LOOKUP, p, out);
+				if (e.result != WIRE_R_OK || memcmp(out, e.data, 32) != 0)
+					balance_bad++;
+				continue;
+			}
+		}
+		balance_bad++;
+	}
+	check(balance_bad == 0,
+	      "final balances of %d accounts equal the reference (%" PRIu64 " differ)", ACCOUNTS,
+	      balance_bad);
+
+	for (uint32_t i = 0; i < procs.count; i++) {
+		int status;
+		check(procs.pid[i] && waitpid(procs.pid[i], &status, WNOHANG) == 0,
+		      "node %u still running", procs.node_id[i]);
+	}
+	for (int i = 0; i < CLIENTS; i++)
+		ordo_client_close(clients[i].c);
+	ordo_client_close(admin);
+	check(ordo_procs_stop(&procs) == 0, "every node stops cleanly on SIGTERM");
+	printf("%d passed, %d failed\n", passes, failures);
+	return failures ? 1 : 0;
+}
