@@ -20,9 +20,8 @@ build: deps $(BUILD)/build.ninja
 demo: build
 	$(BUILD)/cmd/ordo demo --cluster nic-config/demo.ini
 
-test: build format-check
-	meson test -C $(BUILD) --print-errorlogs --num-processes 1
-	$(MAKE) --no-print-directory fuzz
+test: build
+	@BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/test.sh
 
 unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

@@ -38,7 +38,6 @@
 #define NACK_EPOCHS	    16u
 #define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
-#define APPLIED_RECORDS_MAX (1u << 22) /* positions the applied log indexes at most */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -94,6 +93,7 @@ struct rep_node {
 	uint64_t nack_backoff_ns; /* doubles while the gap stays */
 	uint64_t requests_applied;
 	uint64_t nacks_sent;
+	uint64_t bad_epoch_logged; /* last epoch reported as malformed */
 	uint64_t drops[WIRE_DROP__COUNT];
 	struct lookup_ans *lookups;
 };
@@ -119,19 +119,23 @@ static bool replies_to(const struct rep_node *n, uint64_t client_id)
 }
 
 /* Applies one complete, validated epoch. */
-static void apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
+static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 {
 	struct wire_epoch_hdr h;
 	if (wire_epoch_decode_hdr(bytes, len, &h) != 0 || h.epoch != n->next_epoch ||
 	    (h.count && h.first_position != n->applied_position + 1)) {
-		/* The stream is authenticated and checksummed: a bad epoch here is a
-		 * sequencer bug. Stopping is safer than applying a wrong order. */
-		fprintf(stderr,
-			"ordo replica %u: epoch %llu is inconsistent with applied position %llu; "
-			"stopping\n",
-			n->self->node_id, (unsigned long long)n->next_epoch,
-			(unsigned long long)n->applied_position);
-		abort();
+		/* The stream is checksummed (and MAC'd with internal_auth): an epoch
+		 * that is malformed or does not continue our order means a sequencer
+		 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
+		n->drops[WIRE_DROP_BODY]++;
+		if (n->bad_epoch_logged != n->next_epoch)
+			fprintf(stderr,
+				"ordo replica %u: epoch %llu is malformed or does not continue "
+				"applied position %llu; not applied\n",
+				n->self->node_id, (unsigned long long)n->next_epoch,
+				(unsigned long long)n->applied_position);
+		n->bad_epoch_logged = n->next_epoch;
+		return false;
 	}
 	uint64_t age_ns = 0, now = ordo_real_ns();
 	if (now > h.timestamp_ns)
@@ -187,6 +191,7 @@ static void apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 	ORDO_ASSERT(rc == 0); /* decode_hdr validated every record */
 	n->applied_epoch = h.epoch;
 	n->next_epoch = h.epoch + 1;
+	return true;
 }
 
 static struct reasm *slot_of(struct rep_node *n, uint64_t epoch)
@@ -201,8 +206,10 @@ static void drain(struct rep_node *n)
 		struct reasm *s = slot_of(n, n->next_epoch);
 		if (s->epoch != n->next_epoch || s->have != s->nfrags)
 			return;
-		apply_epoch(n, s->bytes, s->total);
-		s->epoch = 0;
+		bool ok = apply_epoch(n, s->bytes, s->total);
+		s->epoch = 0; /* a bad epoch is forgotten: the NACK asks for it again */
+		if (!ok)
+			return;
 	}
 }
 
@@ -555,7 +562,8 @@ static int node_open(struct rep_node *n, const char *cluster, uint32_t node_id, 
 			strerror(-rc));
 		return rc;
 	}
-	rc = rep_applog_init(&n->log, n->cfg.applied_log_bytes, APPLIED_RECORDS_MAX);
+	rc = rep_applog_init(&n->log, n->cfg.applied_log_bytes,
+			     n->cfg.applied_log_bytes / ORDO_ENTRY_REC_BYTES);
 	if (rc)
 		return rc;
 	n->lookups = calloc(LOOKUP_RING, sizeof *n->lookups);

@@ -85,6 +85,19 @@ int wire_epoch_next_rec(const uint8_t *epoch, uint32_t len, uint32_t *off, struc
 	r->reply_ip = ordo_ld32(p + 32);
 	r->reply_port = ordo_ld16(p + 36);
 	r->payload = p + ORDO_EPOCH_REC_BYTES;
+	/* A record in an epoch was admitted as a valid request: hold it to the
+	 * same rules (op known, size fits the op, reserved fields zero), so
+	 * nothing downstream (the ledger) ever sees one that is not. */
+	struct wire_req q = {
+	    .client_id = r->client_id,
+	    .request_number = r->request_number,
+	    .session = r->session,
+	    .op = r->op,
+	    .size = r->size,
+	    .payload = r->payload,
+	};
+	if (wire_req_validate(&q, false, 0) != WIRE_ST_OK)
+		return -EBADMSG;
 	*off = o + wire_epoch_rec_bytes(size);
 	return 1;
 }

@@ -27,7 +27,7 @@ static struct wire_epoch_rec rec(uint64_t client, uint64_t n, uint16_t size)
 {
 	struct wire_epoch_rec r = {.client_id = client,
 				   .request_number = n,
-				   .session = client * 3,
+				   .session = n == 1 ? 0 : client * 3, /* a valid request */
 				   .op = WIRE_OP_OPAQUE,
 				   .size = size,
 				   .key_id = (uint32_t)client,
@@ -213,7 +213,7 @@ Test(batcher, decoded_epochs_equal_what_was_added, .timeout = 60)
 		uint64_t op = ordo_prng_below(&rng, 10);
 		if (op < 7 && nadded < N) {
 			uint16_t size = (uint16_t)ordo_prng_below(&rng, ORDO_OPAQUE_BYTES_MAX + 1);
-			struct wire_epoch_rec r = rec(nadded + 1, nadded + 1, size);
+			struct wire_epoch_rec r = rec(nadded + 1, nadded + 2, size);
 			int rc = seq_batcher_add(&b, &r, mono, mono * 2, &places[nadded]);
 			if (rc == -ENOBUFS)
 				continue;

@@ -1478,6 +1478,8 @@ Test(epoch, malformed)
 	cr_assert_not_null(big);
 	struct wire_epoch_hdr bh = {1, 1, NOW, 1, 48 + 40 + 1032, 0};
 	wire_epoch_hdr_encode(big, &bh);
+	ordo_st64(big + 48, 1);	    /* client_id */
+	ordo_st64(big + 48 + 8, 2); /* request_number */
 	ordo_st16(big + 48 + 26, 1025);
 	cr_assert_eq(wire_epoch_decode_hdr(big, 48 + 40 + 1032, &h), -EBADMSG);
 	ordo_st16(big + 48 + 26, 1024);
@@ -1592,4 +1594,35 @@ Test(epoch, data_nack_heartbeat, .init = setup_keys)
 		cr_assert_eq(buf[32 + i], 0);
 	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 0, &gh), -EBADMSG);
 	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 32, &gh), -EBADMSG);
+}
+
+/* A record must be a valid request (op known, size fitting the op, reserved
+ * payload fields zero, request 1 an empty OPAQUE): an epoch holding one that
+ * is not is rejected, so the ledger never applies it. */
+Test(epoch, records_must_be_valid_requests)
+{
+	uint8_t buf[48 + 40 + 32];
+	struct wire_epoch_hdr hdr = {
+	    .epoch = 1, .first_position = 1, .count = 1, .bytes = sizeof buf};
+	uint8_t pay[32] = {0};
+	struct wire_epoch_rec r = {.client_id = 9,
+				   .request_number = 5,
+				   .session = 1,
+				   .op = WIRE_OP_TRANSFER,
+				   .size = 32,
+				   .payload = pay};
+	struct wire_epoch_hdr h;
+	wire_epoch_hdr_encode(buf, &hdr);
+	wire_epoch_rec_encode(buf + 48, &r);
+	cr_assert_eq(wire_epoch_decode_hdr(buf, sizeof buf, &h), 0);
+	ordo_st16(buf + 48 + 24, 7); /* unknown op */
+	cr_assert_eq(wire_epoch_decode_hdr(buf, sizeof buf, &h), -EBADMSG);
+	ordo_st16(buf + 48 + 24, WIRE_OP_LOOKUP); /* LOOKUP is 16 bytes, not 32 */
+	cr_assert_eq(wire_epoch_decode_hdr(buf, sizeof buf, &h), -EBADMSG);
+	ordo_st16(buf + 48 + 24, WIRE_OP_TRANSFER);
+	ordo_st64(buf + 48, 0); /* client_id 0 */
+	cr_assert_eq(wire_epoch_decode_hdr(buf, sizeof buf, &h), -EBADMSG);
+	ordo_st64(buf + 48, 9);
+	ordo_st64(buf + 48 + 8, 1); /* request 1 that is not an empty OPAQUE */
+	cr_assert_eq(wire_epoch_decode_hdr(buf, sizeof buf, &h), -EBADMSG);
 }
