@@ -34,7 +34,9 @@ struct ordo_client_cfg {
 
 enum ordo_event_kind {
 	ORDO_EV_ORDERED = 1, /* ORDERED OK, DUPLICATE or STALE: the request is ordered */
-	ORDO_EV_APPLIED = 2, /* APPLIED from a replica: result (and LOOKUP data) */
+	ORDO_EV_APPLIED = 2, /* APPLIED from a replica: result (and LOOKUP data). It may come
+			      * first: it answers the request too (§3.3), and an ORDERED
+			      * arriving after it is then not reported. Wait for either. */
 	ORDO_EV_FAILED = 3,  /* INVALID, or SESSION_UNKNOWN: not ordered in this session */
 };
 

@@ -334,6 +334,7 @@ static void commit_epoch(struct seq_node *n, const struct seq_epoch_buf *e)
 		n->committed_position = h.first_position + h.count - 1;
 	n->requests_committed += h.count;
 	seq_epochlog_append(&n->log, h.epoch, e->bytes, e->len);
+	dp_reply_flush(&n->ordered); /* clients hear ORDERED before replicas get the epoch */
 	for (uint32_t i = 0; i < n->nreplicas; i++)
 		stream_epoch(n, n->replicas[i], h.epoch, e->bytes, e->len);
 }
