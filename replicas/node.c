@@ -17,7 +17,6 @@
 #include "node.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include "common/ordo_time.h"
 #include "config/config.h"
 #include "dataplane/dp.h"
+#include "dataplane/edge.h"
 #include "dataplane/reply.h"
 #include "replicas/applog.h"
 #include "replicas/ledger.h"
@@ -63,19 +63,11 @@ struct lookup_ans {
 };
 
 struct rep_node {
-	struct cfg_cluster cfg;
-	const struct cfg_node *self;
+	struct dp_edge e;	/* cluster file, ports, receipt rules, drop counters */
 	uint32_t replica_index; /* among replicas sorted by node_id */
 	uint32_t nreplicas;
-	struct wire_keyring client_keys;
-	struct wire_keyring internal_keys;
-	struct wire_rx_ctx client_ctx;
-	struct wire_rx_ctx internal_ctx;
-	struct dp_transport *t;
 	struct ledger ledger;
 	struct rep_applog log;
-	struct wire_nonce_cache nonces;
-	void *nonce_mem;
 	struct dp_reply applied;
 	struct reasm slots[REASSEMBLY_SLOTS];
 	uint8_t *frag_flags; /* REASSEMBLY_SLOTS * frags per epoch */
@@ -94,26 +86,12 @@ struct rep_node {
 	uint64_t requests_applied;
 	uint64_t nacks_sent;
 	uint64_t bad_epoch_logged; /* last epoch reported as malformed */
-	uint64_t drops[WIRE_DROP__COUNT];
 	struct lookup_ans *lookups;
 };
 
-static uint64_t drops_total(const struct rep_node *n)
-{
-	uint64_t sum = 0;
-	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		sum += n->drops[i];
-	return sum + n->t->stats.rx_truncated;
-}
-
-static const struct wire_key *reply_key(const struct rep_node *n, const struct wire_hdr *h)
-{
-	return h->authed ? wire_keyring_find(&n->client_keys, h->key_id) : NULL;
-}
-
 static bool replies_to(const struct rep_node *n, uint64_t client_id)
 {
-	if (n->cfg.applied_reply == CFG_APPLIED_ALL)
+	if (n->e.cfg.applied_reply == CFG_APPLIED_ALL)
 		return true;
 	return client_id % n->nreplicas == n->replica_index;
 }
@@ -127,12 +105,12 @@ static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 		/* The stream is checksummed (and MAC'd with internal_auth): an epoch
 		 * that is malformed or does not continue our order means a sequencer
 		 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
-		n->drops[WIRE_DROP_BODY]++;
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		if (n->bad_epoch_logged != n->next_epoch)
 			fprintf(stderr,
 				"ordo replica %u: epoch %llu is malformed or does not continue "
 				"applied position %llu; not applied\n",
-				n->self->node_id, (unsigned long long)n->next_epoch,
+				n->e.self->node_id, (unsigned long long)n->next_epoch,
 				(unsigned long long)n->applied_position);
 		n->bad_epoch_logged = n->next_epoch;
 		return false;
@@ -140,7 +118,7 @@ static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 	uint64_t age_ns = 0, now = ordo_real_ns();
 	if (now > h.timestamp_ns)
 		age_ns = now - h.timestamp_ns;
-	bool live = age_ns <= (uint64_t)n->cfg.applied_reply_max_age_ms * ORDO_NS_PER_MS;
+	bool live = age_ns <= (uint64_t)n->e.cfg.applied_reply_max_age_ms * ORDO_NS_PER_MS;
 	uint32_t off = ORDO_EPOCH_HDR_BYTES;
 	struct wire_epoch_rec er;
 	uint64_t pos = h.first_position;
@@ -171,7 +149,7 @@ static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 		}
 		if (live && er.reply_port != 0 && replies_to(n, er.client_id)) {
 			const struct wire_key *key =
-			    er.key_id ? wire_keyring_find(&n->client_keys, er.key_id) : NULL;
+			    er.key_id ? wire_keyring_find(&n->e.client_keys, er.key_id) : NULL;
 			if (er.key_id == 0 || key) {
 				struct wire_applied_rec ar = {
 				    .client_id = er.client_id,
@@ -216,10 +194,11 @@ static void drain(struct rep_node *n)
 static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t body_len)
 {
 	struct wire_epoch_data d;
-	if (wire_parse_epoch_data(body, body_len, &d) != 0 || d.total_bytes > n->cfg.epoch_bytes ||
-	    d.total_bytes < ORDO_EPOCH_HDR_BYTES || d.offset % n->frag_bytes != 0 ||
+	if (wire_parse_epoch_data(body, body_len, &d) != 0 ||
+	    d.total_bytes > n->e.cfg.epoch_bytes || d.total_bytes < ORDO_EPOCH_HDR_BYTES ||
+	    d.offset % n->frag_bytes != 0 ||
 	    (d.data_bytes != n->frag_bytes && d.offset + d.data_bytes != d.total_bytes)) {
-		n->drops[WIRE_DROP_BODY]++;
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
 	if (d.committed_epoch > n->known_committed)
@@ -235,7 +214,7 @@ static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t 
 		memset(s->got, 0, s->nfrags);
 	}
 	if (s->total != d.total_bytes) {
-		n->drops[WIRE_DROP_BODY]++;
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
 	uint32_t f = d.offset / n->frag_bytes;
@@ -271,7 +250,7 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 	if (n->nack_backoff_ns > NACK_BACKOFF_MAX_NS)
 		n->nack_backoff_ns = NACK_BACKOFF_MAX_NS;
 	n->nack_due_ns = now + n->nack_backoff_ns;
-	struct dp_buf *b = dp_alloc(n->t);
+	struct dp_buf *b = dp_alloc(n->e.t);
 	if (!b)
 		return;
 	uint64_t want = n->known_committed - n->next_epoch + 1;
@@ -289,67 +268,67 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 		nack.count--;
 	}
 	struct wire_writer w;
-	wire_begin(&w, b->data, n->t->max_datagram, WIRE_EPOCH_NACK, n->cfg.cluster_id);
+	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_NACK, n->e.cfg.cluster_id);
 	wire_put_epoch_nack(&w, &nack);
-	b->len = wire_finish(&w, n->cfg.internal_auth ? &n->cfg.internal_key : NULL);
+	b->len = wire_finish(&w, dp_edge_internal_key(&n->e));
 	b->peer = n->sequencer;
-	b->local.port = n->self->internal_port;
-	dp_tx_burst(n->t, &b, 1);
+	b->local.port = n->e.self->internal_port;
+	dp_tx_burst(n->e.t, &b, 1);
 	n->nacks_sent++;
 }
 
 static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t nonce,
 			const struct dp_buf *req)
 {
-	struct dp_buf *b = dp_alloc(n->t);
+	struct dp_buf *b = dp_alloc(n->e.t);
 	if (!b) {
-		n->drops[WIRE_DROP_OVERLOAD]++;
+		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
 		return;
 	}
 	struct wire_status_msg s = {
 	    .nonce = nonce,
-	    .node_id = n->self->node_id,
+	    .node_id = n->e.self->node_id,
 	    .role = WIRE_ROLE_REPLICA,
-	    .window = n->cfg.session_window,
+	    .window = n->e.cfg.session_window,
 	    .commit = n->applied_position,
 	    .epoch = n->applied_epoch,
 	    .requests = n->requests_applied,
-	    .dropped = drops_total(n),
-	    .max_datagram = n->cfg.max_datagram,
-	    .groups = cfg_groups(&n->cfg),
+	    .dropped = dp_edge_drops_total(&n->e),
+	    .max_datagram = n->e.cfg.max_datagram,
+	    .groups = cfg_groups(&n->e.cfg),
 	    .replicas = (uint16_t)n->nreplicas,
 	    .retained_from = rep_applog_retained_from(&n->log),
 	};
 	memcpy(s.digest, n->digest, 16);
 	struct wire_writer w;
-	wire_begin(&w, b->data, n->t->max_datagram, WIRE_STATUS, n->cfg.cluster_id);
+	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_STATUS, n->e.cfg.cluster_id);
 	wire_put_status(&w, &s);
-	b->len = wire_finish(&w, reply_key(n, h));
+	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
 	b->peer = req->peer;
 	b->local.port = req->local.port;
-	dp_tx_burst(n->t, &b, 1);
+	dp_tx_burst(n->e.t, &b, 1);
 }
 
 static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const struct wire_fetch *f,
 			 const struct dp_buf *req)
 {
-	struct dp_buf *b = dp_alloc(n->t);
+	struct dp_buf *b = dp_alloc(n->e.t);
 	if (!b) {
-		n->drops[WIRE_DROP_OVERLOAD]++;
+		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
 		return;
 	}
-	uint32_t cap = n->t->max_datagram;
+	uint32_t cap = n->e.t->max_datagram;
 	if (f->max_bytes != 0 && f->max_bytes < cap)
 		cap = f->max_bytes < ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  ? ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  : f->max_bytes;
 	struct wire_writer w;
-	wire_begin(&w, b->data, n->t->max_datagram, WIRE_ENTRIES, n->cfg.cluster_id);
+	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_ENTRIES, n->e.cfg.cluster_id);
 	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->digest);
-	b->len = wire_finish(&w, reply_key(n, h));
+	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
 	b->peer = req->peer;
 	b->local.port = req->local.port;
-	dp_tx_burst(n->t, &b, 1);
+	dp_tx_burst(n->e.t, &b, 1);
 }
 
 static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,
@@ -377,268 +356,157 @@ static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,
 		ar.size = 32;
 		ar.data = la->data;
 	}
-	dp_reply_applied(&n->applied, &req->peer, reply_key(n, h), &ar);
+	dp_reply_applied(&n->applied, &req->peer, dp_edge_reply_key(&n->e, h), &ar);
 }
 
-static void handle_internal(struct rep_node *n, const struct wire_hdr *h, const struct dp_buf *b)
+static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
 {
-	const uint8_t *body = b->data + ORDO_HDR_BYTES;
-	uint32_t body_len = h->length - ORDO_HDR_BYTES;
-	const struct cfg_node *peer = cfg_node_by_addr(&n->cfg, b->peer.ip, b->peer.port);
-	if (!peer || peer->role != CFG_ROLE_SEQUENCER) {
-		n->drops[WIRE_DROP_INTERNAL_PEER]++;
-		return;
-	}
-	if (n->cfg.internal_auth && !(h->authed && h->key_id == n->cfg.internal_key.key_id)) {
-		n->drops[WIRE_DROP_INTERNAL_AUTH]++;
+	if (rx->peer->role != CFG_ROLE_SEQUENCER) {
+		dp_edge_drop(&n->e, WIRE_DROP_INTERNAL_PEER);
 		return;
 	}
 	n->sequencer = b->peer;
-	if (h->type == WIRE_EPOCH_DATA) {
-		handle_epoch_data(n, body, body_len);
-	} else if (h->type == WIRE_EPOCH_HEARTBEAT) {
+	if (rx->h.type == WIRE_EPOCH_DATA) {
+		handle_epoch_data(n, rx->body, rx->body_len);
+	} else if (rx->h.type == WIRE_EPOCH_HEARTBEAT) {
 		struct wire_epoch_heartbeat hb;
-		if (wire_parse_epoch_heartbeat(body, body_len, &hb) != 0) {
-			n->drops[WIRE_DROP_BODY]++;
+		if (wire_parse_epoch_heartbeat(rx->body, rx->body_len, &hb) != 0) {
+			dp_edge_drop(&n->e, WIRE_DROP_BODY);
 			return;
 		}
 		if (hb.committed_epoch > n->known_committed)
 			n->known_committed = hb.committed_epoch;
 	} else {
-		n->drops[WIRE_DROP_TYPE]++;
+		dp_edge_drop(&n->e, WIRE_DROP_TYPE);
 	}
 }
 
 static void handle_datagram(struct rep_node *n, struct dp_buf *b)
 {
-	bool internal = b->local.port == n->self->internal_port;
-	struct wire_hdr h;
-	enum wire_drop d =
-	    wire_check(internal ? &n->internal_ctx : &n->client_ctx, b->data, b->len, &h);
-	if (d != WIRE_DROP_NONE) {
-		n->drops[d]++;
+	struct dp_edge_rx rx;
+	if (!dp_edge_receive(&n->e, b, &rx))
+		return;
+	if (rx.internal) {
+		handle_internal(n, &rx, b);
 		return;
 	}
-	if (!wire_type_accepted(internal ? WIRE_PORT_INTERNAL : WIRE_PORT_REPLICA, h.type)) {
-		n->drops[WIRE_DROP_TYPE]++;
-		return;
-	}
-	if (internal) {
-		handle_internal(n, &h, b);
-		return;
-	}
-	if (!wire_source_answerable(b->peer.ip, b->peer.port, b->rx_flags & DP_RX_LOOPBACK)) {
-		n->drops[WIRE_DROP_SOURCE]++;
-		return;
-	}
-	const uint8_t *body = b->data + ORDO_HDR_BYTES;
-	uint32_t body_len = h.length - ORDO_HDR_BYTES;
-	bool trusted = h.authed || wire_cidr_match(n->cfg.trusted, n->cfg.ntrusted, b->peer.ip);
 	uint64_t nonce;
 	struct wire_fetch f;
 	struct wire_result_q q;
 	int rc;
-	switch (h.type) {
+	switch (rx.h.type) {
 	case WIRE_STATUS_Q:
-		rc = wire_parse_status_q(body, body_len, &nonce);
+		rc = wire_parse_status_q(rx.body, rx.body_len, &nonce);
 		break;
 	case WIRE_FETCH:
-		rc = wire_parse_fetch(body, body_len, &f);
+		rc = wire_parse_fetch(rx.body, rx.body_len, &f);
 		nonce = f.nonce;
 		break;
-	case WIRE_RESULT_Q:
-		rc = wire_parse_result_q(body, body_len, &q);
+	default: /* RESULT_Q: the only other type this port accepts */
+		rc = wire_parse_result_q(rx.body, rx.body_len, &q);
 		nonce = q.nonce;
 		break;
-	default:
-		n->drops[WIRE_DROP_TYPE]++;
-		return;
 	}
 	if (rc != 0) {
-		n->drops[WIRE_DROP_BODY]++;
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
-	if (h.type != WIRE_STATUS_Q && !trusted) {
-		n->drops[WIRE_DROP_UNTRUSTED]++;
+	if (!dp_edge_fresh(&n->e, &rx, nonce))
 		return;
-	}
-	if (h.authed) {
-		d = wire_nonce_check(&n->nonces, h.key_id, nonce, ordo_real_ns());
-		if (d != WIRE_DROP_NONE) {
-			n->drops[d]++;
-			return;
-		}
-	}
-	if (h.type == WIRE_STATUS_Q)
-		send_status(n, &h, nonce, b);
-	else if (h.type == WIRE_FETCH)
-		handle_fetch(n, &h, &f, b);
+	if (rx.h.type == WIRE_STATUS_Q)
+		send_status(n, &rx.h, nonce, b);
+	else if (rx.h.type == WIRE_FETCH)
+		handle_fetch(n, &rx.h, &f, b);
 	else
-		handle_result_q(n, &h, &q, b);
+		handle_result_q(n, &rx.h, &q, b);
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: ordo replica --cluster FILE --node ID [--fault SPEC]\n"
-			"  Runs replica node ID of the cluster file until SIGINT or SIGTERM.\n"
-			"  --fault SPEC  inject faults into this node's transport, e.g. "
-			"drop=5%%,dup=1%% (tests)\n");
-}
+static const char usage_text[] =
+    "usage: ordo replica --cluster FILE --node ID [--fault SPEC]\n"
+    "  Runs replica node ID of the cluster file until SIGINT or SIGTERM.\n"
+    "  --fault SPEC  inject faults into this node's transport, e.g.\n"
+    "                drop=5%,dup=1% (tests)\n";
 
-static int node_open(struct rep_node *n, const char *cluster, uint32_t node_id, const char *fault)
+static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 {
-	char err[512];
-	int rc = cfg_load(cluster, &n->cfg, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "ordo replica: %s\n", err);
+	int rc = dp_edge_open(&n->e, a, CFG_ROLE_REPLICA, "ordo replica", 16u << 20);
+	if (rc)
 		return rc;
-	}
-	n->self = cfg_node_find(&n->cfg, node_id);
-	if (!n->self || n->self->role != CFG_ROLE_REPLICA) {
-		fprintf(stderr,
-			"ordo replica: %s has no replica [node %u]; pass the id of a node with "
-			"role = replica\n",
-			cluster, node_id);
-		return -ENOENT;
-	}
+	const struct cfg_cluster *cfg = &n->e.cfg;
 	const struct cfg_node *reps[ORDO_NODES_MAX];
-	n->nreplicas = cfg_replicas(&n->cfg, reps, ORDO_NODES_MAX);
+	n->nreplicas = cfg_replicas(cfg, reps, ORDO_NODES_MAX);
 	for (uint32_t i = 0; i < n->nreplicas; i++)
-		if (reps[i] == n->self)
+		if (reps[i] == n->e.self)
 			n->replica_index = i;
-	cfg_client_keyring(&n->cfg, &n->client_keys);
-	n->client_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
-					     .keys = &n->client_keys,
-					     .require_auth = n->cfg.require_auth};
-	n->internal_keys = (struct wire_keyring){.keys = &n->cfg.internal_key,
-						 .count = n->cfg.internal_key.key_id ? 1 : 0};
-	n->internal_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
-					       .keys = &n->internal_keys,
-					       .require_auth = n->cfg.internal_auth};
-	struct dp_udp_cfg ucfg = {
-	    .bind = {{.ip = n->self->ip, .port = n->self->client_port},
-		     {.ip = n->self->ip, .port = n->self->internal_port}},
-	    .nbind = 2,
-	    .max_datagram = n->cfg.max_datagram,
-	    .pool = ORDO_DP_POOL_DEFAULT,
-	    .rcvbuf_bytes = 16u << 20,
-	};
-	rc = dp_udp_open(&ucfg, &n->t);
-	if (rc) {
-		fprintf(stderr, "ordo replica: cannot bind node %u's addresses: %s\n", node_id,
-			strerror(-rc));
-		return rc;
-	}
-	if (fault && *fault) {
-		struct dp_fault_cfg fc;
-		if (!dp_fault_parse(fault, &fc, err, sizeof err)) {
-			fprintf(stderr, "ordo replica: --fault: %s\n", err);
-			return -EINVAL;
-		}
-		struct dp_transport *ft;
-		rc = dp_fault_wrap(n->t, &fc, &ft);
-		if (rc)
-			return rc;
-		n->t = ft;
-	}
 	n->frag_bytes =
-	    (n->cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
+	    (cfg->max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
 	    ~7u;
-	n->frags_max = (n->cfg.epoch_bytes + n->frag_bytes - 1) / n->frag_bytes;
+	n->frags_max = (cfg->epoch_bytes + n->frag_bytes - 1) / n->frag_bytes;
 	n->frag_flags = calloc(REASSEMBLY_SLOTS, n->frags_max);
 	if (!n->frag_flags)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++) {
-		n->slots[i].bytes = malloc(n->cfg.epoch_bytes);
+		n->slots[i].bytes = malloc(cfg->epoch_bytes);
 		n->slots[i].got = n->frag_flags + (size_t)i * n->frags_max;
 		if (!n->slots[i].bytes)
 			return -ENOMEM;
 	}
-	struct ledger_cfg lcfg = {.accounts_max = n->cfg.accounts_max,
-				  .transfers_max = n->cfg.transfers_max};
+	struct ledger_cfg lcfg = {.accounts_max = cfg->accounts_max,
+				  .transfers_max = cfg->transfers_max};
 	rc = ledger_init(&n->ledger, &lcfg);
 	if (rc) {
 		fprintf(stderr, "ordo replica: ledger (%zu bytes): %s\n", ledger_bytes(&lcfg),
 			strerror(-rc));
 		return rc;
 	}
-	rc = rep_applog_init(&n->log, n->cfg.applied_log_bytes,
-			     n->cfg.applied_log_bytes / ORDO_ENTRY_REC_BYTES);
+	rc = rep_applog_init(&n->log, cfg->applied_log_bytes,
+			     cfg->applied_log_bytes / ORDO_ENTRY_REC_BYTES);
 	if (rc)
 		return rc;
 	n->lookups = calloc(LOOKUP_RING, sizeof *n->lookups);
-	n->nonce_mem = malloc(wire_nonce_cache_bytes(ORDO_NONCE_CACHE_DEFAULT));
-	if (!n->lookups || !n->nonce_mem)
+	if (!n->lookups)
 		return -ENOMEM;
-	wire_nonce_cache_init(&n->nonces, n->nonce_mem, ORDO_NONCE_CACHE_DEFAULT);
-	dp_reply_init(&n->applied, n->t, n->cfg.cluster_id, WIRE_APPLIED, n->self->node_id,
-		      n->self->client_port);
+	dp_reply_init(&n->applied, n->e.t, cfg->cluster_id, WIRE_APPLIED, n->e.self->node_id,
+		      n->e.self->client_port);
 	n->next_epoch = 1;
 	return 0;
 }
 
 static void node_close(struct rep_node *n)
 {
-	dp_close(n->t);
+	dp_edge_close(&n->e);
 	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
 		free(n->slots[i].bytes);
 	free(n->frag_flags);
 	ledger_free(&n->ledger);
 	rep_applog_free(&n->log);
 	free(n->lookups);
-	free(n->nonce_mem);
 }
 
 int rep_main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"cluster", required_argument, NULL, 'c'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"fault", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	const char *cluster = NULL, *fault = NULL;
-	uint32_t node_id = 0;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:f:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cluster = optarg;
-			break;
-		case 'n':
-			node_id = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'f':
-			fault = optarg;
-			break;
-		default:
-			usage();
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (!cluster || !node_id) {
-		usage();
-		return 2;
-	}
+	struct dp_edge_args a;
+	int rc = dp_edge_parse_args(argc, argv, usage_text, &a);
+	if (rc >= 0)
+		return rc;
 	static struct rep_node node;
 	struct rep_node *n = &node;
-	if (node_open(n, cluster, node_id, fault) != 0)
+	if (node_open(n, &a) != 0)
 		return 1;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	fprintf(stderr, "ordo replica %u: serving on %u.%u.%u.%u:%u (internal %u)\n", node_id,
-		n->self->ip >> 24, (n->self->ip >> 16) & 255, (n->self->ip >> 8) & 255,
-		n->self->ip & 255, n->self->client_port, n->self->internal_port);
+	const struct cfg_node *self = n->e.self;
+	fprintf(stderr, "ordo replica %u: serving on %u.%u.%u.%u:%u (internal %u)\n", self->node_id,
+		self->ip >> 24, (self->ip >> 16) & 255, (self->ip >> 8) & 255, self->ip & 255,
+		self->client_port, self->internal_port);
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	while (!stop_requested) {
-		unsigned got = dp_rx_burst(n->t, bufs, ORDO_DP_BURST_MAX);
+		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_datagram(n, bufs[i]);
-		dp_free(n->t, bufs, got);
+		dp_free(n->e.t, bufs, got);
 		dp_reply_flush(&n->applied);
 		if (got == 0) {
 			uint64_t now = ordo_mono_ns();
@@ -646,19 +514,16 @@ int rep_main(int argc, char **argv)
 			uint64_t wait = IDLE_WAIT_MAX_NS;
 			if (n->gap_epoch)
 				wait = n->nack_due_ns > now ? n->nack_due_ns - now : 0;
-			dp_wait(n->t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
+			dp_wait(n->e.t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
 		}
 	}
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
 		"dropped=%llu\n",
-		n->self->node_id, (unsigned long long)n->applied_position,
+		self->node_id, (unsigned long long)n->applied_position,
 		(unsigned long long)n->applied_epoch, (unsigned long long)n->requests_applied,
-		(unsigned long long)n->nacks_sent, (unsigned long long)drops_total(n));
-	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		if (n->drops[i])
-			fprintf(stderr, "  dropped %-16s %llu\n", wire_drop_name((enum wire_drop)i),
-				(unsigned long long)n->drops[i]);
+		(unsigned long long)n->nacks_sent, (unsigned long long)dp_edge_drops_total(&n->e));
+	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;
 }

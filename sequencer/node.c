@@ -17,7 +17,6 @@
 #include "node.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "common/ordo_time.h"
 #include "config/config.h"
 #include "dataplane/dp.h"
+#include "dataplane/edge.h"
 #include "dataplane/reply.h"
 #include "sequencer/batcher.h"
 #include "sequencer/epochlog.h"
@@ -55,18 +55,10 @@ struct reply_override {
 };
 
 struct seq_node {
-	struct cfg_cluster cfg;
-	const struct cfg_node *self;
-	struct wire_keyring client_keys;
-	struct wire_keyring internal_keys;
-	struct wire_rx_ctx client_ctx;
-	struct wire_rx_ctx internal_ctx;
-	struct dp_transport *t;
+	struct dp_edge e; /* cluster file, ports, receipt rules, drop counters */
 	struct seq_sessions sessions;
 	struct seq_batcher batcher;
 	struct seq_epochlog log;
-	struct wire_nonce_cache nonces;
-	void *nonce_mem;
 	struct dp_reply ordered;
 	const struct cfg_node *replicas[ORDO_NODES_MAX];
 	uint32_t nreplicas;
@@ -75,24 +67,10 @@ struct seq_node {
 	uint64_t committed_position; /* highest committed group_position */
 	uint64_t requests_committed; /* since start */
 	uint64_t last_heartbeat_ns;
-	uint64_t drops[WIRE_DROP__COUNT];
 	struct reply_override overrides[OVERRIDES_MAX];
 	uint32_t noverrides;
 	uint64_t nacks_served, nacks_unretained;
 };
-
-static uint64_t drops_total(const struct seq_node *n)
-{
-	uint64_t sum = 0;
-	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		sum += n->drops[i];
-	return sum + n->t->stats.rx_truncated;
-}
-
-static const struct wire_key *reply_key(const struct seq_node *n, const struct wire_hdr *h)
-{
-	return h->authed ? wire_keyring_find(&n->client_keys, h->key_id) : NULL;
-}
 
 static void answer(struct seq_node *n, const struct dp_addr *peer, const struct wire_key *key,
 		   const struct wire_req *r, enum wire_status st, const struct wire_place *place)
@@ -136,10 +114,10 @@ static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const ui
 	int count =
 	    wire_parse_submit(body, body_len, recs, ORDO_RECS_PER_DATAGRAM_MAX, &framing_ok);
 	if (count < 0) {
-		n->drops[body_len >= 8 ? WIRE_DROP_COUNT_ZERO : WIRE_DROP_BODY]++;
+		dp_edge_drop(&n->e, body_len >= 8 ? WIRE_DROP_COUNT_ZERO : WIRE_DROP_BODY);
 		return;
 	}
-	const struct wire_key *key = reply_key(n, h);
+	const struct wire_key *key = dp_edge_reply_key(&n->e, h);
 	uint64_t mono = ordo_mono_ns(), wall = ordo_real_ns();
 	for (int i = 0; i < count; i++) {
 		const struct wire_req *r = &recs[i];
@@ -189,45 +167,45 @@ static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const ui
 static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t nonce,
 			const struct dp_addr *peer, uint16_t local_port)
 {
-	struct dp_buf *b = dp_alloc(n->t);
+	struct dp_buf *b = dp_alloc(n->e.t);
 	if (!b) {
-		n->drops[WIRE_DROP_OVERLOAD]++;
+		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
 		return;
 	}
 	struct wire_status_msg s = {
 	    .nonce = nonce,
-	    .node_id = n->self->node_id,
+	    .node_id = n->e.self->node_id,
 	    .role = WIRE_ROLE_LEADER,
-	    .group = n->self->group,
+	    .group = n->e.self->group,
 	    .term = 1, /* one node, one term, until the Raft issue */
-	    .leader_id = n->self->node_id,
-	    .window = n->cfg.session_window,
+	    .leader_id = n->e.self->node_id,
+	    .window = n->e.cfg.session_window,
 	    .commit = n->committed_position,
 	    .epoch = n->committed_epoch,
 	    .requests = n->requests_committed,
-	    .dropped = drops_total(n),
-	    .max_datagram = n->cfg.max_datagram,
-	    .groups = cfg_groups(&n->cfg),
+	    .dropped = dp_edge_drops_total(&n->e),
+	    .max_datagram = n->e.cfg.max_datagram,
+	    .groups = cfg_groups(&n->e.cfg),
 	    .replicas = (uint16_t)n->nreplicas,
 	};
 	struct wire_writer w;
-	wire_begin(&w, b->data, n->t->max_datagram, WIRE_STATUS, n->cfg.cluster_id);
+	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_STATUS, n->e.cfg.cluster_id);
 	wire_put_status(&w, &s);
-	b->len = wire_finish(&w, reply_key(n, h));
+	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
 	b->peer = *peer;
 	b->local.port = local_port;
-	dp_tx_burst(n->t, &b, 1);
+	dp_tx_burst(n->e.t, &b, 1);
 }
 
 /* Sends one epoch to one replica in EPOCH_DATA fragments. */
 static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_t epoch,
 			 const uint8_t *bytes, uint32_t len)
 {
-	const struct wire_key *key = n->cfg.internal_auth ? &n->cfg.internal_key : NULL;
+	const struct wire_key *key = dp_edge_internal_key(&n->e);
 	for (uint32_t off = 0; off < len; off += n->frag_bytes) {
-		struct dp_buf *b = dp_alloc(n->t);
+		struct dp_buf *b = dp_alloc(n->e.t);
 		if (!b) {
-			n->drops[WIRE_DROP_OVERLOAD]++; /* the replica will NACK the gap */
+			dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD); /* the replica will NACK the gap */
 			return;
 		}
 		uint32_t chunk = len - off < n->frag_bytes ? len - off : n->frag_bytes;
@@ -237,39 +215,39 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 		    .total_bytes = len,
 		    .offset = off,
 		    .data_bytes = chunk,
-		    .group = n->self->group,
+		    .group = n->e.self->group,
 		    .data = bytes + off,
 		};
 		struct wire_writer w;
-		wire_begin(&w, b->data, n->t->max_datagram, WIRE_EPOCH_DATA, n->cfg.cluster_id);
+		wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_DATA, n->e.cfg.cluster_id);
 		bool ok = wire_put_epoch_data(&w, &d);
 		ORDO_ASSERT(ok); /* frag_bytes was sized to fit */
 		b->len = wire_finish(&w, key);
 		b->peer = (struct dp_addr){.ip = rep->ip, .port = rep->internal_port};
-		b->local.port = n->self->internal_port;
-		dp_tx_burst(n->t, &b, 1);
+		b->local.port = n->e.self->internal_port;
+		dp_tx_burst(n->e.t, &b, 1);
 	}
 }
 
 static void send_heartbeats(struct seq_node *n, uint64_t now)
 {
-	const struct wire_key *key = n->cfg.internal_auth ? &n->cfg.internal_key : NULL;
+	const struct wire_key *key = dp_edge_internal_key(&n->e);
 	n->last_heartbeat_ns = now;
 	for (uint32_t i = 0; i < n->nreplicas; i++) {
-		struct dp_buf *b = dp_alloc(n->t);
+		struct dp_buf *b = dp_alloc(n->e.t);
 		if (!b)
 			return;
 		struct wire_epoch_heartbeat hb = {.committed_epoch = n->committed_epoch,
-						  .group = n->self->group};
+						  .group = n->e.self->group};
 		struct wire_writer w;
-		wire_begin(&w, b->data, n->t->max_datagram, WIRE_EPOCH_HEARTBEAT,
-			   n->cfg.cluster_id);
+		wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_HEARTBEAT,
+			   n->e.cfg.cluster_id);
 		wire_put_epoch_heartbeat(&w, &hb);
 		b->len = wire_finish(&w, key);
 		b->peer = (struct dp_addr){.ip = n->replicas[i]->ip,
 					   .port = n->replicas[i]->internal_port};
-		b->local.port = n->self->internal_port;
-		dp_tx_burst(n->t, &b, 1);
+		b->local.port = n->e.self->internal_port;
+		dp_tx_burst(n->e.t, &b, 1);
 	}
 }
 
@@ -323,7 +301,7 @@ static void commit_epoch(struct seq_node *n, const struct seq_epoch_buf *e)
 		uint32_t key_id;
 		reply_target(n, &er, &peer, &key_id);
 		const struct wire_key *key =
-		    key_id ? wire_keyring_find(&n->client_keys, key_id) : NULL;
+		    key_id ? wire_keyring_find(&n->e.client_keys, key_id) : NULL;
 		if (key_id == 0 || key)
 			answer(n, &peer, key, &r, WIRE_ST_OK, &place);
 		index++;
@@ -349,17 +327,13 @@ static void commit_sealed(struct seq_node *n)
 	}
 }
 
+/* Resends the epochs a replica reports missing, from the epoch log. */
 static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_len,
-			const struct dp_addr *peer)
+			const struct cfg_node *rep)
 {
 	struct wire_epoch_nack nack;
 	if (wire_parse_epoch_nack(body, body_len, &nack) != 0) {
-		n->drops[WIRE_DROP_BODY]++;
-		return;
-	}
-	const struct cfg_node *rep = cfg_node_by_addr(&n->cfg, peer->ip, peer->port);
-	if (!rep || rep->role != CFG_ROLE_REPLICA) {
-		n->drops[WIRE_DROP_INTERNAL_PEER]++;
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
 	uint32_t count = nack.count < NACK_EPOCHS_MAX ? nack.count : NACK_EPOCHS_MAX;
@@ -379,131 +353,48 @@ static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_l
 
 static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 {
-	bool internal = b->local.port == n->self->internal_port;
-	struct wire_hdr h;
-	enum wire_drop d =
-	    wire_check(internal ? &n->internal_ctx : &n->client_ctx, b->data, b->len, &h);
-	if (d != WIRE_DROP_NONE) {
-		n->drops[d]++;
+	struct dp_edge_rx rx;
+	if (!dp_edge_receive(&n->e, b, &rx))
 		return;
-	}
-	if (!wire_type_accepted(internal ? WIRE_PORT_INTERNAL : WIRE_PORT_SEQUENCER, h.type)) {
-		n->drops[WIRE_DROP_TYPE]++;
-		return;
-	}
-	const uint8_t *body = b->data + ORDO_HDR_BYTES;
-	uint32_t body_len = h.length - ORDO_HDR_BYTES;
-	if (internal) {
-		if (!cfg_ip_is_node(&n->cfg, b->peer.ip)) {
-			n->drops[WIRE_DROP_INTERNAL_PEER]++;
-			return;
-		}
-		if (n->cfg.internal_auth && !(h.authed && h.key_id == n->cfg.internal_key.key_id)) {
-			n->drops[WIRE_DROP_INTERNAL_AUTH]++;
-			return;
-		}
-		if (h.type == WIRE_EPOCH_NACK)
-			handle_nack(n, body, body_len, &b->peer);
+	if (rx.internal) {
+		if (rx.h.type == WIRE_EPOCH_NACK && rx.peer->role == CFG_ROLE_REPLICA)
+			handle_nack(n, rx.body, rx.body_len, rx.peer);
 		else
-			n->drops[WIRE_DROP_TYPE]++;
+			dp_edge_drop(&n->e, WIRE_DROP_TYPE);
 		return;
 	}
-	if (!wire_source_answerable(b->peer.ip, b->peer.port, b->rx_flags & DP_RX_LOOPBACK)) {
-		n->drops[WIRE_DROP_SOURCE]++;
-		return;
-	}
-	bool trusted = h.authed || wire_cidr_match(n->cfg.trusted, n->cfg.ntrusted, b->peer.ip);
-	if (h.type == WIRE_STATUS_Q) {
+	if (rx.h.type == WIRE_STATUS_Q) {
 		uint64_t nonce;
-		if (wire_parse_status_q(body, body_len, &nonce) != 0) {
-			n->drops[WIRE_DROP_BODY]++;
+		if (wire_parse_status_q(rx.body, rx.body_len, &nonce) != 0) {
+			dp_edge_drop(&n->e, WIRE_DROP_BODY);
 			return;
 		}
-		if (h.authed) {
-			d = wire_nonce_check(&n->nonces, h.key_id, nonce, ordo_real_ns());
-			if (d != WIRE_DROP_NONE) {
-				n->drops[d]++;
-				return;
-			}
-		}
-		send_status(n, &h, nonce, &b->peer, b->local.port);
+		if (dp_edge_fresh(&n->e, &rx, nonce))
+			send_status(n, &rx.h, nonce, &b->peer, b->local.port);
 		return;
 	}
-	if (!trusted) {
-		n->drops[WIRE_DROP_UNTRUSTED]++;
-		return;
-	}
-	handle_submit(n, &h, body, body_len, &b->peer);
+	handle_submit(n, &rx.h, rx.body, rx.body_len, &b->peer);
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: ordo sequencer --cluster FILE --node ID [--fault SPEC]\n"
-			"  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM.\n"
-			"  --fault SPEC  inject faults into this node's transport, e.g. "
-			"drop=1%%,dup=1%%,delay=1%%:2ms (tests)\n");
-}
+static const char usage_text[] =
+    "usage: ordo sequencer --cluster FILE --node ID [--fault SPEC]\n"
+    "  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM.\n"
+    "  --fault SPEC  inject faults into this node's transport, e.g.\n"
+    "                drop=1%,dup=1%,delay=1%:2ms (tests)\n";
 
-static int node_open(struct seq_node *n, const char *cluster, uint32_t node_id, const char *fault)
+static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 {
-	char err[512];
-	int rc = cfg_load(cluster, &n->cfg, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "ordo sequencer: %s\n", err);
+	int rc = dp_edge_open(&n->e, a, CFG_ROLE_SEQUENCER, "ordo sequencer", 8u << 20);
+	if (rc)
 		return rc;
-	}
-	n->self = cfg_node_find(&n->cfg, node_id);
-	if (!n->self || n->self->role != CFG_ROLE_SEQUENCER) {
-		fprintf(stderr,
-			"ordo sequencer: %s has no sequencer [node %u]; pass the id of a node with "
-			"role = sequencer\n",
-			cluster, node_id);
-		return -ENOENT;
-	}
-	cfg_client_keyring(&n->cfg, &n->client_keys);
-	n->client_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
-					     .keys = &n->client_keys,
-					     .require_auth = n->cfg.require_auth};
-	n->internal_keys = (struct wire_keyring){.keys = &n->cfg.internal_key,
-						 .count = n->cfg.internal_key.key_id ? 1 : 0};
-	n->internal_ctx = (struct wire_rx_ctx){.cluster_id = n->cfg.cluster_id,
-					       .keys = &n->internal_keys,
-					       .require_auth = n->cfg.internal_auth};
-	n->nreplicas = cfg_replicas(&n->cfg, n->replicas, ORDO_NODES_MAX);
-
-	struct dp_udp_cfg ucfg = {
-	    .bind = {{.ip = n->self->ip, .port = n->self->client_port},
-		     {.ip = n->self->ip, .port = n->self->internal_port}},
-	    .nbind = 2,
-	    .max_datagram = n->cfg.max_datagram,
-	    .pool = ORDO_DP_POOL_DEFAULT,
-	    .rcvbuf_bytes = 8u << 20,
-	};
-	rc = dp_udp_open(&ucfg, &n->t);
-	if (rc) {
-		fprintf(stderr, "ordo sequencer: cannot bind %s: %s\n", cluster, strerror(-rc));
-		return rc;
-	}
-	if (fault && *fault) {
-		struct dp_fault_cfg fc;
-		if (!dp_fault_parse(fault, &fc, err, sizeof err)) {
-			fprintf(stderr, "ordo sequencer: --fault: %s\n", err);
-			return -EINVAL;
-		}
-		struct dp_transport *ft;
-		rc = dp_fault_wrap(n->t, &fc, &ft);
-		if (rc)
-			return rc;
-		n->t = ft;
-	}
+	n->nreplicas = cfg_replicas(&n->e.cfg, n->replicas, ORDO_NODES_MAX);
 	n->frag_bytes =
-	    (n->cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
+	    (n->e.cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
 	    ~7u;
-
 	struct seq_sessions_cfg scfg = {
-	    .window = n->cfg.session_window,
-	    .sessions_max = n->cfg.sessions_max,
-	    .idle_min_ns = (uint64_t)n->cfg.session_idle_min_ms * ORDO_NS_PER_MS,
+	    .window = n->e.cfg.session_window,
+	    .sessions_max = n->e.cfg.sessions_max,
+	    .idle_min_ns = (uint64_t)n->e.cfg.session_idle_min_ms * ORDO_NS_PER_MS,
 	};
 	rc = seq_sessions_init(&n->sessions, &scfg);
 	if (rc) {
@@ -512,100 +403,54 @@ static int node_open(struct seq_node *n, const char *cluster, uint32_t node_id, 
 		return rc;
 	}
 	struct seq_batcher_cfg bcfg = {
-	    .epoch_us = n->cfg.epoch_us,
-	    .epoch_bytes = n->cfg.epoch_bytes,
-	    .inflight = n->cfg.epochs_inflight,
-	    .group = n->self->group,
+	    .epoch_us = n->e.cfg.epoch_us,
+	    .epoch_bytes = n->e.cfg.epoch_bytes,
+	    .inflight = n->e.cfg.epochs_inflight,
+	    .group = n->e.self->group,
 	};
 	rc = seq_batcher_init(&n->batcher, &bcfg, 1, 1);
 	if (rc)
 		return rc;
-	rc = seq_epochlog_init(&n->log, n->cfg.epoch_log_bytes, 1u << 16);
+	rc = seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16);
 	if (rc)
 		return rc;
-	n->nonce_mem = malloc(wire_nonce_cache_bytes(ORDO_NONCE_CACHE_DEFAULT));
-	if (!n->nonce_mem)
-		return -ENOMEM;
-	wire_nonce_cache_init(&n->nonces, n->nonce_mem, ORDO_NONCE_CACHE_DEFAULT);
-	dp_reply_init(&n->ordered, n->t, n->cfg.cluster_id, WIRE_ORDERED, n->self->node_id,
-		      n->self->client_port);
+	dp_reply_init(&n->ordered, n->e.t, n->e.cfg.cluster_id, WIRE_ORDERED, n->e.self->node_id,
+		      n->e.self->client_port);
 	return 0;
 }
 
 static void node_close(struct seq_node *n)
 {
-	dp_close(n->t);
+	dp_edge_close(&n->e);
 	seq_sessions_free(&n->sessions);
 	seq_batcher_free(&n->batcher);
 	seq_epochlog_free(&n->log);
-	free(n->nonce_mem);
-}
-
-static void print_counters(const struct seq_node *n)
-{
-	fprintf(stderr,
-		"ordo sequencer %u: committed epoch=%llu position=%llu requests=%llu "
-		"sessions=%u dropped=%llu\n",
-		n->self->node_id, (unsigned long long)n->committed_epoch,
-		(unsigned long long)n->committed_position,
-		(unsigned long long)n->requests_committed, seq_sessions_count(&n->sessions),
-		(unsigned long long)drops_total(n));
-	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		if (n->drops[i])
-			fprintf(stderr, "  dropped %-16s %llu\n", wire_drop_name((enum wire_drop)i),
-				(unsigned long long)n->drops[i]);
 }
 
 int seq_main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"cluster", required_argument, NULL, 'c'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"fault", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
-	const char *cluster = NULL, *fault = NULL;
-	uint32_t node_id = 0;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:f:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cluster = optarg;
-			break;
-		case 'n':
-			node_id = (uint32_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'f':
-			fault = optarg;
-			break;
-		default:
-			usage();
-			return c == 'h' ? 0 : 2;
-		}
-	}
-	if (!cluster || !node_id) {
-		usage();
-		return 2;
-	}
+	struct dp_edge_args a;
+	int rc = dp_edge_parse_args(argc, argv, usage_text, &a);
+	if (rc >= 0)
+		return rc;
 	static struct seq_node node; /* large: keep it off the stack */
 	struct seq_node *n = &node;
-	if (node_open(n, cluster, node_id, fault) != 0)
+	if (node_open(n, &a) != 0)
 		return 1;
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	const struct cfg_node *self = n->e.self;
 	fprintf(stderr, "ordo sequencer %u: serving on %u.%u.%u.%u:%u (internal %u), %u replicas\n",
-		node_id, n->self->ip >> 24, (n->self->ip >> 16) & 255, (n->self->ip >> 8) & 255,
-		n->self->ip & 255, n->self->client_port, n->self->internal_port, n->nreplicas);
+		self->node_id, self->ip >> 24, (self->ip >> 16) & 255, (self->ip >> 8) & 255,
+		self->ip & 255, self->client_port, self->internal_port, n->nreplicas);
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	while (!stop_requested) {
-		unsigned got = dp_rx_burst(n->t, bufs, ORDO_DP_BURST_MAX);
+		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_datagram(n, bufs[i]);
-		dp_free(n->t, bufs, got);
+		dp_free(n->e.t, bufs, got);
 		uint64_t now = ordo_mono_ns();
 		if (seq_batcher_tick(&n->batcher, now, ordo_real_ns(), false))
 			commit_sealed(n);
@@ -617,10 +462,17 @@ int seq_main(int argc, char **argv)
 			uint64_t due = seq_batcher_due_in(&n->batcher, now);
 			uint64_t hb = n->last_heartbeat_ns + HEARTBEAT_NS - now;
 			uint64_t wait = due < hb ? due : hb;
-			dp_wait(n->t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
+			dp_wait(n->e.t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
 		}
 	}
-	print_counters(n);
+	fprintf(stderr,
+		"ordo sequencer %u: committed epoch=%llu position=%llu requests=%llu "
+		"sessions=%u dropped=%llu\n",
+		self->node_id, (unsigned long long)n->committed_epoch,
+		(unsigned long long)n->committed_position,
+		(unsigned long long)n->requests_committed, seq_sessions_count(&n->sessions),
+		(unsigned long long)dp_edge_drops_total(&n->e));
+	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;
 }

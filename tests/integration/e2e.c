@@ -2,7 +2,8 @@
  * End-to-end integration test: real `ordo` processes (one sequencer, three
  * replicas) on loopback, four libordo clients submitting over 100,000
  * requests through transports that drop, duplicate and delay (so reorder)
- * datagrams, in both directions, on every node and client.
+ * datagrams, in both directions, on every node and client. One client signs
+ * everything with an AUTH key (PROTOCOL.md §2.1, §3.1.3).
  *
  * Then, from what the clients were told and what the replicas serve:
  *  1. every request has exactly one place: it appears once in the ordered
@@ -365,7 +366,10 @@ int main(int argc, char **argv)
 	struct ordo_prng rng;
 	ordo_prng_seed(&rng, 2026);
 	for (int i = 0; i < CLIENTS; i++) {
-		struct ordo_client_cfg cfg = {.cluster = &cl, .fault = FAULT_CLIENT};
+		/* the last client signs with [key 3]: AUTH both ways, its replies
+		 * (ORDERED from the sequencer, APPLIED from replicas) under its key */
+		struct ordo_client_cfg cfg = {
+		    .cluster = &cl, .fault = FAULT_CLIENT, .key_id = i == CLIENTS - 1 ? 3 : 0};
 		if (ordo_client_open(&cfg, &clients[i].c) ||
 		    ordo_session_open(clients[i].c, 10 * ORDO_NS_PER_S)) {
 			check(false, "client %d opens a session", i);
@@ -420,6 +424,10 @@ int main(int argc, char **argv)
 	      "%" PRIu64 " requests submitted and answered in %.1f s (%" PRIu64 " resends)", sent,
 	      secs, retries);
 	check(retries > 0, "faults forced resends");
+	check((ordo_client_id(clients[CLIENTS - 1].c) >> 48) == 3,
+	      "the AUTH client's id lies in its key's range (§3.1.3)");
+	check(ordo_client_stats(clients[CLIENTS - 1].c)->applied > 0,
+	      "the AUTH client got APPLIED answers under its key");
 	/* late APPLIED answers (LOOKUP data) */
 	uint64_t until = ordo_mono_ns() + 500 * ORDO_NS_PER_MS;
 	while (ordo_mono_ns() < until)

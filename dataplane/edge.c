@@ -1,0 +1,207 @@
+/* A node's edge; see edge.h. */
+#include "edge.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ordo_time.h"
+
+int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_args *a)
+{
+	static const struct option opts[] = {
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"fault", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	memset(a, 0, sizeof *a);
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:n:f:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a->cluster = optarg;
+			break;
+		case 'n': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > UINT32_MAX) {
+				fprintf(stderr, "--node: '%s' is not a node id\n", optarg);
+				fputs(usage, stderr);
+				return 2;
+			}
+			a->node_id = (uint32_t)v;
+			break;
+		}
+		case 'f':
+			a->fault = optarg;
+			break;
+		default:
+			fputs(usage, c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (!a->cluster || !a->node_id || optind != argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	return -1;
+}
+
+int dp_edge_open(struct dp_edge *e, const struct dp_edge_args *a, enum cfg_role role,
+		 const char *verb, uint32_t rcvbuf_bytes)
+{
+	char err[512];
+	int rc = cfg_load(a->cluster, &e->cfg, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "%s: %s\n", verb, err);
+		return rc;
+	}
+	const char *role_name = role == CFG_ROLE_SEQUENCER ? "sequencer" : "replica";
+	e->self = cfg_node_find(&e->cfg, a->node_id);
+	if (!e->self || e->self->role != role) {
+		fprintf(stderr,
+			"%s: %s has no %s [node %u]; pass the id of a node with role = %s\n", verb,
+			a->cluster, role_name, a->node_id, role_name);
+		return -ENOENT;
+	}
+	cfg_client_keyring(&e->cfg, &e->client_keys);
+	e->client_ctx = (struct wire_rx_ctx){.cluster_id = e->cfg.cluster_id,
+					     .keys = &e->client_keys,
+					     .require_auth = e->cfg.require_auth};
+	e->internal_keys = (struct wire_keyring){.keys = &e->cfg.internal_key,
+						 .count = e->cfg.internal_key.key_id ? 1 : 0};
+	e->internal_ctx = (struct wire_rx_ctx){.cluster_id = e->cfg.cluster_id,
+					       .keys = &e->internal_keys,
+					       .require_auth = e->cfg.internal_auth};
+	e->client_kind = role == CFG_ROLE_SEQUENCER ? WIRE_PORT_SEQUENCER : WIRE_PORT_REPLICA;
+
+	struct dp_udp_cfg ucfg = {
+	    .bind = {{.ip = e->self->ip, .port = e->self->client_port},
+		     {.ip = e->self->ip, .port = e->self->internal_port}},
+	    .nbind = 2,
+	    .max_datagram = e->cfg.max_datagram,
+	    .pool = ORDO_DP_POOL_DEFAULT,
+	    .rcvbuf_bytes = rcvbuf_bytes,
+	};
+	rc = dp_udp_open(&ucfg, &e->t);
+	if (rc) {
+		fprintf(stderr, "%s: cannot bind node %u's ports %u and %u: %s\n", verb, a->node_id,
+			e->self->client_port, e->self->internal_port, strerror(-rc));
+		return rc;
+	}
+	if (a->fault && *a->fault) {
+		struct dp_fault_cfg fc;
+		struct dp_transport *ft;
+		if (!dp_fault_parse(a->fault, &fc, err, sizeof err)) {
+			fprintf(stderr, "%s: --fault: %s\n", verb, err);
+			rc = -EINVAL;
+			goto out_close;
+		}
+		rc = dp_fault_wrap(e->t, &fc, &ft);
+		if (rc)
+			goto out_close;
+		e->t = ft;
+	}
+	e->nonce_mem = malloc(wire_nonce_cache_bytes(ORDO_NONCE_CACHE_DEFAULT));
+	if (!e->nonce_mem) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	wire_nonce_cache_init(&e->nonces, e->nonce_mem, ORDO_NONCE_CACHE_DEFAULT);
+	return 0;
+out_close:
+	dp_close(e->t);
+	e->t = NULL;
+	return rc;
+}
+
+void dp_edge_close(struct dp_edge *e)
+{
+	dp_close(e->t);
+	e->t = NULL;
+	free(e->nonce_mem);
+	e->nonce_mem = NULL;
+}
+
+bool dp_edge_receive(struct dp_edge *e, const struct dp_buf *b, struct dp_edge_rx *rx)
+{
+	rx->internal = b->local.port == e->self->internal_port;
+	rx->peer = NULL;
+	enum wire_drop d =
+	    wire_check(rx->internal ? &e->internal_ctx : &e->client_ctx, b->data, b->len, &rx->h);
+	if (d != WIRE_DROP_NONE)
+		goto drop;
+	d = WIRE_DROP_TYPE;
+	if (!wire_type_accepted(rx->internal ? WIRE_PORT_INTERNAL : e->client_kind, rx->h.type))
+		goto drop;
+	rx->body = b->data + ORDO_HDR_BYTES;
+	rx->body_len = rx->h.length - ORDO_HDR_BYTES;
+	if (rx->internal) {
+		/* Rule 5: only from a member's internal port, under the node key. */
+		d = WIRE_DROP_INTERNAL_PEER;
+		rx->peer = cfg_node_by_addr(&e->cfg, b->peer.ip, b->peer.port);
+		if (!rx->peer || rx->peer->internal_port != b->peer.port)
+			goto drop;
+		d = WIRE_DROP_INTERNAL_AUTH;
+		if (e->cfg.internal_auth &&
+		    !(rx->h.authed && rx->h.key_id == e->cfg.internal_key.key_id))
+			goto drop;
+		rx->trusted = true;
+		return true;
+	}
+	d = WIRE_DROP_SOURCE;
+	if (!wire_source_answerable(b->peer.ip, b->peer.port, b->rx_flags & DP_RX_LOOPBACK))
+		goto drop;
+	rx->trusted = rx->h.authed || wire_cidr_match(e->cfg.trusted, e->cfg.ntrusted, b->peer.ip);
+	d = WIRE_DROP_UNTRUSTED;
+	if (!rx->trusted && rx->h.type != WIRE_STATUS_Q)
+		goto drop;
+	return true;
+drop:
+	e->drops[d]++;
+	return false;
+}
+
+bool dp_edge_fresh(struct dp_edge *e, const struct dp_edge_rx *rx, uint64_t nonce)
+{
+	if (!rx->h.authed)
+		return true;
+	enum wire_drop d = wire_nonce_check(&e->nonces, rx->h.key_id, nonce, ordo_real_ns());
+	if (d == WIRE_DROP_NONE)
+		return true;
+	e->drops[d]++;
+	return false;
+}
+
+const struct wire_key *dp_edge_reply_key(const struct dp_edge *e, const struct wire_hdr *h)
+{
+	return h->authed ? wire_keyring_find(&e->client_keys, h->key_id) : NULL;
+}
+
+const struct wire_key *dp_edge_internal_key(const struct dp_edge *e)
+{
+	return e->cfg.internal_auth ? &e->cfg.internal_key : NULL;
+}
+
+uint64_t dp_edge_drops_total(const struct dp_edge *e)
+{
+	uint64_t sum = 0;
+	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
+		sum += e->drops[i];
+	return sum + e->t->stats.rx_truncated;
+}
+
+void dp_edge_print_drops(const struct dp_edge *e, FILE *f)
+{
+	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
+		if (e->drops[i])
+			fprintf(f, "  dropped %-16s %llu\n", wire_drop_name((enum wire_drop)i),
+				(unsigned long long)e->drops[i]);
+	if (e->t && e->t->stats.rx_truncated)
+		fprintf(f, "  dropped %-16s %llu\n", "truncated",
+			(unsigned long long)e->t->stats.rx_truncated);
+}
