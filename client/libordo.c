@@ -277,6 +277,7 @@ static void send_datagram(struct ordo_client *c, struct dp_buf *b, struct wire_w
 static uint64_t send_due(struct ordo_client *c, uint64_t now)
 {
 	uint64_t next_due = UINT64_MAX;
+	bool rotate = false;
 	struct dp_buf *b = NULL;
 	struct wire_writer w;
 	const struct cfg_node *to = c->seqs[c->leader % c->nseqs];
@@ -318,11 +319,13 @@ static uint64_t send_due(struct ordo_client *c, uint64_t now)
 		s->due_ns = now + backoff_ns(c, s->tries - 1);
 		if (s->due_ns < next_due)
 			next_due = s->due_ns;
-		if (s->tries % ROTATE_AFTER_TRIES == 0 && c->nseqs > 1)
-			c->leader++; /* nobody answers: try another node of the group */
+		if (s->tries % ROTATE_AFTER_TRIES == 0)
+			rotate = true;
 	}
 	if (b)
 		send_datagram(c, b, &w, to);
+	if (rotate && c->nseqs > 1)
+		c->leader++; /* nobody answers: the next pass tries another node of the group */
 	return next_due;
 }
 

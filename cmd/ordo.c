@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "client/verbs.h"
 #include "cmd/demo.h"
 #include "replicas/node.h"
@@ -23,6 +24,7 @@ static const struct verb verbs[] = {
     {"tail", ordo_verb_tail, "print the ordered log from a replica (-f follows)"},
     {"status", ordo_verb_status, "STATUS of every node of the cluster"},
     {"demo", demo_main, "start a local cluster, drive transfers, check the replicas agree"},
+    {"bench", bench_main, "load-test a cluster: throughput, latency percentiles, CPU cost"},
 };
 
 static void usage(FILE *f)
