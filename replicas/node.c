@@ -34,7 +34,7 @@
 
 #define REASSEMBLY_SLOTS    64u
 #define NACK_DELAY_NS	    (10ull * ORDO_NS_PER_MS) /* a gap must last this long */
-#define NACK_BACKOFF_MAX_NS (320ull * ORDO_NS_PER_MS)
+#define NACK_BACKOFF_MAX_NS (100ull * ORDO_NS_PER_MS)
 #define NACK_EPOCHS	    16u
 #define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
