@@ -82,7 +82,8 @@ static uint64_t parse_u64(const char *s, const char *argv0)
 
 static void parse_args(int argc, char **argv, struct bench_opts *o)
 {
-	for (int i = 1; i < argc; i++) {
+	/* options come in pairs: --name value */
+	for (int i = 1; i < argc; i += 2) {
 		if (i + 1 >= argc)
 			usage(argv[0]);
 		uint64_t v = parse_u64(argv[i + 1], argv[0]);
@@ -98,7 +99,6 @@ static void parse_args(int argc, char **argv, struct bench_opts *o)
 			o->window = (uint32_t)v;
 		else
 			usage(argv[0]);
-		i++;
 	}
 	if (o->requests == 0 || o->batch == 0 || o->batch > ORDO_RECS_PER_DATAGRAM_MAX ||
 	    o->sessions == 0 || o->sessions > ORDO_SESSIONS_MAX_LIMIT ||
