@@ -7,6 +7,7 @@
 #include "bench/bench.h"
 #include "client/verbs.h"
 #include "cmd/demo.h"
+#include "cmd/format.h"
 #include "replicas/node.h"
 #include "sequencer/node.h"
 
@@ -17,6 +18,7 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
+    {"format", format_main, "create a node's data directory (identity, cluster constants)"},
     {"sequencer", seq_main, "run a sequencer node"},
     {"replica", rep_main, "run a replica node"},
     {"submit", ordo_verb_submit, "order one request and print its place and result"},
