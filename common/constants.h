@@ -59,6 +59,13 @@
 /* Bytes of committed epochs a sequencer keeps for replica repair. */
 #define ORDO_EPOCH_LOG_BYTES_DEFAULT (64ull << 20)
 
+/* ---- Raft (the sequencer group) ---- */
+#define ORDO_TICK_MS		      10u  /* one Raft tick */
+#define ORDO_ELECTION_MS_DEFAULT      150u /* timeout randomized in [T, 2T): failover < 1 s */
+#define ORDO_HEARTBEAT_MS_DEFAULT     30u
+#define ORDO_SNAPSHOT_ENTRIES_DEFAULT 10000u
+#define ORDO_SNAPSHOT_BYTES_MAX	      (256ull << 20) /* sequencer state snapshot, held in memory */
+
 /* ---- Ledger (PROTOCOL.md §4); cluster constants ---- */
 #define ORDO_ACCOUNTS_MAX_DEFAULT  (1ull << 20)
 #define ORDO_TRANSFERS_MAX_DEFAULT (1ull << 22)

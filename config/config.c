@@ -46,6 +46,10 @@ enum cluster_field {
 	CF_SESSION_IDLE_MIN_MS,
 	CF_EPOCH_LOG_BYTES,
 	CF_APPLIED_LOG_BYTES,
+	CF_DURABILITY,
+	CF_ELECTION_MS,
+	CF_HEARTBEAT_MS,
+	CF_SNAPSHOT_ENTRIES,
 	CF_COUNT,
 };
 
@@ -54,7 +58,8 @@ static const char *const cluster_names[CF_COUNT] = {
     "transfers_max",	   "epoch_us",	       "epoch_bytes",	    "epochs_inflight",
     "max_datagram",	   "require_auth",     "internal_auth",	    "internal_key_id",
     "internal_secret",	   "trusted_networks", "applied_reply",	    "applied_reply_max_age_ms",
-    "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes",
+    "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes", "durability",
+    "election_ms",	   "heartbeat_ms",     "snapshot_entries",
 };
 
 enum node_field {
@@ -599,6 +604,27 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 		ok = get_u64(ps, key, val, CFG_LOG_BYTES_MIN, CFG_LOG_BYTES_MAX, &v);
 		c->applied_log_bytes = ok ? v : c->applied_log_bytes;
 		break;
+	case CF_DURABILITY:
+		if (strcmp(val, "fsync") == 0)
+			c->durability_fsync = true;
+		else if (strcmp(val, "memory") == 0)
+			c->durability_fsync = false;
+		else
+			ok = fail(ps, ps->line,
+				  "durability = '%s' is not a mode; use fsync (an epoch is "
+				  "committed once fdatasync'd on a majority) or memory (once held "
+				  "in memory by a majority: weaker)",
+				  val);
+		break;
+	case CF_ELECTION_MS:
+		ok = get_u32(ps, key, val, 20, 60000, &c->election_ms);
+		break;
+	case CF_HEARTBEAT_MS:
+		ok = get_u32(ps, key, val, 10, 10000, &c->heartbeat_ms);
+		break;
+	case CF_SNAPSHOT_ENTRIES:
+		ok = get_u32(ps, key, val, 16, 1u << 30, &c->snapshot_entries);
+		break;
 	case CF_COUNT:
 		break;
 	}
@@ -833,6 +859,11 @@ static bool validate(struct cfg_parse *ps)
 			    "epoch_log_bytes (%llu) is smaller than one epoch (epoch_bytes %u); "
 			    "raise it",
 			    (unsigned long long)c->epoch_log_bytes, c->epoch_bytes);
+	if (c->heartbeat_ms >= c->election_ms)
+		return fail(ps, cf[CF_HEARTBEAT_MS] ? cf[CF_HEARTBEAT_MS] : ps->cluster_line,
+			    "heartbeat_ms (%u) must be below election_ms (%u); the default pair "
+			    "is 30 and 150",
+			    c->heartbeat_ms, c->election_ms);
 
 	qsort(c->nodes, c->nnodes, sizeof c->nodes[0], cmp_node);
 	qsort(c->keys, c->nkeys, sizeof c->keys[0], cmp_key);
@@ -859,6 +890,10 @@ static void set_defaults(struct cfg_cluster *c, const char *name)
 	c->trusted[0].mask = 0xFF000000u;
 	c->ntrusted = 1;
 	c->applied_reply = CFG_APPLIED_ONE;
+	c->durability_fsync = true;
+	c->election_ms = ORDO_ELECTION_MS_DEFAULT;
+	c->heartbeat_ms = ORDO_HEARTBEAT_MS_DEFAULT;
+	c->snapshot_entries = ORDO_SNAPSHOT_ENTRIES_DEFAULT;
 	c->applied_reply_max_age_ms = ORDO_APPLIED_REPLY_MAX_AGE_MS_DEFAULT;
 	c->session_idle_min_ms = ORDO_SESSION_IDLE_MIN_MS_DEFAULT;
 	c->epoch_log_bytes = ORDO_EPOCH_LOG_BYTES_DEFAULT;

@@ -23,6 +23,10 @@
  *   session_idle_min_ms = 10000
  *   epoch_log_bytes = 67108864          ; sequencer: committed epochs kept for repair
  *   applied_log_bytes = 67108864        ; replica: applied history kept for FETCH
+ *   durability = fsync                  ; or memory (weaker: see README)
+ *   election_ms = 150                   ; Raft election timeout, randomized in [T, 2T)
+ *   heartbeat_ms = 30
+ *   snapshot_entries = 10000            ; sequencer log entries between snapshots
  *
  *   [key 7]
  *   secret = <64 hex>
@@ -92,6 +96,10 @@ struct cfg_cluster {
 	uint32_t session_idle_min_ms;
 	uint64_t epoch_log_bytes;
 	uint64_t applied_log_bytes;
+	bool durability_fsync;	   /* durability = fsync (default) or memory */
+	uint32_t election_ms;	   /* Raft election timeout T: randomized in [T, 2T) */
+	uint32_t heartbeat_ms;	   /* leader heartbeat interval; < election_ms */
+	uint32_t snapshot_entries; /* a sequencer snapshots after this many log entries */
 	struct cfg_node nodes[ORDO_NODES_MAX]; /* sorted by node_id after load */
 	uint32_t nnodes;
 };

@@ -74,6 +74,15 @@ int seq_batcher_init(struct seq_batcher *b, const struct seq_batcher_cfg *cfg, u
 	return 0;
 }
 
+void seq_batcher_reset(struct seq_batcher *b, uint64_t first_epoch, uint64_t first_position)
+{
+	ORDO_ASSERT(first_epoch > 0 && first_position > 0);
+	b->ring_head = b->ring_count = b->ring_handed = 0;
+	open_reset(b);
+	b->next_epoch = first_epoch;
+	b->next_position = first_position;
+}
+
 void seq_batcher_free(struct seq_batcher *b)
 {
 	free(b->mem);

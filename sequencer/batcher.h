@@ -50,6 +50,10 @@ size_t seq_batcher_bytes(const struct seq_batcher_cfg *cfg);
 ORDO_MUST_CHECK int seq_batcher_init(struct seq_batcher *b, const struct seq_batcher_cfg *cfg,
 				     uint64_t first_epoch, uint64_t first_position);
 void seq_batcher_free(struct seq_batcher *b);
+/* Drops the open and every sealed epoch and continues the order at
+ * first_epoch / first_position (a new leader continuing its log). No
+ * allocation. */
+void seq_batcher_reset(struct seq_batcher *b, uint64_t first_epoch, uint64_t first_position);
 
 /* Appends one request to the open epoch. Returns 0 and its place, or -ENOBUFS
  * when it cannot be taken now (the open epoch is full and no sealed slot is

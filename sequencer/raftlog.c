@@ -386,3 +386,22 @@ int seq_raftlog_get(struct seq_raftlog *rl, uint64_t index, struct raft_entry *e
 	};
 	return 0;
 }
+
+int seq_raftlog_bootstrap(struct seq_raftlog *rl, const struct raft_conf *conf)
+{
+	if (stor_log_last_index(&rl->log) != 0 || rl->snap.index != 0 || rl->term != 0)
+		return -EEXIST;
+	struct stor_meta m = {
+	    .cluster_id = rl->cfg.cluster_id, .term = 1, .node_id = rl->cfg.node_id};
+	char err[256];
+	int rc = stor_meta_write(rl->dir, &m, err, sizeof err);
+	if (rc)
+		return rc;
+	rl->term = 1;
+	uint8_t b[RAFT_CONF_BYTES_MAX];
+	uint32_t len = raft_conf_encode(conf, b);
+	struct raft_entry e = {
+	    .term = 1, .index = 1, .data = b, .len = len, .type = RAFT_ENTRY_CONF};
+	rc = append_one(rl, &e);
+	return rc ? rc : stor_log_sync_wait(&rl->log);
+}

@@ -81,6 +81,12 @@ ORDO_MUST_CHECK int seq_raftlog_open(struct seq_raftlog *rl, const struct seq_ra
 				     struct raft_hard_state *hs, char *err, size_t err_len);
 void seq_raftlog_close(struct seq_raftlog *rl);
 
+/* A new group: every founding member writes the same first entry, the
+ * configuration of the group's voters, at index 1 in term 1 (and term 1 as
+ * its durable term), before its first raft_new. -EEXIST if the log is not
+ * empty. A node that joins a running group later does not bootstrap. */
+ORDO_MUST_CHECK int seq_raftlog_bootstrap(struct seq_raftlog *rl, const struct raft_conf *conf);
+
 /* The ops to hand raft_new (log_ctx = the struct seq_raftlog). */
 extern const struct raft_log_ops seq_raftlog_ops;
 

@@ -37,6 +37,12 @@
  * with a correct leader). If something the leader did not admit is applied
  * (entries of an earlier term), the reservation is best effort; it never
  * affects the committed state, which is decided by seq_sessions_apply alone.
+ *
+ * Snapshot (layout in sessions.h): the committed state only, sessions in LRU
+ * order so that a restored table evicts exactly as the original. Read checks
+ * the whole input first (using the emptied pending-opens index as scratch to
+ * find duplicate client_ids), then rebuilds; it never touches the committed
+ * state of a table on bad input. Neither is on the hot path.
  */
 #include "sessions.h"
 
@@ -45,6 +51,8 @@
 #include <string.h>
 
 #include "common/constants.h"
+#include "common/crc32c.h"
+#include "common/le.h"
 #include "common/ordo_assert.h"
 
 #define NONE	    UINT32_MAX
@@ -714,4 +722,363 @@ void seq_sessions_clear_pending(struct seq_sessions *t)
 		ORDO_ASSERT(removed);
 	}
 	doom_reset(t);
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/* Layout of the encoding: see sessions.h. Byte offsets inside each part. */
+enum {
+	SH_MAGIC = 0,
+	SH_VERSION = 4,
+	SH_TOTAL = 8,
+	SH_WINDOW = 16,
+	SH_SESSIONS_MAX = 20,
+	SH_COUNT = 24,
+	SH_RESERVED0 = 28,
+	SH_EVICTIONS = 32,
+	SH_RAFT_INDEX = 40,
+	SH_RAFT_TERM = 48,
+	SH_EPOCH = 56,
+	SH_GROUP_POSITION = 64,
+	SH_EPOCH_TS = 72,
+	SH_RESERVED1 = 80,
+
+	SS_CLIENT_ID = 0,
+	SS_NUMBER = 8,
+	SS_NEXT = 16,
+	SS_LATEST_POS = 24,
+	SS_LATEST_TS = 32,
+	SS_OPEN_EPOCH = 40,
+	SS_OPEN_INDEX = 48,
+	SS_OPEN_GROUP = 52,
+	SS_RESERVED0 = 54,
+	SS_SLOTS = 56,
+	SS_RESERVED1 = 60,
+
+	SL_N = 0,
+	SL_EPOCH = 8,
+	SL_GROUP_POSITION = 16,
+	SL_INDEX = 24,
+	SL_GROUP = 28,
+	SL_RESERVED = 30,
+
+	ST_CRC = 0,
+	ST_RESERVED = 4,
+};
+ORDO_STATIC_ASSERT(SH_RESERVED1 + 8 == SEQ_SNAP_HDR_BYTES, "snapshot header layout");
+ORDO_STATIC_ASSERT(SS_RESERVED1 + 4 == SEQ_SNAP_SESSION_BYTES, "snapshot session layout");
+ORDO_STATIC_ASSERT(SL_RESERVED + 2 == SEQ_SNAP_SLOT_BYTES, "snapshot slot layout");
+ORDO_STATIC_ASSERT(SEQ_SNAP_HDR_BYTES % 8 == 0 && SEQ_SNAP_SESSION_BYTES % 8 == 0 &&
+		       SEQ_SNAP_SLOT_BYTES % 8 == 0 && SEQ_SNAP_TRAILER_BYTES % 8 == 0,
+		   "snapshot parts are multiples of 8 bytes");
+
+/* Lowest number of the window [next - W, next + W) that can exist (>= 1). */
+static inline uint64_t window_lo(uint64_t next, uint64_t w)
+{
+	return next > w ? next - w : 1;
+}
+
+/* ORDERED slots of live session i: every one is a number of its window. */
+static uint32_t ordered_count(const struct seq_sessions *t, uint32_t i)
+{
+	const struct seq_session *s = sess(t, i);
+	uint64_t w = t->cfg.window;
+	uint32_t k = 0;
+	for (uint64_t n = window_lo(s->next, w); n < s->next + w; n++)
+		k += slot_of(t, i, n)->state == SLOT_ORDERED;
+	return k;
+}
+
+size_t seq_sessions_snapshot_bytes_max(const struct seq_sessions_cfg *cfg)
+{
+	if (!cfg_valid(cfg))
+		return 0;
+	size_t per = SEQ_SNAP_SESSION_BYTES + (size_t)SEQ_SNAP_SLOT_BYTES * (2u * cfg->window - 1);
+	return SEQ_SNAP_HDR_BYTES + (size_t)cfg->sessions_max * per + SEQ_SNAP_TRAILER_BYTES;
+}
+
+size_t seq_sessions_snapshot_bytes(const struct seq_sessions *t)
+{
+	size_t total = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES;
+	for (uint32_t i = t->lru_head; i != NONE; i = sess(t, i)->lru_next)
+		total += SEQ_SNAP_SESSION_BYTES + (size_t)SEQ_SNAP_SLOT_BYTES * ordered_count(t, i);
+	return total;
+}
+
+int seq_sessions_snapshot_write(const struct seq_sessions *t, const struct seq_snap_hdr *h,
+				uint8_t *out, size_t cap, size_t *len)
+{
+	size_t total = seq_sessions_snapshot_bytes(t);
+	if (cap < total)
+		return -ENOBUFS;
+	memset(out, 0, total); /* every reserved field is 0 */
+
+	ordo_st32(out + SH_MAGIC, SEQ_SNAP_MAGIC);
+	ordo_st32(out + SH_VERSION, SEQ_SNAP_VERSION);
+	ordo_st64(out + SH_TOTAL, total);
+	ordo_st32(out + SH_WINDOW, t->cfg.window);
+	ordo_st32(out + SH_SESSIONS_MAX, t->cfg.sessions_max);
+	ordo_st32(out + SH_COUNT, t->used);
+	ordo_st64(out + SH_EVICTIONS, t->evictions);
+	ordo_st64(out + SH_RAFT_INDEX, h->raft_index);
+	ordo_st64(out + SH_RAFT_TERM, h->raft_term);
+	ordo_st64(out + SH_EPOCH, h->epoch);
+	ordo_st64(out + SH_GROUP_POSITION, h->group_position);
+	ordo_st64(out + SH_EPOCH_TS, h->epoch_ts_ns);
+
+	uint64_t w = t->cfg.window;
+	uint8_t *p = out + SEQ_SNAP_HDR_BYTES;
+	uint64_t prev_latest = 0;
+	uint32_t written = 0;
+	for (uint32_t i = t->lru_head; i != NONE; i = sess(t, i)->lru_next) {
+		const struct seq_session *s = sess(t, i);
+		ORDO_ASSERT(s->live && written < t->used);
+		uint8_t *rec = p;
+		p += SEQ_SNAP_SESSION_BYTES;
+		uint32_t k = 0;
+		uint64_t latest = 0;
+		for (uint64_t n = window_lo(s->next, w); n < s->next + w; n++) {
+			const struct seq_slot *slot = slot_of(t, i, n);
+			if (slot->state != SLOT_ORDERED)
+				continue; /* EMPTY, or PENDING: leader-only, not encoded */
+			ordo_st64(p + SL_N, n);
+			ordo_st64(p + SL_EPOCH, slot->epoch);
+			ordo_st64(p + SL_GROUP_POSITION, slot->group_position);
+			ordo_st32(p + SL_INDEX, slot->index);
+			ordo_st16(p + SL_GROUP, slot->group);
+			p += SEQ_SNAP_SLOT_BYTES;
+			if (slot->group_position > latest)
+				latest = slot->group_position;
+			k++;
+		}
+		/* The latest ordered number never leaves the window before the
+		 * session orders another; positions grow in apply order, so the
+		 * LRU list is in increasing latest position (what read checks). */
+		ORDO_ASSERT(k > 0 && latest > prev_latest);
+		prev_latest = latest;
+		ordo_st64(rec + SS_CLIENT_ID, s->client_id);
+		ordo_st64(rec + SS_NUMBER, s->number);
+		ordo_st64(rec + SS_NEXT, s->next);
+		ordo_st64(rec + SS_LATEST_POS, latest);
+		ordo_st64(rec + SS_LATEST_TS, s->latest_ts_ns);
+		ordo_st64(rec + SS_OPEN_EPOCH, s->open_epoch);
+		ordo_st32(rec + SS_OPEN_INDEX, s->open_index);
+		ordo_st16(rec + SS_OPEN_GROUP, s->open_group);
+		ordo_st32(rec + SS_SLOTS, k);
+		written++;
+	}
+	ORDO_ASSERT(written == t->used);
+	ORDO_ASSERT((size_t)(p - out) == total - SEQ_SNAP_TRAILER_BYTES);
+	ordo_st32(p + ST_CRC, ordo_crc32c(out, total - SEQ_SNAP_TRAILER_BYTES));
+	*len = total;
+	return 0;
+}
+
+/* One decoded session record (its slots stay in the input). */
+struct snap_session {
+	uint64_t client_id;
+	uint64_t number;
+	uint64_t next;
+	uint64_t latest_pos;
+	uint64_t latest_ts_ns;
+	struct wire_place open;
+	uint32_t slots;
+	const uint8_t *slot_bytes; /* slots * SEQ_SNAP_SLOT_BYTES */
+};
+
+static void snap_slot(const uint8_t *p, uint64_t *n, struct wire_place *place)
+{
+	*n = ordo_ld64(p + SL_N);
+	place->epoch = ordo_ld64(p + SL_EPOCH);
+	place->group_position = ordo_ld64(p + SL_GROUP_POSITION);
+	place->index = ordo_ld32(p + SL_INDEX);
+	place->group = ordo_ld16(p + SL_GROUP);
+}
+
+/* Parses and checks the session record at in[*off ..] (the body ends at
+ * end); advances *off past its slots. prev_latest: the previous record's
+ * latest position (0 for the first). false on any malformed field. */
+static bool snap_session_parse(const struct seq_sessions *t, const uint8_t *in, size_t end,
+			       size_t *off, uint64_t prev_latest, struct snap_session *r)
+{
+	uint64_t w = t->cfg.window;
+	if (end - *off < SEQ_SNAP_SESSION_BYTES)
+		return false;
+	const uint8_t *p = in + *off;
+	if (ordo_ld16(p + SS_RESERVED0) != 0 || ordo_ld32(p + SS_RESERVED1) != 0)
+		return false;
+	r->client_id = ordo_ld64(p + SS_CLIENT_ID);
+	r->number = ordo_ld64(p + SS_NUMBER);
+	r->next = ordo_ld64(p + SS_NEXT);
+	r->latest_pos = ordo_ld64(p + SS_LATEST_POS);
+	r->latest_ts_ns = ordo_ld64(p + SS_LATEST_TS);
+	r->open.epoch = ordo_ld64(p + SS_OPEN_EPOCH);
+	r->open.index = ordo_ld32(p + SS_OPEN_INDEX);
+	r->open.group = ordo_ld16(p + SS_OPEN_GROUP);
+	r->open.group_position = r->number;
+	r->slots = ordo_ld32(p + SS_SLOTS);
+	*off += SEQ_SNAP_SESSION_BYTES;
+
+	/* Request 1 was ordered (next >= 2) at a real position (>= 1); next + 2W
+	 * does not overflow; LRU order is increasing latest position. */
+	if (r->number == 0 || r->next < 2 || r->next > UINT64_MAX - 2 * w)
+		return false;
+	if (r->latest_pos <= prev_latest || r->latest_pos < r->number)
+		return false;
+	if (r->slots == 0 || r->slots > 2 * w - 1)
+		return false;
+	if ((end - *off) / SEQ_SNAP_SLOT_BYTES < r->slots)
+		return false;
+	r->slot_bytes = in + *off;
+	*off += (size_t)r->slots * SEQ_SNAP_SLOT_BYTES;
+
+	/* Slots: increasing numbers inside [lo, next + W), next not among them,
+	 * every number of [lo, next) present (admit relies on it), request 1
+	 * (if in the window) at the session's opening place, every later
+	 * request after it, the latest position the largest. */
+	uint64_t lo = window_lo(r->next, w);
+	uint64_t below_next = 0, max_pos = 0, prev_n = 0;
+	for (uint32_t k = 0; k < r->slots; k++) {
+		const uint8_t *q = r->slot_bytes + (size_t)k * SEQ_SNAP_SLOT_BYTES;
+		uint64_t n;
+		struct wire_place pl;
+		if (ordo_ld16(q + SL_RESERVED) != 0)
+			return false;
+		snap_slot(q, &n, &pl);
+		if (n <= prev_n || n < lo || n >= r->next + w || n == r->next)
+			return false;
+		prev_n = n;
+		below_next += n < r->next;
+		if (n == 1) {
+			if (pl.group_position != r->number || pl.epoch != r->open.epoch ||
+			    pl.index != r->open.index || pl.group != r->open.group)
+				return false;
+		} else if (pl.group_position <= r->number) {
+			return false;
+		}
+		if (pl.group_position > max_pos)
+			max_pos = pl.group_position;
+	}
+	return below_next == r->next - lo && max_pos == r->latest_pos;
+}
+
+/* Checks everything in in[0 .. len) without changing the committed state;
+ * uses the (empty) pending-opens index as scratch to find duplicate
+ * client_ids, and empties it again. */
+static int snap_validate(struct seq_sessions *t, const uint8_t *in, size_t len)
+{
+	const size_t fixed = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES;
+	if (len < fixed || len % 8 != 0)
+		return -EBADMSG;
+	if (ordo_ld32(in + SH_MAGIC) != SEQ_SNAP_MAGIC ||
+	    ordo_ld32(in + SH_VERSION) != SEQ_SNAP_VERSION || ordo_ld64(in + SH_TOTAL) != len)
+		return -EBADMSG;
+	size_t end = len - SEQ_SNAP_TRAILER_BYTES;
+	if (ordo_ld32(in + end + ST_CRC) != ordo_crc32c(in, end) ||
+	    ordo_ld32(in + end + ST_RESERVED) != 0)
+		return -EBADMSG;
+	if (ordo_ld32(in + SH_RESERVED0) != 0 || ordo_ld64(in + SH_RESERVED1) != 0)
+		return -EBADMSG;
+	if (ordo_ld32(in + SH_WINDOW) != t->cfg.window ||
+	    ordo_ld32(in + SH_SESSIONS_MAX) != t->cfg.sessions_max)
+		return -EINVAL;
+	uint32_t count = ordo_ld32(in + SH_COUNT);
+	if (count > t->cfg.sessions_max)
+		return -EBADMSG;
+
+	ORDO_ASSERT(t->pending_opens_used == 0);
+	int rc = 0;
+	size_t off = SEQ_SNAP_HDR_BYTES;
+	uint64_t prev_latest = 0;
+	for (uint32_t k = 0; k < count; k++) {
+		struct snap_session r;
+		if (!snap_session_parse(t, in, end, &off, prev_latest, &r)) {
+			rc = -EBADMSG;
+			break;
+		}
+		prev_latest = r.latest_pos;
+		bool dup;
+		uint32_t hole = po_probe(t, r.client_id, &dup);
+		if (dup) {
+			rc = -EBADMSG;
+			break;
+		}
+		po_insert(t, r.client_id, hole);
+	}
+	if (rc == 0 && off != end)
+		rc = -EBADMSG; /* bytes after the last session */
+	memset(t->pending_opens_index, 0,
+	       ((size_t)t->pending_opens_mask + 1) * sizeof t->pending_opens_index[0]);
+	t->pending_opens_used = 0;
+	return rc;
+}
+
+int seq_sessions_snapshot_read(struct seq_sessions *t, const uint8_t *in, size_t len,
+			       struct seq_snap_hdr *h)
+{
+	seq_sessions_clear_pending(t);
+	int rc = snap_validate(t, in, len);
+	if (rc != 0)
+		return rc;
+
+	/* Valid: rebuild the committed state. Session k of the encoding goes to
+	 * index k; internal indexes are invisible (the index is keyed on
+	 * client_id, eviction follows the list). */
+	uint32_t count = ordo_ld32(in + SH_COUNT);
+	uint32_t max = t->cfg.sessions_max;
+	uint64_t w = t->cfg.window;
+	memset(t->index, 0, ((size_t)t->index_mask + 1) * sizeof t->index[0]);
+	size_t end = len - SEQ_SNAP_TRAILER_BYTES;
+	size_t off = SEQ_SNAP_HDR_BYTES;
+	uint64_t prev_latest = 0;
+	for (uint32_t k = 0; k < count; k++) {
+		struct snap_session r;
+		bool ok = snap_session_parse(t, in, end, &off, prev_latest, &r);
+		ORDO_ASSERT(ok); /* validated above */
+		prev_latest = r.latest_pos;
+		struct seq_session *s = sess(t, k);
+		memset(s, 0, sizeof *s);
+		s->client_id = r.client_id;
+		s->number = r.number;
+		s->next = r.next;
+		s->latest_ts_ns = r.latest_ts_ns;
+		s->open_epoch = r.open.epoch;
+		s->open_index = r.open.index;
+		s->open_group = r.open.group;
+		s->live = 1;
+		s->lru_prev = k > 0 ? k - 1 : NONE;
+		s->lru_next = k + 1 < count ? k + 1 : NONE;
+		memset(slots_of(t, k), 0, (size_t)ring_slots(t) * sizeof(struct seq_slot));
+		for (uint32_t j = 0; j < r.slots; j++) {
+			uint64_t n;
+			struct wire_place pl;
+			snap_slot(r.slot_bytes + (size_t)j * SEQ_SNAP_SLOT_BYTES, &n, &pl);
+			ORDO_ASSERT(n >= window_lo(r.next, w) && n < r.next + w);
+			slot_order(slot_of(t, k, n), &pl);
+		}
+		uint32_t pos;
+		uint32_t found = session_find(t, r.client_id, &pos);
+		ORDO_ASSERT(found == NONE && t->index[pos] == 0);
+		t->index[pos] = k + 1;
+	}
+	ORDO_ASSERT(off == end);
+	/* Free list through lru_next, in index order, as at init. */
+	for (uint32_t i = count; i < max; i++) {
+		struct seq_session *s = sess(t, i);
+		memset(s, 0, sizeof *s);
+		s->lru_prev = NONE;
+		s->lru_next = i + 1 < max ? i + 1 : NONE;
+	}
+	t->free_head = count < max ? count : NONE;
+	t->used = count;
+	t->lru_head = count > 0 ? 0 : NONE;
+	t->lru_tail = count > 0 ? count - 1 : NONE;
+	t->evictions = ordo_ld64(in + SH_EVICTIONS);
+
+	h->raft_index = ordo_ld64(in + SH_RAFT_INDEX);
+	h->raft_term = ordo_ld64(in + SH_RAFT_TERM);
+	h->epoch = ordo_ld64(in + SH_EPOCH);
+	h->group_position = ordo_ld64(in + SH_GROUP_POSITION);
+	h->epoch_ts_ns = ordo_ld64(in + SH_EPOCH_TS);
+	return 0;
 }

@@ -15,6 +15,62 @@
  * session, an open-addressed index of 2 * sessions_max u32, a pending-open
  * table (12 bytes per session) and 8 bytes per pending mark (cfg.pending_max).
  * All of it is zeroed, so pre-faulted, at init.
+ *
+ * Snapshot (issue 3: Raft snapshots of the sequencer state). The COMMITTED
+ * state only (never pending marks, pending opens or the doomed prefix), with
+ * a small sequencer-state header (struct seq_snap_hdr) the table stores
+ * without interpreting. Little-endian, every part a multiple of 8 bytes:
+ *
+ * Header, 88 bytes:
+ * | off | size | field |
+ * |----:|-----:|-------|
+ * | 0   | 4    | magic SEQ_SNAP_MAGIC ("OSNS" in memory order) |
+ * | 4   | 4    | version SEQ_SNAP_VERSION (1) |
+ * | 8   | 8    | total bytes of the encoding, header and trailer included |
+ * | 16  | 4    | window W (must equal the table's) |
+ * | 20  | 4    | sessions_max (must equal the table's) |
+ * | 24  | 4    | session count, 0 .. sessions_max |
+ * | 28  | 4    | reserved, 0 |
+ * | 32  | 8    | evictions so far (committed, deterministic) |
+ * | 40  | 8    | seq_snap_hdr.raft_index |
+ * | 48  | 8    | seq_snap_hdr.raft_term |
+ * | 56  | 8    | seq_snap_hdr.epoch |
+ * | 64  | 8    | seq_snap_hdr.group_position |
+ * | 72  | 8    | seq_snap_hdr.epoch_ts_ns |
+ * | 80  | 8    | reserved, 0 |
+ *
+ * Then `count` sessions in eviction (LRU) order, the next victim first, each
+ * a 64-byte record followed by its `slots` ordered numbers:
+ * | off | size | field |
+ * |----:|-----:|-------|
+ * | 0   | 8    | client_id |
+ * | 8   | 8    | session number (group_position of request 1), >= 1 |
+ * | 16  | 8    | next: lowest request_number not yet ordered, >= 2 |
+ * | 24  | 8    | group_position of the latest ordered request |
+ * | 32  | 8    | epoch timestamp of the latest ordered request, ns |
+ * | 40  | 8    | request 1's place: epoch |
+ * | 48  | 4    | request 1's place: index |
+ * | 52  | 2    | request 1's place: group |
+ * | 54  | 2    | reserved, 0 |
+ * | 56  | 4    | slots: ordered numbers in [next - W, next + W), 1 .. 2W - 1 |
+ * | 60  | 4    | reserved, 0 |
+ * Slot, 32 bytes, in increasing request_number:
+ * | off | size | field |
+ * |----:|-----:|-------|
+ * | 0   | 8    | request_number n |
+ * | 8   | 8    | place: epoch |
+ * | 16  | 8    | place: group_position |
+ * | 24  | 4    | place: index |
+ * | 28  | 2    | place: group |
+ * | 30  | 2    | reserved, 0 |
+ *
+ * Trailer, 8 bytes: u32 CRC-32C (RFC 3720) of every byte before the trailer,
+ * u32 reserved 0.
+ *
+ * Size: 96 + sum over sessions of (64 + 32 * slots), at most
+ * seq_sessions_snapshot_bytes_max(cfg) = 96 + sessions_max * (64 + 32 * (2W - 1))
+ * (defaults: about 64 MiB; a typical table, W ordered numbers per session,
+ * about half that).
  */
 #ifndef ORDO_SEQ_SESSIONS_H
 #define ORDO_SEQ_SESSIONS_H
@@ -124,5 +180,52 @@ void seq_sessions_clear_pending(struct seq_sessions *t);
 
 /* Live sessions. */
 uint32_t seq_sessions_count(const struct seq_sessions *t);
+
+/* ------------------------------------------------------------ snapshot */
+
+#define SEQ_SNAP_MAGIC	       0x534E534Fu /* "OSNS" */
+#define SEQ_SNAP_VERSION       1u
+#define SEQ_SNAP_HDR_BYTES     88u
+#define SEQ_SNAP_SESSION_BYTES 64u
+#define SEQ_SNAP_SLOT_BYTES    32u
+#define SEQ_SNAP_TRAILER_BYTES 8u
+
+/* The sequencer state a snapshot carries beside the sessions. The table
+ * stores these values and gives them back; it does not interpret them. */
+struct seq_snap_hdr {
+	uint64_t raft_index;	 /* last Raft log index the state reflects (applied) */
+	uint64_t raft_term;	 /* term of that entry */
+	uint64_t epoch;		 /* last committed epoch number, 0 = none yet */
+	uint64_t group_position; /* last group_position ordered, 0 = none yet */
+	uint64_t epoch_ts_ns;	 /* timestamp of that epoch, ns */
+};
+
+/* Largest encoding for cfg (every session with 2W - 1 ordered numbers); 0 if
+ * cfg is invalid. */
+size_t seq_sessions_snapshot_bytes_max(const struct seq_sessions_cfg *cfg);
+
+/* Exact size of the encoding of t's committed state now. O(sessions * 2W). */
+size_t seq_sessions_snapshot_bytes(const struct seq_sessions *t);
+
+/* Encodes t's committed state and *h into out[0 .. *len). -ENOBUFS (nothing
+ * written) if cap < seq_sessions_snapshot_bytes(t). Requires the Raft apply
+ * contract: requests were applied in increasing group_position (asserted). */
+ORDO_MUST_CHECK int seq_sessions_snapshot_write(const struct seq_sessions *t,
+						const struct seq_snap_hdr *h, uint8_t *out,
+						size_t cap, size_t *len);
+
+/* Replaces t's committed state by the snapshot in[0 .. len) (len exactly the
+ * encoding's size) and fills *h. Input from the network or disk: every field
+ * is checked, nothing is allocated, nothing asserts on bad input.
+ *   -EBADMSG: truncated, trailing bytes, CRC mismatch, unknown magic or
+ *             version, a reserved field not 0, or a broken invariant;
+ *   -EINVAL:  a well-formed snapshot of another configuration (W or
+ *             sessions_max differ).
+ * The pending (leader-only) state is always cleared first, as by
+ * seq_sessions_clear_pending (a node installing a snapshot is a follower or
+ * starting). On error the committed state, the evictions counter and *h are
+ * left as they were. O(len + sessions * 2W). */
+ORDO_MUST_CHECK int seq_sessions_snapshot_read(struct seq_sessions *t, const uint8_t *in,
+					       size_t len, struct seq_snap_hdr *h);
 
 #endif

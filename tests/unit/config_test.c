@@ -450,3 +450,38 @@ Test(config, demo_ini_loads)
 		cr_assert_eq(r->internal_port, 7411);
 	}
 }
+
+/* The sequencer group's settings: durability mode, Raft timing, snapshots. */
+Test(config, raft_settings)
+{
+	static const char base[] = "[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+				   "[node 1]\nrole = sequencer\naddr = 127.0.0.1\n";
+	cr_assert_eq(load(base), 0, "%s", err);
+	cr_assert(cl.durability_fsync, "fsync is the default");
+	cr_assert_eq(cl.election_ms, ORDO_ELECTION_MS_DEFAULT);
+	cr_assert_eq(cl.heartbeat_ms, ORDO_HEARTBEAT_MS_DEFAULT);
+	cr_assert_eq(cl.snapshot_entries, ORDO_SNAPSHOT_ENTRIES_DEFAULT);
+
+	char text[512];
+	snprintf(text, sizeof text,
+		 "[cluster]\ncluster_id = 1\ninternal_auth = off\ndurability = memory\n"
+		 "election_ms = 500\nheartbeat_ms = 100\nsnapshot_entries = 64\n"
+		 "[node 1]\nrole = sequencer\naddr = 127.0.0.1\n");
+	cr_assert_eq(load(text), 0, "%s", err);
+	cr_assert_not(cl.durability_fsync);
+	cr_assert_eq(cl.election_ms, 500);
+	cr_assert_eq(cl.heartbeat_ms, 100);
+	cr_assert_eq(cl.snapshot_entries, 64);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\ndurability = disk\n"
+			   "[node 1]\nrole = sequencer\naddr = 127.0.0.1\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
+	cr_assert_not_null(strstr(err, "durability"), "%s", err);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\nelection_ms = 100\n"
+			   "heartbeat_ms = 100\n[node 1]\nrole = sequencer\naddr = 127.0.0.1\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "heartbeat_ms"), "%s", err);
+	cr_assert_not_null(strstr(err, "t.ini:5:"), "%s", err);
+}

@@ -814,3 +814,672 @@ Test(sessions, model_random, .timeout = 120)
 		model_run(seeds[i], 16, 64);
 	}
 }
+
+/* ------------------------------------------------------------ snapshot */
+
+#include "common/crc32c.h"
+#include "common/le.h"
+
+/* Allocates a table of cfg (the caller frees it). */
+static void snap_table(struct seq_sessions *t, uint32_t window, uint32_t sessions_max,
+		       uint64_t idle_ns)
+{
+	struct seq_sessions_cfg cfg = {
+	    .window = window, .sessions_max = sessions_max, .idle_min_ns = idle_ns};
+	cr_assert_eq(seq_sessions_init(t, &cfg), 0);
+}
+
+/* Encodes t into a fresh malloc'd buffer of exactly the encoding's size. */
+static uint8_t *snap_take(const struct seq_sessions *t, const struct seq_snap_hdr *h, size_t *len)
+{
+	size_t want = seq_sessions_snapshot_bytes(t);
+	cr_assert_leq(want, seq_sessions_snapshot_bytes_max(&t->cfg));
+	cr_assert_eq(want % 8, 0);
+	uint8_t *buf = malloc(want);
+	cr_assert_not_null(buf);
+	size_t got = 0;
+	cr_assert_eq(seq_sessions_snapshot_write(t, h, buf, want, &got), 0);
+	cr_assert_eq(got, want);
+	*len = got;
+	return buf;
+}
+
+static void snap_recrc(uint8_t *buf, size_t len)
+{
+	ordo_st32(buf + len - SEQ_SNAP_TRAILER_BYTES,
+		  ordo_crc32c(buf, len - SEQ_SNAP_TRAILER_BYTES));
+}
+
+static void assert_bytes_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	cr_assert_eq(alen, blen);
+	cr_assert(memcmp(a, b, alen) == 0, "encodings differ");
+}
+
+/* The reference's view of one client for the random workload. */
+#define RT_CLIENTS 48
+#define RT_N	   8192
+
+struct rt_client {
+	uint64_t id;
+	uint64_t number; /* session number once opened (by what we applied) */
+	uint64_t next;	 /* lowest number we have not applied, >= 2 */
+	bool opened;
+	bool ordered[RT_N];
+};
+
+struct rt {
+	struct rt_client c[RT_CLIENTS];
+	uint32_t nclients;
+	uint64_t fresh;
+	uint64_t pos; /* last group_position applied */
+	uint64_t now; /* epoch timestamps, ns */
+	uint64_t w;
+};
+
+/* Drives every table of tabs[0 .. ntabs) with the same requests: admit on
+ * each (identical verdicts and places), then apply (most) or unadmit those
+ * ordered. Asserts identical apply results, counts and evictions. Returns
+ * the orders applied. */
+static uint64_t rt_drive(struct rt *m, struct seq_sessions **tabs, int ntabs, struct ordo_prng *rng,
+			 int steps)
+{
+	uint64_t applied = 0;
+	for (int step = 0; step < steps; step++) {
+		uint32_t ci;
+		if (m->nclients < RT_CLIENTS && (m->nclients == 0 || ordo_prng_below(rng, 10) == 0))
+			ci = m->nclients++;
+		else
+			ci = (uint32_t)ordo_prng_below(rng, m->nclients);
+		struct rt_client *c = &m->c[ci];
+		if (c->id == 0 || ordo_prng_below(rng, 25) == 0) {
+			/* a client that (re)starts draws a new client_id */
+			memset(c, 0, sizeof *c);
+			c->id = (ordo_prng_next(rng) << 16) | ++m->fresh;
+		}
+		struct wire_req r = req(c->id, 1, 0);
+		if (c->opened && ordo_prng_below(rng, 30) != 0) {
+			int64_t d = (int64_t)ordo_prng_below(rng, 2 * m->w + 5) - (int64_t)m->w - 2;
+			int64_t n = (int64_t)c->next + d;
+			if (n < 1)
+				n = 1;
+			if (n >= RT_N - 1) {
+				c->id = 0; /* this client is done */
+				continue;
+			}
+			r.request_number = (uint64_t)n;
+			r.session = ordo_prng_below(rng, 40) ? c->number : c->number + 1;
+			if (n == 1) /* request 1 names session 0 (wire_req_validate) */
+				r.session = 0;
+		}
+		enum seq_admit v0 = SEQ_ADMIT_UNKNOWN;
+		struct wire_place p0 = {0};
+		for (int k = 0; k < ntabs; k++) {
+			struct wire_place p = {0};
+			enum seq_admit v = seq_sessions_admit(tabs[k], &r, m->now, &p);
+			if (k == 0) {
+				v0 = v;
+				p0 = p;
+			}
+			cr_assert_eq(v, v0, "step %d table %d: verdict %d, table 0 said %d", step,
+				     k, v, v0);
+			if (v == SEQ_ADMIT_DUPLICATE)
+				assert_place_eq(p, p0);
+		}
+		if (v0 == SEQ_ADMIT_ORDER) {
+			if (ordo_prng_below(rng, 8) == 0) {
+				for (int k = 0; k < ntabs; k++)
+					seq_sessions_unadmit(tabs[k], &r);
+			} else {
+				struct wire_place at = place_at(++m->pos);
+				for (int k = 0; k < ntabs; k++)
+					cr_assert(seq_sessions_apply(tabs[k], &r, &at, m->now));
+				applied++;
+				if (r.request_number == 1) {
+					memset(c->ordered, 0, sizeof c->ordered);
+					c->opened = true;
+					c->number = at.group_position;
+					c->next = 2;
+				}
+				c->ordered[r.request_number] = true;
+				while (c->next < RT_N && c->ordered[c->next])
+					c->next++;
+			}
+		}
+		for (int k = 1; k < ntabs; k++) {
+			cr_assert_eq(seq_sessions_count(tabs[k]), seq_sessions_count(tabs[0]));
+			cr_assert_eq(tabs[k]->evictions, tabs[0]->evictions, "step %d", step);
+		}
+		m->now += ordo_prng_below(rng, 12);
+	}
+	return applied;
+}
+
+/* Admits a few requests without committing them: leader-only pending state. */
+static void rt_leave_pending(struct rt *m, struct seq_sessions *t)
+{
+	for (uint32_t i = 0; i < m->nclients; i++) {
+		struct rt_client *c = &m->c[i];
+		struct wire_place p;
+		struct wire_req r = req(c->id, c->opened ? c->next : 1, c->opened ? c->number : 0);
+		(void)seq_sessions_admit(t, &r, m->now, &p);
+	}
+	struct wire_req o = req(0xFEEDull << 40, 1, 0);
+	struct wire_place p;
+	(void)seq_sessions_admit(t, &o, UINT64_MAX / 2, &p);
+}
+
+static void snapshot_round_trip(uint64_t seed, uint32_t window, uint32_t sessions_max)
+{
+	static struct rt m;
+	memset(&m, 0, sizeof m);
+	m.w = window;
+	m.now = 1000;
+	const uint64_t idle = 30;
+	struct seq_sessions orig, restored;
+	snap_table(&orig, window, sessions_max, idle);
+	snap_table(&restored, window, sessions_max, idle);
+	struct ordo_prng rng;
+	ordo_prng_seed(&rng, seed);
+
+	struct seq_sessions *one[] = {&orig};
+	rt_drive(&m, one, 1, &rng, 15000);
+	cr_assert_gt(orig.evictions, 10, "seed %lu", (unsigned long)seed);
+	cr_assert_eq(seq_sessions_count(&orig), sessions_max);
+
+	/* The restored table held other state before (another workload). */
+	{
+		static struct rt other;
+		memset(&other, 0, sizeof other);
+		other.w = window;
+		struct ordo_prng rng2;
+		ordo_prng_seed(&rng2, seed ^ 0xABCDEF);
+		struct seq_sessions *r1[] = {&restored};
+		rt_drive(&other, r1, 1, &rng2, 2000);
+		rt_leave_pending(&other, &restored);
+	}
+
+	/* Pending marks are not part of the snapshot. */
+	rt_leave_pending(&m, &orig);
+	struct seq_snap_hdr h = {.raft_index = 77 + seed,
+				 .raft_term = 5,
+				 .epoch = m.pos / 3,
+				 .group_position = m.pos,
+				 .epoch_ts_ns = m.now};
+	size_t len_pending, len;
+	uint8_t *with_pending = snap_take(&orig, &h, &len_pending);
+	seq_sessions_clear_pending(&orig);
+	uint8_t *buf = snap_take(&orig, &h, &len);
+	assert_bytes_eq(with_pending, len_pending, buf, len);
+	free(with_pending);
+
+	struct seq_snap_hdr got;
+	memset(&got, 0xEE, sizeof got);
+	cr_assert_eq(seq_sessions_snapshot_read(&restored, buf, len, &got), 0);
+	cr_assert(memcmp(&got, &h, sizeof h) == 0);
+	cr_assert_eq(seq_sessions_count(&restored), seq_sessions_count(&orig));
+	cr_assert_eq(restored.evictions, orig.evictions);
+	cr_assert_eq(restored.pending_marks_count, 0);
+	cr_assert_eq(restored.pending_opens_used, 0);
+	cr_assert_eq(restored.doomed_count, 0);
+	/* Re-encoding the restored table gives the same bytes. */
+	size_t len2;
+	uint8_t *again = snap_take(&restored, &h, &len2);
+	assert_bytes_eq(again, len2, buf, len);
+	free(again);
+
+	/* Both now serve the same future: same verdicts, places, evictions. */
+	uint64_t ev = orig.evictions;
+	struct seq_sessions *both[] = {&orig, &restored};
+	uint64_t applied = rt_drive(&m, both, 2, &rng, 15000);
+	cr_assert_gt(applied, 1000);
+	cr_assert_gt(orig.evictions, ev + 10, "seed %lu: the follow-up evicted too little",
+		     (unsigned long)seed);
+	/* And the same end state, byte for byte. */
+	size_t la, lb;
+	uint8_t *a = snap_take(&orig, &h, &la);
+	uint8_t *b = snap_take(&restored, &h, &lb);
+	assert_bytes_eq(a, la, b, lb);
+	free(a);
+	free(b);
+	free(buf);
+	seq_sessions_free(&orig);
+	seq_sessions_free(&restored);
+}
+
+Test(sessions_snapshot, round_trip_random, .timeout = 120)
+{
+	const uint64_t seeds[] = {1, 2, 0xC0FFEE};
+	for (size_t i = 0; i < ORDO_ARRAY_LEN(seeds); i++) {
+		snapshot_round_trip(seeds[i], 1, 3);
+		snapshot_round_trip(seeds[i], 4, 8);
+		snapshot_round_trip(seeds[i], 16, 24);
+	}
+}
+
+Test(sessions_snapshot, lru_order_survives_restore)
+{
+	/* Index order A, B, C; LRU order B, C, A after A orders again. A
+	 * restore that lost the LRU order would evict A (or C) below. */
+	struct seq_sessions t, r;
+	snap_table(&t, 4, 3, 0);
+	snap_table(&r, 4, 3, 0);
+	uint64_t a = open_session(&t, 0xA, 1);
+	uint64_t b = open_session(&t, 0xB, 2);
+	uint64_t c = open_session(&t, 0xC, 3);
+	order(&t, 0xA, a, 2, 4);
+	struct seq_snap_hdr h = {0};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	struct seq_snap_hdr got;
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &got), 0);
+	open_session(&r, 0xD, 5);
+	cr_assert_eq(admit(&r, 0xB, b, 2, NULL), SEQ_ADMIT_UNKNOWN);
+	cr_assert_eq(admit(&r, 0xC, c, 2, NULL), SEQ_ADMIT_ORDER);
+	cr_assert_eq(admit(&r, 0xA, a, 3, NULL), SEQ_ADMIT_ORDER);
+	seq_sessions_clear_pending(&r);
+	open_session(&r, 0xE, 6);
+	cr_assert_eq(admit(&r, 0xC, c, 2, NULL), SEQ_ADMIT_UNKNOWN);
+	cr_assert_eq(admit(&r, 0xA, a, 3, NULL), SEQ_ADMIT_ORDER);
+	cr_assert_eq(r.evictions, 2);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
+Test(sessions_snapshot, idle_check_uses_restored_timestamps)
+{
+	struct seq_sessions t, r;
+	snap_table(&t, 4, 2, 1000);
+	snap_table(&r, 4, 2, 1000);
+	open_session(&t, 0xA, 100);
+	open_session(&t, 0xB, 200);
+	struct seq_snap_hdr h = {0};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &h), 0);
+	struct wire_req c = req(0xC, 1, 0);
+	struct wire_place p;
+	cr_assert_eq(seq_sessions_admit(&r, &c, 100 + 999, &p), SEQ_ADMIT_OVERLOADED);
+	cr_assert_eq(seq_sessions_admit(&r, &c, 100 + 1000, &p), SEQ_ADMIT_ORDER);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
+Test(sessions_snapshot, window_places_survive_restore)
+{
+	const uint64_t w = 8;
+	struct seq_sessions t, r;
+	snap_table(&t, (uint32_t)w, 4, 0);
+	snap_table(&r, (uint32_t)w, 4, 0);
+	uint64_t s = open_session(&t, 1, 0);
+	struct wire_place places[64];
+	for (uint64_t n = 2; n < 20; n++)
+		places[n] = order(&t, 1, s, n, 0);
+	/* out of order above next = 20: 22 and 27 (= next + W - 1) */
+	places[22] = order(&t, 1, s, 22, 0);
+	places[27] = order(&t, 1, s, 27, 0);
+	/* a second session still holding request 1 in its window */
+	uint64_t s2 = open_session(&t, 2, 0);
+	struct wire_place open2;
+	cr_assert_eq(admit(&t, 2, 0, 1, &open2), SEQ_ADMIT_DUPLICATE);
+	struct seq_snap_hdr h = {0};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	/* 2 sessions: W ordered below next plus 2 above; request 1 */
+	cr_assert_eq(len, 96 + 2 * 64 + (w + 2 + 1) * 32);
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &h), 0);
+	struct wire_place p;
+	for (uint64_t n = 2; n < 12; n++)
+		cr_assert_eq(admit(&r, 1, s, n, NULL), SEQ_ADMIT_STALE);
+	for (uint64_t n = 12; n < 20; n++) {
+		cr_assert_eq(admit(&r, 1, s, n, &p), SEQ_ADMIT_DUPLICATE);
+		assert_place_eq(p, places[n]);
+	}
+	cr_assert_eq(admit(&r, 1, s, 22, &p), SEQ_ADMIT_DUPLICATE);
+	assert_place_eq(p, places[22]);
+	cr_assert_eq(admit(&r, 1, s, 27, &p), SEQ_ADMIT_DUPLICATE);
+	assert_place_eq(p, places[27]);
+	cr_assert_eq(admit(&r, 1, s, 20, NULL), SEQ_ADMIT_ORDER);
+	cr_assert_eq(admit(&r, 1, s, 21, NULL), SEQ_ADMIT_ORDER);
+	cr_assert_eq(admit(&r, 1, s, 28, NULL), SEQ_ADMIT_OVERLOADED);
+	cr_assert_eq(admit(&r, 2, 0, 1, &p), SEQ_ADMIT_DUPLICATE);
+	assert_place_eq(p, open2);
+	cr_assert_eq(admit(&r, 2, s2, 2, NULL), SEQ_ADMIT_ORDER);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
+Test(sessions_snapshot, empty_table)
+{
+	struct seq_sessions t, r;
+	snap_table(&t, 4, 4, 0);
+	snap_table(&r, 4, 4, 0);
+	struct seq_snap_hdr h = {
+	    .raft_index = 1, .raft_term = 2, .epoch = 3, .group_position = 4, .epoch_ts_ns = 5};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	cr_assert_eq(len, SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES);
+	/* restoring the empty state drops what the target held */
+	open_session(&r, 9, 0);
+	open_session(&r, 10, 0);
+	struct seq_snap_hdr got;
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &got), 0);
+	cr_assert(memcmp(&got, &h, sizeof h) == 0);
+	cr_assert_eq(seq_sessions_count(&r), 0);
+	cr_assert_eq(admit(&r, 9, 0, 1, NULL), SEQ_ADMIT_ORDER);
+	seq_sessions_clear_pending(&r);
+	/* and the table fills up from empty again, evicting as usual */
+	for (uint64_t id = 100; id < 110; id++)
+		open_session(&r, id, 0);
+	cr_assert_eq(seq_sessions_count(&r), 4);
+	cr_assert_eq(r.evictions, 6);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
+Test(sessions_snapshot, write_needs_room)
+{
+	struct seq_sessions t;
+	snap_table(&t, 4, 4, 0);
+	open_session(&t, 1, 0);
+	size_t need = seq_sessions_snapshot_bytes(&t);
+	uint8_t buf[512];
+	cr_assert_leq(need, sizeof buf);
+	memset(buf, 0x5A, sizeof buf);
+	struct seq_snap_hdr h = {0};
+	size_t len = 12345;
+	cr_assert_eq(seq_sessions_snapshot_write(&t, &h, buf, need - 1, &len), -ENOBUFS);
+	cr_assert_eq(len, 12345);
+	cr_assert_eq(buf[0], 0x5A);
+	cr_assert_eq(seq_sessions_snapshot_write(&t, &h, buf, sizeof buf, &len), 0);
+	cr_assert_eq(len, need);
+	seq_sessions_free(&t);
+}
+
+Test(sessions_snapshot, config_mismatch_refused)
+{
+	struct seq_sessions t, other_w, other_max;
+	snap_table(&t, 4, 4, 0);
+	snap_table(&other_w, 8, 4, 0);
+	snap_table(&other_max, 4, 5, 0);
+	open_session(&t, 1, 0);
+	open_session(&other_w, 2, 0);
+	open_session(&other_max, 3, 0);
+	struct seq_snap_hdr h = {0};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	cr_assert_eq(seq_sessions_snapshot_read(&other_w, buf, len, &h), -EINVAL);
+	cr_assert_eq(seq_sessions_snapshot_read(&other_max, buf, len, &h), -EINVAL);
+	/* nothing changed in either */
+	cr_assert_eq(admit(&other_w, 2, 0, 1, NULL), SEQ_ADMIT_DUPLICATE);
+	cr_assert_eq(admit(&other_max, 3, 0, 1, NULL), SEQ_ADMIT_DUPLICATE);
+	cr_assert_eq(admit(&other_max, 1, 0, 1, NULL), SEQ_ADMIT_ORDER);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&other_w);
+	seq_sessions_free(&other_max);
+}
+
+/* A small table with some history (W = 4, sessions_max = 3): B2 evicted;
+ * LRU order A1 (next 9; ordered 5..8 and 10), C3, D4 (request 1 only). */
+static void snap_small(struct seq_sessions *t)
+{
+	snap_table(t, 4, 3, 0);
+	uint64_t a = open_session(t, 0xA1, 10);
+	uint64_t b = open_session(t, 0xB2, 20);
+	for (uint64_t n = 2; n < 9; n++)
+		order(t, 0xA1, a, n, 30);
+	order(t, 0xB2, b, 4, 40);
+	order(t, 0xA1, a, 10, 45);
+	open_session(t, 0xC3, 50);
+	open_session(t, 0xD4, 60);
+	cr_assert_eq(t->evictions, 1);
+	cr_assert_eq(admit(t, 0xB2, b, 2, NULL), SEQ_ADMIT_UNKNOWN);
+}
+
+/* The target of a failing read keeps its committed state: same encoding. */
+struct snap_target {
+	struct seq_sessions t;
+	uint8_t *before;
+	size_t before_len;
+};
+
+static void target_init(struct snap_target *g)
+{
+	snap_table(&g->t, 4, 3, 0);
+	uint64_t s = open_session(&g->t, 0x77, 1);
+	order(&g->t, 0x77, s, 3, 2);
+	struct seq_snap_hdr h = {.raft_index = 9};
+	g->before = snap_take(&g->t, &h, &g->before_len);
+}
+
+static void target_unchanged(struct snap_target *g)
+{
+	struct seq_snap_hdr h = {.raft_index = 9};
+	size_t len;
+	uint8_t *now = snap_take(&g->t, &h, &len);
+	assert_bytes_eq(now, len, g->before, g->before_len);
+	free(now);
+}
+
+static void target_free(struct snap_target *g)
+{
+	free(g->before);
+	seq_sessions_free(&g->t);
+}
+
+Test(sessions_snapshot, truncation_refused_at_every_offset)
+{
+	struct seq_sessions t;
+	snap_small(&t);
+	struct seq_snap_hdr h = {.raft_index = 3};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	struct snap_target g;
+	target_init(&g);
+	for (size_t cut = 0; cut < len; cut++) {
+		/* an exact-size copy so that the sanitizer sees any overread */
+		uint8_t *part = malloc(cut ? cut : 1);
+		memcpy(part, buf, cut);
+		struct seq_snap_hdr got = {0};
+		cr_assert_eq(seq_sessions_snapshot_read(&g.t, part, cut, &got), -EBADMSG,
+			     "cut at %zu of %zu", cut, len);
+		free(part);
+	}
+	/* trailing bytes too */
+	uint8_t *longer = calloc(1, len + 8);
+	memcpy(longer, buf, len);
+	cr_assert_eq(seq_sessions_snapshot_read(&g.t, longer, len + 8, &h), -EBADMSG);
+	free(longer);
+	target_unchanged(&g);
+	/* the whole of it still reads */
+	cr_assert_eq(seq_sessions_snapshot_read(&g.t, buf, len, &h), 0);
+	target_free(&g);
+	free(buf);
+	seq_sessions_free(&t);
+}
+
+Test(sessions_snapshot, bit_flip_refused_everywhere)
+{
+	struct seq_sessions t;
+	snap_small(&t);
+	struct seq_snap_hdr h = {.raft_index = 3, .epoch = 4};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	struct snap_target g;
+	target_init(&g);
+	for (size_t bit = 0; bit < len * 8; bit++) {
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		struct seq_snap_hdr got = {0};
+		cr_assert_eq(seq_sessions_snapshot_read(&g.t, buf, len, &got), -EBADMSG,
+			     "bit %zu of %zu", bit, len * 8);
+		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	target_unchanged(&g);
+	cr_assert_eq(seq_sessions_snapshot_read(&g.t, buf, len, &h), 0);
+	target_free(&g);
+	free(buf);
+	seq_sessions_free(&t);
+}
+
+/* Byte offset of session record k and of its slot j in buf. */
+static size_t snap_rec(const uint8_t *buf, uint32_t k)
+{
+	size_t off = SEQ_SNAP_HDR_BYTES;
+	for (uint32_t i = 0; i < k; i++)
+		off += SEQ_SNAP_SESSION_BYTES + SEQ_SNAP_SLOT_BYTES * ordo_ld32(buf + off + 56);
+	return off;
+}
+
+static size_t snap_slot_at(const uint8_t *buf, uint32_t k, uint32_t j)
+{
+	return snap_rec(buf, k) + SEQ_SNAP_SESSION_BYTES + (size_t)j * SEQ_SNAP_SLOT_BYTES;
+}
+
+/* Patch u64 at off (or u32 / u16 by width) then fix the CRC. */
+static void patch(uint8_t *buf, size_t len, size_t off, unsigned width, uint64_t v)
+{
+	if (width == 8)
+		ordo_st64(buf + off, v);
+	else if (width == 4)
+		ordo_st32(buf + off, (uint32_t)v);
+	else
+		ordo_st16(buf + off, (uint16_t)v);
+	snap_recrc(buf, len);
+}
+
+Test(sessions_snapshot, crafted_invariant_breaks_refused)
+{
+	/* Valid snapshots patched one field at a time, CRC recomputed: each
+	 * must be refused on its content. Offsets: the layout in sessions.h. */
+	struct seq_sessions t;
+	snap_small(&t);
+	struct seq_snap_hdr h = {0};
+	size_t len;
+	uint8_t *orig = snap_take(&t, &h, &len);
+	cr_assert_eq(ordo_ld32(orig + 24), 3);
+	cr_assert_eq(ordo_ld64(orig + snap_rec(orig, 0)), 0xA1);
+	cr_assert_eq(ordo_ld64(orig + snap_rec(orig, 1)), 0xC3);
+	cr_assert_eq(ordo_ld64(orig + snap_rec(orig, 2)), 0xD4);
+	size_t a1 = snap_rec(orig, 0);
+	uint64_t a1_next = ordo_ld64(orig + a1 + 16);
+	cr_assert_eq(a1_next, 9);
+	cr_assert_eq(ordo_ld32(orig + a1 + 56), 5); /* 5, 6, 7, 8 and 10 */
+
+	uint8_t *buf = malloc(len);
+	struct snap_target g;
+	target_init(&g);
+	int cases = 0;
+#define EXPECT_BAD(what)                                                                           \
+	do {                                                                                       \
+		cr_assert_eq(seq_sessions_snapshot_read(&g.t, buf, len, &h), -EBADMSG, "%s",       \
+			     what);                                                                \
+		memcpy(buf, orig, len);                                                            \
+		cases++;                                                                           \
+	} while (0)
+
+	memcpy(buf, orig, len);
+	/* the CRC-correct original reads (sanity of the harness) */
+	snap_recrc(buf, len);
+	cr_assert(memcmp(buf, orig, len) == 0);
+
+	patch(buf, len, 0, 4, SEQ_SNAP_MAGIC + 1);
+	EXPECT_BAD("magic");
+	patch(buf, len, 4, 4, SEQ_SNAP_VERSION + 1);
+	EXPECT_BAD("version");
+	patch(buf, len, 8, 8, len - 8);
+	EXPECT_BAD("total bytes");
+	patch(buf, len, 28, 4, 1);
+	EXPECT_BAD("header reserved");
+	patch(buf, len, 80, 8, 1);
+	EXPECT_BAD("header reserved 2");
+	patch(buf, len, 24, 4, 4);
+	EXPECT_BAD("count above sessions_max");
+	patch(buf, len, 24, 4, 2);
+	EXPECT_BAD("count below the records held");
+	patch(buf, len, snap_rec(buf, 2), 8, 0xC3);
+	EXPECT_BAD("duplicate client_id");
+	patch(buf, len, snap_rec(buf, 2), 8, 0xA1);
+	EXPECT_BAD("duplicate client_id, not adjacent");
+	patch(buf, len, snap_rec(buf, 0) + 8, 8, 0);
+	EXPECT_BAD("session number 0");
+	patch(buf, len, snap_rec(buf, 0) + 16, 8, 1);
+	EXPECT_BAD("next below 2");
+	patch(buf, len, snap_rec(buf, 0) + 16, 8, UINT64_MAX - 3);
+	EXPECT_BAD("next near overflow");
+	patch(buf, len, a1 + 16, 8, a1_next + 1);
+	EXPECT_BAD("next above an unordered number (9 missing)");
+	patch(buf, len, snap_rec(buf, 1) + 16, 8, 3);
+	EXPECT_BAD("a number below next not ordered (C3: next 3, only 1 held)");
+	patch(buf, len, a1 + 16, 8, a1_next - 1);
+	EXPECT_BAD("next on an ordered number");
+	patch(buf, len, a1 + 24, 8, ordo_ld64(buf + a1 + 24) + 1);
+	EXPECT_BAD("latest position not the largest slot position");
+	patch(buf, len, snap_rec(buf, 1) + 24, 8, ordo_ld64(buf + snap_rec(buf, 0) + 24));
+	EXPECT_BAD("latest positions not increasing along the LRU list");
+	patch(buf, len, snap_rec(buf, 0) + 54, 2, 1);
+	EXPECT_BAD("session reserved");
+	patch(buf, len, snap_rec(buf, 0) + 60, 4, 1);
+	EXPECT_BAD("session reserved 2");
+	patch(buf, len, snap_rec(buf, 0) + 56, 4, 0);
+	EXPECT_BAD("no slots");
+	patch(buf, len, a1 + 56, 4, 8);
+	EXPECT_BAD("more slots than 2W - 1");
+	patch(buf, len, a1 + 56, 4, 6);
+	EXPECT_BAD("one slot too many (the next record read as a slot)");
+	patch(buf, len, a1 + 56, 4, 4);
+	EXPECT_BAD("fewer slots than bytes");
+	patch(buf, len, snap_slot_at(buf, 0, 4), 8, a1_next + 4);
+	EXPECT_BAD("slot number at next + W");
+	patch(buf, len, snap_slot_at(buf, 0, 4), 8, UINT64_MAX);
+	EXPECT_BAD("slot number far above the window");
+	patch(buf, len, snap_slot_at(buf, 0, 0), 8, a1_next - 5);
+	EXPECT_BAD("slot number below next - W");
+	patch(buf, len, snap_slot_at(buf, 0, 4), 8, a1_next);
+	EXPECT_BAD("slot number equal to next");
+	patch(buf, len, snap_slot_at(buf, 0, 1), 8, 5);
+	EXPECT_BAD("slot numbers not increasing");
+	patch(buf, len, snap_slot_at(buf, 0, 1), 8, 10);
+	EXPECT_BAD("slot numbers not increasing (jump)");
+	patch(buf, len, snap_slot_at(buf, 0, 1) + 30, 2, 1);
+	EXPECT_BAD("slot reserved");
+	patch(buf, len, snap_slot_at(buf, 1, 0) + 8, 8, 999);
+	EXPECT_BAD("request 1 slot at another epoch than the opening place");
+	patch(buf, len, snap_slot_at(buf, 1, 0) + 16, 8, 999);
+	EXPECT_BAD("request 1 slot at another position than the session number");
+	patch(buf, len, snap_slot_at(buf, 1, 0) + 24, 4, 999);
+	EXPECT_BAD("request 1 slot at another index");
+	patch(buf, len, snap_slot_at(buf, 0, 0) + 16, 8, 1);
+	EXPECT_BAD("a later request placed before the session opened");
+	/* Swapping C3 and D4 (equal sizes): each record is consistent, the
+	 * LRU order (increasing latest position) is not. */
+	{
+		size_t r0 = snap_rec(buf, 1), r1 = snap_rec(buf, 2);
+		size_t sz = r1 - r0;
+		cr_assert_eq(len - SEQ_SNAP_TRAILER_BYTES - r1, sz);
+		uint8_t tmp[256];
+		cr_assert_leq(sz, sizeof tmp);
+		memcpy(tmp, buf + r0, sz);
+		memcpy(buf + r0, buf + r1, sz);
+		memcpy(buf + r1, tmp, sz);
+		snap_recrc(buf, len);
+		EXPECT_BAD("LRU records swapped");
+	}
+	/* The trailer's reserved word is not covered by the CRC: checked apart. */
+	ordo_st32(buf + len - 4, 1);
+	EXPECT_BAD("trailer reserved");
+#undef EXPECT_BAD
+	cr_assert_geq(cases, 30);
+	target_unchanged(&g);
+	/* and the untouched original still reads */
+	cr_assert_eq(seq_sessions_snapshot_read(&g.t, orig, len, &h), 0);
+	cr_assert_eq(seq_sessions_count(&g.t), 3);
+	target_free(&g);
+	free(buf);
+	free(orig);
+	seq_sessions_free(&t);
+}
