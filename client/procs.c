@@ -26,10 +26,35 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 			 const char *fault)
 {
 	const struct cfg_node *nd = &cl->nodes[index];
-	char id[16], log[512];
+	char id[16], log[512], data[512], format_file[600];
 	snprintf(id, sizeof id, "%u", nd->node_id);
 	snprintf(log, sizeof log, "%s/node-%u.log", logdir, nd->node_id);
+	snprintf(data, sizeof data, "%s/data-%u", logdir, nd->node_id);
+	snprintf(format_file, sizeof format_file, "%s/FORMAT", data);
 	fflush(NULL);
+	if (nd->role == CFG_ROLE_SEQUENCER && access(format_file, F_OK) != 0) {
+		/* a new node: ordo format its data directory first */
+		pid_t f = fork();
+		if (f < 0)
+			return -errno;
+		if (f == 0) {
+			int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+				close(fd);
+			}
+			execl(exe, "ordo", "format", "--cluster", cluster_path, "--node", id,
+			      "--data", data, (char *)NULL);
+			_exit(127);
+		}
+		int status;
+		if (waitpid(f, &status, 0) != f || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "ordo: formatting node %u's data in %s failed (see %s)\n",
+				nd->node_id, data, log);
+			return -EIO;
+		}
+	}
 	pid_t pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -40,13 +65,24 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 			dup2(fd, 1);
 			close(fd);
 		}
-		const char *role = nd->role == CFG_ROLE_SEQUENCER ? "sequencer" : "replica";
-		if (fault && *fault)
-			execl(exe, "ordo", role, "--cluster", cluster_path, "--node", id, "--fault",
-			      fault, (char *)NULL);
-		else
-			execl(exe, "ordo", role, "--cluster", cluster_path, "--node", id,
-			      (char *)NULL);
+		const char *argv[12];
+		int k = 0;
+		argv[k++] = "ordo";
+		argv[k++] = nd->role == CFG_ROLE_SEQUENCER ? "sequencer" : "replica";
+		argv[k++] = "--cluster";
+		argv[k++] = cluster_path;
+		argv[k++] = "--node";
+		argv[k++] = id;
+		if (nd->role == CFG_ROLE_SEQUENCER) {
+			argv[k++] = "--data";
+			argv[k++] = data;
+		}
+		if (fault && *fault) {
+			argv[k++] = "--fault";
+			argv[k++] = fault;
+		}
+		argv[k] = NULL;
+		execv(exe, (char *const *)argv);
 		fprintf(stderr, "ordo: cannot run %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
@@ -87,8 +123,9 @@ int ordo_procs_wait_ready(struct ordo_procs *p, struct ordo_client *c, const str
 				return -ECHILD;
 			}
 			struct wire_status_msg s;
-			if (ordo_status(c, cl->nodes[i].node_id, &s, 200 * ORDO_NS_PER_MS) == 0)
-				break;
+			if (ordo_status(c, cl->nodes[i].node_id, &s, 200 * ORDO_NS_PER_MS) == 0 &&
+			    (cl->nodes[i].role != CFG_ROLE_SEQUENCER || s.leader_id != 0))
+				break; /* a sequencer is ready once it knows its group's leader */
 			if (ordo_mono_ns() >= deadline) {
 				fprintf(stderr, "ordo: node %u does not answer STATUS_Q\n",
 					cl->nodes[i].node_id);

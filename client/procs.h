@@ -2,7 +2,8 @@
  * Starting and stopping the nodes of a cluster file as child processes of
  * this one: used by `ordo demo` and the integration tests. Each node runs as
  * `EXE sequencer|replica --cluster FILE --node ID`, its stderr to
- * LOGDIR/node-ID.log.
+ * LOGDIR/node-ID.log; a sequencer keeps its Raft log in LOGDIR/data-ID,
+ * which is formatted (`EXE format`) the first time the node starts.
  */
 #ifndef ORDO_CLIENT_PROCS_H
 #define ORDO_CLIENT_PROCS_H
@@ -28,7 +29,8 @@ ORDO_MUST_CHECK int ordo_procs_start(struct ordo_procs *p, const struct cfg_clus
 ORDO_MUST_CHECK int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl,
 					 uint32_t index, const char *cluster_path, const char *exe,
 					 const char *logdir, const char *fault);
-/* Waits until every node answers STATUS_Q, or timeout: 0 or -ETIMEDOUT
+/* Waits until every node answers STATUS_Q and every sequencer knows its
+ * group's leader, or timeout: 0 or -ETIMEDOUT
  * (naming the silent node on stderr). A child that exited is reported. */
 ORDO_MUST_CHECK int ordo_procs_wait_ready(struct ordo_procs *p, struct ordo_client *c,
 					  const struct cfg_cluster *cl, uint64_t timeout_ns);

@@ -11,16 +11,14 @@
 int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_args *a)
 {
 	static const struct option opts[] = {
-	    {"cluster", required_argument, NULL, 'c'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"fault", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"cluster", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
+	    {"fault", required_argument, NULL, 'f'},   {"data", required_argument, NULL, 'd'},
+	    {"help", no_argument, NULL, 'h'},	       {0},
 	};
 	memset(a, 0, sizeof *a);
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:f:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:f:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			a->cluster = optarg;
@@ -38,6 +36,9 @@ int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_
 		}
 		case 'f':
 			a->fault = optarg;
+			break;
+		case 'd':
+			a->data = optarg;
 			break;
 		default:
 			fputs(usage, c == 'h' ? stdout : stderr);

@@ -23,6 +23,7 @@ struct dp_edge_args {
 	const char *cluster; /* cluster file */
 	uint32_t node_id;    /* this node */
 	const char *fault;   /* --fault spec, or NULL */
+	const char *data;    /* --data DIR, or NULL */
 };
 
 struct dp_edge {
@@ -49,7 +50,7 @@ struct dp_edge_rx {
 	const struct cfg_node *peer; /* internal: the cluster node it came from */
 };
 
-/* Parses `--cluster FILE --node ID [--fault SPEC]`. Returns -1 to go on, else
+/* Parses `--cluster FILE --node ID [--data DIR] [--fault SPEC]`. Returns -1 to go on, else
  * the exit code (0 after --help, 2 on a usage error, with usage printed). */
 int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_args *a);
 

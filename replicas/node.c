@@ -429,6 +429,11 @@ static const char usage_text[] =
 
 static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 {
+	if (a->data) {
+		fprintf(stderr, "ordo replica: --data is not supported yet: a replica keeps its "
+				"ledger in memory until the replicas issue lands\n");
+		return -EINVAL;
+	}
 	int rc = dp_edge_open(&n->e, a, CFG_ROLE_REPLICA, "ordo replica", 16u << 20);
 	if (rc)
 		return rc;

@@ -1,18 +1,28 @@
 /*
- * The sequencer node driver (single node; the Raft issue makes it a group).
+ * The sequencer node driver: one node of a sequencer group, whose epochs are
+ * the entries of a Raft log (sequencer/raft/) kept durably on io_uring
+ * storage (sequencer/raftlog.c, storage/).
  *
- * Loop: receive a burst; for each datagram apply the receipt rules
- * (PROTOCOL.md §2.2), then SUBMIT records go through the session table and
- * into the open epoch, STATUS_Q is answered, and internal EPOCH_NACKs from
- * replicas are served from the epoch log. When the open epoch is due
- * (epoch_us) it is sealed and committed: applied to the session table,
- * answered ORDERED OK, kept in the epoch log and sent to every replica in
- * EPOCH_DATA fragments. Idle: block in the transport's wait until the next
- * deadline (epoch due, heartbeat), so an idle node costs no CPU.
+ * Loop: receive a burst and apply the receipt rules (PROTOCOL.md §2.2).
+ *  - SUBMIT on the leader: records go through the session table into the
+ *    open epoch. Followers answer NOT_LEADER with the leader they know; a
+ *    new leader answers OVERLOADED until everything before its term is
+ *    applied, so a retry of a request in an older uncommitted epoch is seen
+ *    as the duplicate it is.
+ *  - Sealed epochs (epoch_us, epoch_bytes) are proposed to Raft.
+ *  - Raft messages from the other members go into the core.
+ *  - Every Raft update is handled in the order raft.h requires: install a
+ *    snapshot, persist (term/vote, entries, fdatasync), send, apply committed
+ *    entries, advance.
+ *  - Applying a committed epoch (every member) updates the session table and
+ *    the epoch log kept for replica repair. The leader also answers ORDERED
+ *    OK for the epochs of its term and streams them to the replicas in
+ *    EPOCH_DATA fragments.
+ *  - Every snapshot_entries entries the node snapshots its session table and
+ *    compacts its log.
  *
- * Commit here is "sealed into the in-memory log of the only node"; with Raft
- * it becomes "durable on a majority". The order of effects (apply, answer,
- * stream) does not change.
+ * Idle: block in the transport's wait until the next deadline (Raft tick,
+ * epoch due, heartbeat to replicas).
  */
 #include "node.h"
 
@@ -24,18 +34,29 @@
 
 #include "common/ordo_time.h"
 #include "config/config.h"
+#include "dataplane/bulk.h"
 #include "dataplane/dp.h"
 #include "dataplane/edge.h"
 #include "dataplane/reply.h"
 #include "sequencer/batcher.h"
 #include "sequencer/epochlog.h"
+#include "sequencer/raft/raft.h"
+#include "sequencer/raftlog.h"
 #include "sequencer/sessions.h"
+#include "storage/format.h"
 #include "wire/wire.h"
 
-#define HEARTBEAT_NS	 (20ull * ORDO_NS_PER_MS)
-#define NACK_EPOCHS_MAX	 64u   /* epochs resent for one EPOCH_NACK */
-#define OVERRIDES_MAX	 1024u /* pending reply-address changes remembered */
-#define IDLE_WAIT_MAX_NS (100ull * ORDO_NS_PER_MS)
+#define HEARTBEAT_NS	    (20ull * ORDO_NS_PER_MS)
+#define NACK_EPOCHS_MAX	    64u	  /* epochs resent for one EPOCH_NACK */
+#define OVERRIDES_MAX	    1024u /* pending reply-address changes remembered */
+#define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
+#define TICK_NS		    ((uint64_t)ORDO_TICK_MS * ORDO_NS_PER_MS)
+#define RAFT_MSG_BYTES_MAX  (1u << 20) /* entry bytes per AppendEntries */
+#define RAFT_INFLIGHT_BYTES (4u << 20) /* per follower */
+#define RAFT_APPLY_BYTES    (8u << 20) /* committed bytes handed out per update */
+/* Largest Raft message: an InstallSnapshot of the session table, or one
+ * AppendEntries (RAFT_MSG_BYTES_MAX, or one epoch when larger). */
+#define RAFT_MSG_BUF_BYTES (32u << 20)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -55,7 +76,27 @@ struct reply_override {
 };
 
 struct seq_node {
-	struct dp_edge e; /* cluster file, ports, receipt rules, drop counters */
+	struct dp_edge e;	    /* cluster file, ports, receipt rules, drop counters */
+	const char *data_dir;	    /* formatted by ordo format */
+	struct seq_raftlog rlog;    /* durable Raft log, term/vote, snapshot */
+	struct raft *raft;	    /* the consensus core */
+	enum raft_role role;	    /* as of the last update */
+	uint64_t leader_id;	    /* leader this node believes in, 0 if unknown */
+	uint64_t term;		    /* current term, as of the last update */
+	uint64_t lead_index;	    /* leader: last log index when it became leader */
+	bool ready;		    /* leader: applied through lead_index, may admit */
+	uint64_t applied_index;	    /* Raft index applied to the session table */
+	uint64_t applied_term;	    /* its term */
+	uint64_t applied_ts_ns;	    /* timestamp of the last applied epoch */
+	uint64_t next_tick_ns;	    /* monotonic time of the next raft_tick */
+	uint64_t snapshots;	    /* taken since start */
+	uint64_t proposals_refused; /* raft_propose said -ENOBUFS: retried */
+	struct dp_bulk *bulk;	    /* Raft messages to and from the other members */
+	const struct cfg_node *peers[RAFT_VOTERS_MAX]; /* other members, bulk peer index */
+	uint32_t npeers;
+	uint8_t *msg_buf;	/* one encoded Raft message (RAFT_MSG_BUF_BYTES) */
+	uint8_t *snap_rx;	/* an InstallSnapshot kept until the next advance */
+	uint64_t raft_msgs_bad; /* delivered messages that did not decode or step */
 	struct seq_sessions sessions;
 	struct seq_batcher batcher;
 	struct seq_epochlog log;
@@ -125,6 +166,16 @@ static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const ui
 			answer(n, peer, key, r, WIRE_ST_INVALID, NULL);
 			continue;
 		}
+		if (n->role != RAFT_LEADER) {
+			answer(n, peer, key, r, WIRE_ST_NOT_LEADER, NULL);
+			continue;
+		}
+		if (!n->ready) {
+			/* A new leader first applies every entry of earlier terms:
+			 * until then it cannot tell a retry from a new request. */
+			answer(n, peer, key, r, WIRE_ST_OVERLOADED, NULL);
+			continue;
+		}
 		struct wire_place place;
 		switch (seq_sessions_admit(&n->sessions, r, wall, &place)) {
 		case SEQ_ADMIT_ORDER: {
@@ -175,10 +226,12 @@ static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t n
 	struct wire_status_msg s = {
 	    .nonce = nonce,
 	    .node_id = n->e.self->node_id,
-	    .role = WIRE_ROLE_LEADER,
+	    .role = n->role == RAFT_LEADER     ? WIRE_ROLE_LEADER
+		    : n->role == RAFT_FOLLOWER ? WIRE_ROLE_FOLLOWER
+					       : WIRE_ROLE_CANDIDATE,
 	    .group = n->e.self->group,
-	    .term = 1, /* one node, one term, until the Raft issue */
-	    .leader_id = n->e.self->node_id,
+	    .term = n->term,
+	    .leader_id = (uint32_t)n->leader_id,
 	    .window = n->e.cfg.session_window,
 	    .commit = n->committed_position,
 	    .epoch = n->committed_epoch,
@@ -269,18 +322,25 @@ static void reply_target(struct seq_node *n, const struct wire_epoch_rec *er, st
 	}
 }
 
-/* Commits the oldest sealed epoch: session table, ORDERED OK, epoch log, stream. */
-static void commit_epoch(struct seq_node *n, const struct seq_epoch_buf *e)
+/* Applies one committed epoch (Raft entry of term entry_term): session
+ * table and epoch log on every member; on the leader, ORDERED OK for the
+ * epochs of its own term (earlier ones were admitted by an earlier leader,
+ * whose clients retry and get DUPLICATE) and the stream to the replicas. */
+static void apply_epoch(struct seq_node *n, const uint8_t *bytes, uint32_t len, uint64_t entry_term)
 {
 	struct wire_epoch_hdr h;
-	int rc = wire_epoch_decode_hdr(e->bytes, e->len, &h);
-	ORDO_ASSERT(rc == 0); /* we built it */
+	int rc = wire_epoch_decode_hdr(bytes, len, &h);
+	/* Committed entries were built by a leader and CRC-checked on disk: a
+	 * malformed one, or one that does not continue the order, means the
+	 * log is broken. Stopping is safer than ordering wrongly. */
+	ORDO_ASSERT(rc == 0);
 	ORDO_ASSERT(h.epoch == n->committed_epoch + 1);
 	ORDO_ASSERT(h.count == 0 || h.first_position == n->committed_position + 1);
+	bool answering = n->role == RAFT_LEADER && entry_term == n->term;
 	uint32_t off = ORDO_EPOCH_HDR_BYTES;
 	struct wire_epoch_rec er;
 	uint32_t index = 0;
-	while ((rc = wire_epoch_next_rec(e->bytes, e->len, &off, &er)) == 1) {
+	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
 		struct wire_place place = {
 		    .group = h.group,
 		    .index = index,
@@ -296,34 +356,282 @@ static void commit_epoch(struct seq_node *n, const struct seq_epoch_buf *e)
 		    .payload = er.payload,
 		};
 		bool applied = seq_sessions_apply(&n->sessions, &r, &place, h.timestamp_ns);
-		ORDO_ASSERT(applied); /* the leader admitted it: never a duplicate */
-		struct dp_addr peer;
-		uint32_t key_id;
-		reply_target(n, &er, &peer, &key_id);
-		const struct wire_key *key =
-		    key_id ? wire_keyring_find(&n->e.client_keys, key_id) : NULL;
-		if (key_id == 0 || key)
-			answer(n, &peer, key, &r, WIRE_ST_OK, &place);
+		ORDO_ASSERT(applied); /* a leader admitted it: never a duplicate */
+		if (answering) {
+			struct dp_addr peer;
+			uint32_t key_id;
+			reply_target(n, &er, &peer, &key_id);
+			const struct wire_key *key =
+			    key_id ? wire_keyring_find(&n->e.client_keys, key_id) : NULL;
+			if (key_id == 0 || key)
+				answer(n, &peer, key, &r, WIRE_ST_OK, &place);
+		}
 		index++;
 	}
 	ORDO_ASSERT(rc == 0 && index == h.count);
 	n->committed_epoch = h.epoch;
 	if (h.count)
 		n->committed_position = h.first_position + h.count - 1;
+	n->applied_ts_ns = h.timestamp_ns;
 	n->requests_committed += h.count;
-	seq_epochlog_append(&n->log, h.epoch, e->bytes, e->len);
-	dp_reply_flush(&n->ordered); /* clients hear ORDERED before replicas get the epoch */
-	for (uint32_t i = 0; i < n->nreplicas; i++)
-		stream_epoch(n, n->replicas[i], h.epoch, e->bytes, e->len);
+	seq_epochlog_append(&n->log, h.epoch, bytes, len);
+	if (n->role == RAFT_LEADER) {
+		dp_reply_flush(&n->ordered); /* clients hear ORDERED before replicas get it */
+		if (answering)
+			for (uint32_t i = 0; i < n->nreplicas; i++)
+				stream_epoch(n, n->replicas[i], h.epoch, bytes, len);
+	}
 }
 
-static void commit_sealed(struct seq_node *n)
+/* Proposes sealed epochs to Raft, oldest first; one the core cannot take
+ * now (-ENOBUFS: its unstable window is full) waits in the batcher, whose
+ * bounded ring then answers OVERLOADED to new requests. */
+static void propose_sealed(struct seq_node *n)
 {
-	/* One node: an epoch is committed as soon as it is sealed. */
-	while (seq_batcher_next_sealed(&n->batcher)) {
+	while (n->role == RAFT_LEADER) {
+		(void)seq_batcher_next_sealed(&n->batcher); /* hands out in order */
 		const struct seq_epoch_buf *e = seq_batcher_oldest(&n->batcher);
-		commit_epoch(n, e);
+		if (!e)
+			return;
+		int rc = raft_propose(n->raft, e->bytes, e->len, NULL, NULL);
+		if (rc != 0) {
+			n->proposals_refused++;
+			return; /* -ENOBUFS: later; -EPERM/-EBUSY: leadership is changing */
+		}
 		seq_batcher_release(&n->batcher);
+	}
+}
+
+/* ------------------------------------------------------------ Raft */
+
+/* Bulk peer index of node id, or -1. */
+static int peer_index(const struct seq_node *n, uint64_t id)
+{
+	for (uint32_t i = 0; i < n->npeers; i++)
+		if (n->peers[i]->node_id == id)
+			return (int)i;
+	return -1;
+}
+
+/* dp_bulk's emit: one datagram to a member's internal port. */
+static void bulk_emit(void *ctx, uint32_t peer, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	struct seq_node *n = ctx;
+	struct dp_buf *b = dp_alloc(n->e.t);
+	if (!b) {
+		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD); /* repaired by NACK or a Raft retry */
+		return;
+	}
+	struct wire_writer w;
+	wire_begin(&w, b->data, n->e.t->max_datagram, type, n->e.cfg.cluster_id);
+	bool ok = wire_put(&w, body, len);
+	ORDO_ASSERT(ok); /* dp_bulk sizes fragments for max_datagram */
+	b->len = wire_finish(&w, dp_edge_internal_key(&n->e));
+	b->peer = (struct dp_addr){.ip = n->peers[peer]->ip, .port = n->peers[peer]->internal_port};
+	b->local.port = n->e.self->internal_port;
+	dp_tx_burst(n->e.t, &b, 1);
+}
+
+/* dp_bulk's deliver: a whole Raft message from a member. */
+static void bulk_deliver(void *ctx, uint32_t peer, uint64_t seq, const uint8_t *msg, uint32_t len)
+{
+	struct seq_node *n = ctx;
+	(void)seq;
+	static struct raft_entry ents[4096];
+	struct raft_msg m;
+	if (raft_msg_decode(msg, len, &m, ents, 4096) != 0 || m.from != n->peers[peer]->node_id) {
+		n->raft_msgs_bad++;
+		return;
+	}
+	if (m.type == RAFT_MSG_SNAP) {
+		/* raft.h: the snapshot bytes must outlive this call */
+		memcpy(n->snap_rx, m.snap_data, m.snap_len);
+		m.snap_data = n->snap_rx;
+	}
+	if (raft_step(n->raft, &m) != 0)
+		n->raft_msgs_bad++;
+}
+
+/* Sends the messages of a persisted update to the other members. */
+static void send_raft_msgs(struct seq_node *n, const struct raft_msg *msgs, uint32_t count)
+{
+	uint64_t now = ordo_mono_ns();
+	for (uint32_t i = 0; i < count; i++) {
+		int p = peer_index(n, msgs[i].to);
+		long len = raft_msg_encode(&msgs[i], n->msg_buf, RAFT_MSG_BUF_BYTES);
+		if (p < 0 || len < 0) {
+			n->raft_msgs_bad++; /* Raft treats it as lost and retries */
+			continue;
+		}
+		if (dp_bulk_send(n->bulk, (uint32_t)p, n->msg_buf, (uint32_t)len, now, NULL) != 0)
+			n->raft_msgs_bad++; /* store full: lost, Raft retries */
+	}
+}
+
+static int open_bulk(struct seq_node *n)
+{
+	const struct cfg_cluster *c = &n->e.cfg;
+	for (uint32_t i = 0; i < c->nnodes && n->npeers < RAFT_VOTERS_MAX; i++)
+		if (c->nodes[i].role == CFG_ROLE_SEQUENCER &&
+		    c->nodes[i].group == n->e.self->group && &c->nodes[i] != n->e.self)
+			n->peers[n->npeers++] = &c->nodes[i];
+	n->msg_buf = malloc(RAFT_MSG_BUF_BYTES);
+	n->snap_rx = malloc(RAFT_MSG_BUF_BYTES);
+	if (!n->msg_buf || !n->snap_rx)
+		return -ENOMEM;
+	if (n->npeers == 0)
+		return 0;
+	struct dp_bulk_cfg bc;
+	dp_bulk_cfg_default(&bc);
+	bc.max_datagram = c->max_datagram;
+	bc.peers = n->npeers;
+	bc.msg_max_bytes = RAFT_MSG_BUF_BYTES;
+	bc.store_bytes = RAFT_MSG_BUF_BYTES;
+	bc.reasm_bytes = RAFT_MSG_BUF_BYTES;
+	bc.incarnation = ordo_real_ns();
+	bc.emit = bulk_emit;
+	bc.emit_ctx = n;
+	return dp_bulk_create(&bc, &n->bulk);
+}
+
+/* Leadership changed hands: what only a leader holds is dropped (pending
+ * marks, unproposed epochs, reply redirections); a new leader admits
+ * nothing until the entries of earlier terms are applied. */
+static void role_changed(struct seq_node *n, enum raft_role role, uint64_t lead)
+{
+	bool was_leader = n->role == RAFT_LEADER;
+	dp_reply_flush(&n->ordered); /* replies already decided keep their leader_hint */
+	n->role = role;
+	n->leader_id = lead;
+	n->ordered.aux = (uint32_t)lead;
+	struct raft_status st;
+	raft_get_status(n->raft, &st);
+	n->term = st.term;
+	if (was_leader && role != RAFT_LEADER) {
+		seq_sessions_clear_pending(&n->sessions);
+		seq_batcher_reset(&n->batcher, n->committed_epoch + 1, n->committed_position + 1);
+		n->noverrides = 0;
+	}
+	if (role == RAFT_LEADER && !was_leader) {
+		n->lead_index = st.last_index;
+		n->ready = false;
+	}
+	fprintf(stderr, "ordo sequencer %u: %s in term %llu (leader %llu)\n", n->e.self->node_id,
+		raft_role_name(role), (unsigned long long)st.term, (unsigned long long)lead);
+}
+
+/* Once a new leader has applied everything up to its own first entry, it
+ * knows every request ordered before its term and may admit new ones. */
+static void check_ready(struct seq_node *n)
+{
+	if (n->role != RAFT_LEADER || n->ready || n->applied_index < n->lead_index)
+		return;
+	seq_batcher_reset(&n->batcher, n->committed_epoch + 1, n->committed_position + 1);
+	n->ready = true;
+}
+
+/* Restores the session table and counters from a snapshot's data. */
+static int restore_snapshot(struct seq_node *n, const uint8_t *data, uint64_t len)
+{
+	struct seq_snap_hdr h;
+	int rc = seq_sessions_snapshot_read(&n->sessions, data, len, &h);
+	if (rc)
+		return rc;
+	n->applied_index = h.raft_index;
+	n->applied_term = h.raft_term;
+	n->committed_epoch = h.epoch;
+	n->committed_position = h.group_position;
+	n->applied_ts_ns = h.epoch_ts_ns;
+	return 0;
+}
+
+/* Snapshots the session table at the applied index and compacts the log. */
+static void maybe_snapshot(struct seq_node *n)
+{
+	if (n->applied_index < n->rlog.snap.index + n->e.cfg.snapshot_entries)
+		return;
+	struct raft_status st;
+	raft_get_status(n->raft, &st);
+	struct seq_snap_hdr h = {.raft_index = n->applied_index,
+				 .raft_term = n->applied_term,
+				 .epoch = n->committed_epoch,
+				 .group_position = n->committed_position,
+				 .epoch_ts_ns = n->applied_ts_ns};
+	size_t len;
+	uint8_t *buf = seq_raftlog_snapshot_buf(&n->rlog);
+	int rc = seq_sessions_snapshot_write(&n->sessions, &h, buf, ORDO_SNAPSHOT_BYTES_MAX, &len);
+	if (rc) {
+		fprintf(stderr, "ordo sequencer: snapshot: %s; log not compacted\n", strerror(-rc));
+		return;
+	}
+	struct raft_snapshot_meta meta = {
+	    .index = n->applied_index, .term = n->applied_term, .conf = st.conf};
+	rc = seq_raftlog_save_snapshot(&n->rlog, &meta, buf, len);
+	if (rc) {
+		fprintf(stderr, "ordo sequencer %u: cannot save a snapshot: %s; stopping\n",
+			n->e.self->node_id, strerror(-rc));
+		exit(1);
+	}
+	rc = raft_compact(n->raft, meta.index);
+	ORDO_ASSERT(rc == 0);
+	n->snapshots++;
+}
+
+/* Handles every pending Raft update in the order raft.h requires. A failed
+ * write or fsync stops the node: it never answers on what is not durable. */
+static void handle_raft(struct seq_node *n)
+{
+	while (raft_has_update(n->raft)) {
+		struct raft_update u;
+		raft_ready(n->raft, &u);
+		if (u.snapshot) {
+			uint8_t *buf = seq_raftlog_snapshot_buf(&n->rlog);
+			int rc = u.snapshot->len <= ORDO_SNAPSHOT_BYTES_MAX ? 0 : -EMSGSIZE;
+			if (rc == 0) {
+				memmove(buf, u.snapshot->data, u.snapshot->len);
+				rc = seq_raftlog_save_snapshot(&n->rlog, &u.snapshot->meta, buf,
+							       u.snapshot->len);
+			}
+			if (rc == 0)
+				rc = restore_snapshot(n, buf, u.snapshot->len);
+			if (rc) {
+				fprintf(
+				    stderr,
+				    "ordo sequencer %u: cannot install the leader's snapshot at "
+				    "index %llu: %s; stopping\n",
+				    n->e.self->node_id, (unsigned long long)u.snapshot->meta.index,
+				    strerror(-rc));
+				exit(1);
+			}
+			seq_epochlog_free(&n->log); /* older epochs: ask another member */
+			if (seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16) != 0)
+				exit(1);
+			raft_snapshot_applied(n->raft, u.snapshot->meta.index);
+		}
+		int rc = seq_raftlog_persist(&n->rlog, n->raft, &u);
+		if (rc) {
+			fprintf(stderr,
+				"ordo sequencer %u: the log in %s failed: %s; stopping (restart "
+				"the node once its disk is sound)\n",
+				n->e.self->node_id, n->data_dir, strerror(-rc));
+			exit(1);
+		}
+		if (u.has_soft_state && (u.role != n->role || u.lead != n->leader_id))
+			role_changed(n, u.role, u.lead);
+		send_raft_msgs(n, u.msgs, u.n_msgs);
+		for (uint32_t i = 0; i < u.n_committed; i++) {
+			const struct raft_entry *e = &u.committed[i];
+			if (e->type == RAFT_ENTRY_NORMAL && e->len > 0)
+				apply_epoch(n, e->data, e->len, e->term);
+			n->applied_index = e->index;
+			n->applied_term = e->term;
+		}
+		raft_advance(n->raft, &u);
+		seq_raftlog_advance(&n->rlog);
+		if (u.n_committed) {
+			check_ready(n);
+			maybe_snapshot(n);
+		}
 	}
 }
 
@@ -357,9 +665,19 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 	if (!dp_edge_receive(&n->e, b, &rx))
 		return;
 	if (rx.internal) {
+		int p = n->bulk ? peer_index(n, rx.peer->node_id) : -1;
 		if (rx.h.type == WIRE_EPOCH_NACK && rx.peer->role == CFG_ROLE_REPLICA)
 			handle_nack(n, rx.body, rx.body_len, rx.peer);
-		else
+		else if (rx.h.type == DP_BULK_TYPE_FRAG && p >= 0) {
+			/* every refusal is counted inside dp_bulk */
+			int rc = dp_bulk_recv(n->bulk, (uint32_t)p, rx.body, rx.body_len,
+					      ordo_mono_ns(), bulk_deliver, n);
+			(void)rc;
+		} else if (rx.h.type == DP_BULK_TYPE_NACK && p >= 0) {
+			int rc = dp_bulk_recv_nack(n->bulk, (uint32_t)p, rx.body, rx.body_len,
+						   ordo_mono_ns());
+			(void)rc;
+		} else
 			dp_edge_drop(&n->e, WIRE_DROP_TYPE);
 		return;
 	}
@@ -377,15 +695,132 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 }
 
 static const char usage_text[] =
-    "usage: ordo sequencer --cluster FILE --node ID [--fault SPEC]\n"
-    "  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM.\n"
+    "usage: ordo sequencer --cluster FILE --node ID --data DIR [--fault SPEC]\n"
+    "  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM, with\n"
+    "  its Raft log in DIR (created by ordo format).\n"
     "  --fault SPEC  inject faults into this node's transport, e.g.\n"
     "                drop=1%,dup=1%,delay=1%:2ms (tests)\n";
+
+/* Checks that dir was formatted for this node with this file's constants. */
+static int check_identity(struct seq_node *n)
+{
+	struct stor_identity id;
+	char err[512];
+	int rc = stor_open_check(n->data_dir, &id, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "ordo sequencer: %s\n", err);
+		return rc;
+	}
+	const struct cfg_cluster *c = &n->e.cfg;
+	const char *what = NULL;
+	if (id.cluster_id != c->cluster_id)
+		what = "cluster_id";
+	else if (id.node_id != n->e.self->node_id)
+		what = "node id";
+	else if (id.session_window != c->session_window)
+		what = "session_window";
+	else if (id.sessions_max != c->sessions_max)
+		what = "sessions_max";
+	else if (id.accounts_max != c->accounts_max)
+		what = "accounts_max";
+	else if (id.transfers_max != c->transfers_max)
+		what = "transfers_max";
+	if (what) {
+		fprintf(stderr,
+			"ordo sequencer: %s was formatted with another %s than %s says; these "
+			"are fixed when a cluster is formatted: use the cluster file it was "
+			"formatted with\n",
+			n->data_dir, what, c->path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_raft(struct seq_node *n)
+{
+	const struct cfg_cluster *c = &n->e.cfg;
+	struct raft_conf conf = {0};
+	for (uint32_t i = 0; i < c->nnodes && conf.n < RAFT_VOTERS_MAX; i++)
+		if (c->nodes[i].role == CFG_ROLE_SEQUENCER && c->nodes[i].group == n->e.self->group)
+			conf.voters[conf.n++] = c->nodes[i].node_id;
+	uint32_t voters = conf.n;
+	struct seq_raftlog_cfg lc = {
+	    .dir = n->data_dir,
+	    .cluster_id = c->cluster_id,
+	    .node_id = n->e.self->node_id,
+	    .fsync = c->durability_fsync,
+	    .entry_bytes_max = c->epoch_bytes,
+	    .read_arena_bytes = RAFT_APPLY_BYTES + (uint64_t)voters * RAFT_INFLIGHT_BYTES +
+				2ull * c->epoch_bytes + RAFT_MSG_BYTES_MAX,
+	    .snapshot_bytes_max = ORDO_SNAPSHOT_BYTES_MAX,
+	};
+	struct raft_hard_state hs;
+	char err[512];
+	int rc = seq_raftlog_open(&n->rlog, &lc, &hs, err, sizeof err);
+	if (rc) {
+		fprintf(stderr, "ordo sequencer: %s\n", err);
+		return rc;
+	}
+	if (stor_log_last_index(&n->rlog.log) == 0 && n->rlog.snap.index == 0 && hs.term == 0) {
+		/* A founding member of a new group: every one writes the same
+		 * first entry, the voters of the cluster file. */
+		rc = seq_raftlog_bootstrap(&n->rlog, &conf);
+		if (rc)
+			return rc;
+		hs.term = 1;
+	}
+	uint64_t snap_len;
+	const uint8_t *snap = seq_raftlog_snapshot_data(&n->rlog, &snap_len);
+	if (snap && (rc = restore_snapshot(n, snap, snap_len)) != 0) {
+		fprintf(stderr, "ordo sequencer: %s/%s does not hold a valid session table: %s\n",
+			n->data_dir, SEQ_SNAPSHOT_FILE, strerror(-rc));
+		return rc;
+	}
+	struct raft_config rc_cfg;
+	memset(&rc_cfg, 0, sizeof rc_cfg);
+	raft_config_defaults(&rc_cfg);
+	rc_cfg.id = n->e.self->node_id;
+	rc_cfg.election_ticks = (c->election_ms + ORDO_TICK_MS - 1) / ORDO_TICK_MS;
+	rc_cfg.heartbeat_ticks = c->heartbeat_ms / ORDO_TICK_MS;
+	if (rc_cfg.heartbeat_ticks == 0)
+		rc_cfg.heartbeat_ticks = 1;
+	rc_cfg.max_msg_bytes = RAFT_MSG_BYTES_MAX;
+	rc_cfg.max_inflight_bytes = RAFT_INFLIGHT_BYTES;
+	rc_cfg.max_entry_bytes = c->epoch_bytes;
+	rc_cfg.max_unstable_bytes = 4ull * c->epochs_inflight * c->epoch_bytes + RAFT_MSG_BYTES_MAX;
+	rc_cfg.max_apply_bytes = RAFT_APPLY_BYTES;
+	rc_cfg.prng_seed = ordo_mono_ns() ^ ((uint64_t)n->e.self->node_id << 32);
+	rc_cfg.hard_state = hs;
+	rc_cfg.applied = n->applied_index;
+	rc_cfg.log = &seq_raftlog_ops;
+	rc_cfg.log_ctx = &n->rlog;
+	rc = raft_new(&rc_cfg, &n->raft);
+	if (rc) {
+		fprintf(stderr, "ordo sequencer: the Raft state in %s is inconsistent: %s\n",
+			n->data_dir, strerror(-rc));
+		return rc;
+	}
+	n->term = hs.term;
+	n->role = RAFT_FOLLOWER;
+	if (voters == 1)
+		raft_campaign(n->raft); /* alone: no one to wait for */
+	return 0;
+}
 
 static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 {
 	int rc = dp_edge_open(&n->e, a, CFG_ROLE_SEQUENCER, "ordo sequencer", 8u << 20);
 	if (rc)
+		return rc;
+	if (!a->data) {
+		fprintf(stderr, "ordo sequencer: --data DIR is required: the node's Raft log "
+				"lives there (create it with ordo format)\n");
+		return -EINVAL;
+	}
+	n->data_dir = a->data;
+	if ((rc = check_identity(n)) != 0)
+		return rc;
+	if ((rc = open_bulk(n)) != 0)
 		return rc;
 	n->nreplicas = cfg_replicas(&n->e.cfg, n->replicas, ORDO_NODES_MAX);
 	n->frag_bytes =
@@ -414,14 +849,19 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 	rc = seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16);
 	if (rc)
 		return rc;
-	dp_reply_init(&n->ordered, n->e.t, n->e.cfg.cluster_id, WIRE_ORDERED, n->e.self->node_id,
+	dp_reply_init(&n->ordered, n->e.t, n->e.cfg.cluster_id, WIRE_ORDERED, 0,
 		      n->e.self->client_port);
-	return 0;
+	return open_raft(n);
 }
 
 static void node_close(struct seq_node *n)
 {
 	dp_edge_close(&n->e);
+	raft_free(n->raft);
+	seq_raftlog_close(&n->rlog);
+	dp_bulk_destroy(n->bulk);
+	free(n->msg_buf);
+	free(n->snap_rx);
 	seq_sessions_free(&n->sessions);
 	seq_batcher_free(&n->batcher);
 	seq_epochlog_free(&n->log);
@@ -441,37 +881,59 @@ int seq_main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	const struct cfg_node *self = n->e.self;
-	fprintf(stderr, "ordo sequencer %u: serving on %u.%u.%u.%u:%u (internal %u), %u replicas\n",
+	fprintf(stderr,
+		"ordo sequencer %u: serving on %u.%u.%u.%u:%u (internal %u), %u replicas, log in "
+		"%s (durability %s)\n",
 		self->node_id, self->ip >> 24, (self->ip >> 16) & 255, (self->ip >> 8) & 255,
-		self->ip & 255, self->client_port, self->internal_port, n->nreplicas);
+		self->ip & 255, self->client_port, self->internal_port, n->nreplicas, n->data_dir,
+		n->e.cfg.durability_fsync ? "fsync" : "memory");
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
+	n->next_tick_ns = ordo_mono_ns() + TICK_NS;
 	while (!stop_requested) {
 		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_datagram(n, bufs[i]);
 		dp_free(n->e.t, bufs, got);
 		uint64_t now = ordo_mono_ns();
-		if (seq_batcher_tick(&n->batcher, now, ordo_real_ns(), false))
-			commit_sealed(n);
-		commit_sealed(n); /* epochs sealed inside add when one filled up */
+		for (int k = 0; now >= n->next_tick_ns && k < 100; k++) {
+			raft_tick(n->raft);
+			n->next_tick_ns += TICK_NS;
+		}
+		if (now >= n->next_tick_ns)
+			n->next_tick_ns = now + TICK_NS; /* paused far too long: do not replay */
+		if (n->role == RAFT_LEADER && n->ready)
+			(void)seq_batcher_tick(&n->batcher, now, ordo_real_ns(), false);
+		propose_sealed(n);
+		handle_raft(n);
+		if (n->bulk && ordo_mono_ns() >= dp_bulk_next_deadline(n->bulk))
+			dp_bulk_tick(n->bulk, ordo_mono_ns());
 		dp_reply_flush(&n->ordered);
-		if (now - n->last_heartbeat_ns >= HEARTBEAT_NS)
+		if (n->role == RAFT_LEADER && now - n->last_heartbeat_ns >= HEARTBEAT_NS)
 			send_heartbeats(n, now);
 		if (got == 0) {
+			now = ordo_mono_ns();
+			uint64_t wait = n->next_tick_ns > now ? n->next_tick_ns - now : 0;
 			uint64_t due = seq_batcher_due_in(&n->batcher, now);
-			uint64_t hb = n->last_heartbeat_ns + HEARTBEAT_NS - now;
-			uint64_t wait = due < hb ? due : hb;
+			if (due < wait)
+				wait = due;
+			if (n->bulk) {
+				uint64_t bd = dp_bulk_next_deadline(n->bulk);
+				bd = bd > now ? bd - now : 0;
+				if (bd < wait)
+					wait = bd;
+			}
 			dp_wait(n->e.t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
 		}
 	}
 	fprintf(stderr,
 		"ordo sequencer %u: committed epoch=%llu position=%llu requests=%llu "
-		"sessions=%u dropped=%llu\n",
+		"sessions=%u term=%llu snapshots=%llu fsyncs=%llu dropped=%llu\n",
 		self->node_id, (unsigned long long)n->committed_epoch,
 		(unsigned long long)n->committed_position,
 		(unsigned long long)n->requests_committed, seq_sessions_count(&n->sessions),
-		(unsigned long long)dp_edge_drops_total(&n->e));
+		(unsigned long long)n->term, (unsigned long long)n->snapshots,
+		(unsigned long long)n->rlog.fsyncs, (unsigned long long)dp_edge_drops_total(&n->e));
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

@@ -38,7 +38,6 @@ struct progress {
 	bool recent_active;	   /* heard from id since the last quorum check */
 	uint64_t pending_snapshot; /* PR_SNAPSHOT: index of the snapshot sent */
 	uint32_t snapshot_ticks;   /* PR_SNAPSHOT: ticks since sent; retry after T */
-	uint64_t hb_match;	   /* match when the last heartbeat was sent */
 	uint32_t infl_start;	   /* ring head in infl_index/infl_bytes */
 	uint32_t infl_count;	   /* messages in flight, <= max_inflight_msgs */
 	uint64_t infl_total_bytes; /* payload bytes in flight */
@@ -696,9 +695,12 @@ static bool send_append(struct raft *r, struct progress *pr, bool send_if_empty)
 static void send_heartbeat(struct raft *r, struct progress *pr)
 {
 	struct raft_msg *m = msg_new(r, RAFT_MSG_HEARTBEAT, pr->id);
-	pr->hb_match = pr->match;
-	if (m)
-		m->commit = pr->match < r->commit ? pr->match : r->commit;
+	if (!m)
+		return;
+	m->commit = pr->match < r->commit ? pr->match : r->commit;
+	/* The last index sent before this heartbeat (replicate only); the
+	 * follower echoes it, see the MsgHeartbeatResp case of step_leader. */
+	m->index = pr->state == PR_REPLICATE ? pr->next - 1 : 0;
 }
 
 static void bcast_append(struct raft *r)
@@ -1035,7 +1037,9 @@ static void handle_heartbeat(struct raft *r, const struct raft_msg *m)
 {
 	uint64_t c = m->commit < last_index(r) ? m->commit : last_index(r);
 	commit_to(r, c);
-	msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	struct raft_msg *o = msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	if (o)
+		o->index = m->index; /* echoed: what the leader had sent before */
 }
 
 static void handle_snapshot(struct raft *r, const struct raft_msg *m)
@@ -1147,6 +1151,11 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
 	struct progress *pr = pr_find(r, m->from);
 	if (!pr)
 		return;
+	/* Review fix: a follower can only hold what this leader sent; an ack
+	 * beyond our last index would set match (and next) past the log. */
+	if ((m->type == RAFT_MSG_APP_RESP || m->type == RAFT_MSG_SNAP_RESP) && !m->reject &&
+	    m->index > last_index(r))
+		return;
 	switch (m->type) {
 	case RAFT_MSG_APP_RESP:
 	case RAFT_MSG_SNAP_RESP:
@@ -1162,11 +1171,17 @@ static void step_leader(struct raft *r, const struct raft_msg *m)
 			pr->infl_start = (pr->infl_start + 1) % r->cfg.max_inflight_msgs;
 			pr->infl_count--;
 		}
-		if (pr->state == PR_REPLICATE && pr->match < pr->next - 1 &&
-		    pr->match == pr->hb_match) {
-			/* No progress since the heartbeat was sent, and it
-			 * travelled behind the appends: those were lost.
-			 * Resend from match (a false alarm only costs a resend). */
+		if (pr->state == PR_REPLICATE && m->index > pr->match) {
+			/* The appends through m->index went out before this
+			 * heartbeat, and the follower answers in order, so
+			 * their acknowledgements would have come first: they
+			 * (or the acks) were lost. Resend from match (a false
+			 * alarm, e.g. reordering, only costs a resend).
+			 * Review fix: this compared match with its value when
+			 * the latest heartbeat was sent, so any append sent
+			 * after that heartbeat (ordinary traffic while the
+			 * heartbeat was in flight) was taken as lost: a fall
+			 * back to probe, the pipeline drained and resent. */
 			pr_become_probe(pr);
 		}
 		if (pr->match < last_index(r) || pr->state == PR_PROBE)
@@ -1214,9 +1229,23 @@ static void step_vote(struct raft *r, const struct raft_msg *m)
 	}
 }
 
+/*
+ * Largest term or index a peer may send. Review fix: a term of UINT64_MAX was
+ * accepted, and the next campaign's term + 1 wrapped to 0 (ORDO_ASSERT in
+ * reset()); a snapshot index of UINT64_MAX made u_off wrap to 0, so
+ * last_index() read as UINT64_MAX and term_at() indexed u_ents out of bounds.
+ * 2^62 leaves room for every "+ 1" the core does and is never reached.
+ */
+#define RAFT_WIRE_MAX (UINT64_C(1) << 62)
+
 static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 {
 	if (m->type < RAFT_MSG_TYPE_MIN || m->type > RAFT_MSG_TYPE_MAX)
+		return false;
+	if (m->term >= RAFT_WIRE_MAX || m->log_term >= RAFT_WIRE_MAX || m->index >= RAFT_WIRE_MAX ||
+	    m->commit >= RAFT_WIRE_MAX || m->reject_hint >= RAFT_WIRE_MAX ||
+	    m->n_entries >= RAFT_WIRE_MAX - m->index || m->snap.index >= RAFT_WIRE_MAX ||
+	    m->snap.term >= RAFT_WIRE_MAX)
 		return false;
 	if (m->to != r->id || m->from == 0 || m->from == r->id || m->term == 0)
 		return false;
@@ -1232,12 +1261,17 @@ static bool msg_valid(const struct raft *r, const struct raft_msg *m)
 		    e->type > RAFT_ENTRY_CONF)
 			return false;
 	}
-	if (m->type == RAFT_MSG_APP && m->index + m->n_entries < m->index)
-		return false;
 	if (m->type == RAFT_MSG_SNAP) {
 		if (m->snap.index == 0 || m->snap.term == 0 || m->snap.term > m->term ||
-		    m->snap.conf.n > RAFT_VOTERS_MAX || (m->snap_len && !m->snap_data))
+		    m->snap.conf.n == 0 || m->snap.conf.n > RAFT_VOTERS_MAX ||
+		    (m->snap_len && !m->snap_data))
 			return false;
+		/* Review fix: the conf is installed as is (set_conf); hold it
+		 * to raft_conf_decode()'s rules (ids nonzero, ascending). */
+		for (uint32_t i = 0; i < m->snap.conf.n; i++)
+			if (m->snap.conf.voters[i] == 0 ||
+			    (i > 0 && m->snap.conf.voters[i] <= m->snap.conf.voters[i - 1]))
+				return false;
 	}
 	return true;
 }
@@ -1322,7 +1356,11 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 					handle_heartbeat(r, m);
 				else
 					handle_snapshot(r, m);
-			} else if (m->type == want) {
+			} else if (m->type == want && !(r->role == RAFT_PRE_CANDIDATE &&
+							!m->reject && m->term != r->term + 1)) {
+				/* Review fix: a pre-candidate counts only grants
+				 * for the term it polls for (a delayed grant from
+				 * an earlier poll carries that poll's term). */
 				uint32_t g, rj;
 				poll_vote(r, m->from, !m->reject, &g, &rj);
 				rlog(r, "%llu has received %u %s votes and %u vote rejections",

@@ -142,7 +142,9 @@ struct raft_msg {
 	 * APP_RESP reject: the hint term (see reject_hint). */
 	uint64_t log_term;
 	/* APP: prev entry's index; VOTE/PREVOTE: candidate's last index;
-	 * APP_RESP: last index now matching (success) or the rejected prev index. */
+	 * APP_RESP: last index now matching (success) or the rejected prev index;
+	 * HEARTBEAT: last index the leader had sent before it (0 unless
+	 * replicating), echoed by HEARTBEAT_RESP to detect lost appends. */
 	uint64_t index;
 	uint64_t commit; /* APP/HEARTBEAT: leader's commit (capped for heartbeats) */
 	/* APP_RESP reject: the largest index <= min(rejected, follower's last)
@@ -256,7 +258,10 @@ ORDO_MUST_CHECK int raft_new(const struct raft_config *cfg, struct raft **out);
 void raft_free(struct raft *r);
 
 /* A message from a peer. 0, or -EINVAL for a message that is malformed or
- * not for us (dropped; the caller counts it). */
+ * not for us (dropped; the caller counts it): wrong type or addressee, a term
+ * or index >= 2^62, entries not numbered from index + 1 or with terms out of
+ * order, a snapshot with an invalid configuration. Never asserts on message
+ * content. */
 ORDO_MUST_CHECK int raft_step(struct raft *r, const struct raft_msg *m);
 /* One logical tick. */
 void raft_tick(struct raft *r);

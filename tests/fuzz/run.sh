@@ -13,7 +13,7 @@ build=$1
 seconds=$2
 here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ordo-fuzz.XXXXXX")
-targets="fuzz_check_submit fuzz_ordered fuzz_applied fuzz_entries fuzz_small fuzz_epoch fuzz_recovery"
+targets="fuzz_check_submit fuzz_ordered fuzz_applied fuzz_entries fuzz_small fuzz_epoch fuzz_recovery fuzz_raft_msg fuzz_bulk"
 failed=""
 for t in $targets; do
 	exe="$build/tests/fuzz/$t"
