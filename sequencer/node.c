@@ -486,7 +486,10 @@ static int open_bulk(struct seq_node *n)
 	bc.max_datagram = c->max_datagram;
 	bc.peers = n->npeers;
 	bc.msg_max_bytes = RAFT_MSG_BUF_BYTES;
-	bc.store_bytes = RAFT_MSG_BUF_BYTES;
+	/* room for one largest message and what Raft keeps in flight besides,
+	 * so a snapshot never blocks heartbeats and appends (address space,
+	 * touched as used) */
+	bc.store_bytes = 2ull * RAFT_MSG_BUF_BYTES + 2ull * RAFT_INFLIGHT_BYTES;
 	bc.reasm_bytes = RAFT_MSG_BUF_BYTES;
 	bc.incarnation = ordo_real_ns();
 	bc.emit = bulk_emit;

@@ -29,9 +29,9 @@ static void emit_cb(void *ctx, uint32_t peer, uint8_t type, const uint8_t *body,
 	ORDO_ASSERT(peer == 0);
 	ORDO_ASSERT(type == DP_BULK_TYPE_FRAG || type == DP_BULK_TYPE_NACK);
 	ORDO_ASSERT(len % 8 == 0 && len <= dp_bulk_body_max(ORDO_DATAGRAM_MIN_MAX));
-	ORDO_ASSERT(len >= (type == DP_BULK_TYPE_FRAG ? DP_BULK_FRAG_HEAD_BYTES
-						      : DP_BULK_NACK_HEAD_BYTES +
-								DP_BULK_NACK_ENTRY_BYTES));
+	ORDO_ASSERT(len >= (type == DP_BULK_TYPE_FRAG
+				? DP_BULK_FRAG_HEAD_BYTES
+				: DP_BULK_NACK_HEAD_BYTES + DP_BULK_NACK_ENTRY_BYTES));
 	volatile uint8_t sink = body[len - 1]; /* ASan: the whole body is readable */
 	(void)sink;
 }

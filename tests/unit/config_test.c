@@ -434,13 +434,18 @@ Test(config, demo_ini_loads)
 	cr_assert_eq(cl.keys[0].key_id, 1);
 	cr_assert_eq(cl.ntrusted, 1);
 	cr_assert_eq(cl.trusted[0].net, 0x7F000000u);
-	cr_assert_eq(cfg_count_role(&cl, CFG_ROLE_SEQUENCER), 1);
+	cr_assert_eq(cfg_count_role(&cl, CFG_ROLE_SEQUENCER), 3);
 	cr_assert_eq(cfg_count_role(&cl, CFG_ROLE_REPLICA), 3);
 	cr_assert_eq(cfg_groups(&cl), 1);
-	const struct cfg_node *s = cfg_node_find(&cl, 1);
-	cr_assert_eq(s->ip, 0x7F000101u);
-	cr_assert_eq(s->client_port, 7400);
-	cr_assert_eq(s->internal_port, 7410);
+	for (uint32_t id = 1; id <= 3; id++) { /* the 3-node group on 127.0.1.1-3:7400 */
+		const struct cfg_node *s = cfg_node_find(&cl, id);
+		cr_assert_not_null(s);
+		cr_assert_eq(s->role, CFG_ROLE_SEQUENCER);
+		cr_assert_eq(s->group, 0);
+		cr_assert_eq(s->ip, 0x7F000100u + id);
+		cr_assert_eq(s->client_port, 7400);
+		cr_assert_eq(s->internal_port, 7410);
+	}
 	for (uint32_t id = 11; id <= 13; id++) {
 		const struct cfg_node *r = cfg_node_find(&cl, id);
 		cr_assert_not_null(r);
