@@ -697,6 +697,28 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 	handle_submit(n, &rx.h, rx.body, rx.body_len, &b->peer);
 }
 
+/* On a planned stop: if this node leads, asks Raft to transfer leadership
+ * to the member with the longest log. False when there is nothing to wait
+ * for (not the leader, or alone). */
+static bool begin_transfer(struct seq_node *n)
+{
+	if (n->role != RAFT_LEADER || n->npeers == 0)
+		return false;
+	struct raft_status st;
+	raft_get_status(n->raft, &st);
+	uint64_t to = 0, best = 0;
+	for (uint32_t i = 0; i < st.n_progress; i++)
+		if (st.progress[i].id != n->e.self->node_id && st.progress[i].match >= best) {
+			best = st.progress[i].match;
+			to = st.progress[i].id;
+		}
+	if (to == 0 || raft_transfer_leadership(n->raft, to) != 0)
+		return false;
+	fprintf(stderr, "ordo sequencer %u: stopping; handing leadership to node %llu\n",
+		n->e.self->node_id, (unsigned long long)to);
+	return true;
+}
+
 static const char usage_text[] =
     "usage: ordo sequencer --cluster FILE --node ID --data DIR [--fault SPEC]\n"
     "  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM, with\n"
@@ -893,7 +915,19 @@ int seq_main(int argc, char **argv)
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	n->next_tick_ns = ordo_mono_ns() + TICK_NS;
-	while (!stop_requested) {
+	uint64_t stop_deadline = 0;
+	for (;;) {
+		if (stop_requested && !stop_deadline) {
+			/* A planned stop: hand leadership to the most caught-up member
+			 * first (TimeoutNow), so the group does not wait out an
+			 * election timeout. */
+			stop_deadline =
+			    ordo_mono_ns() + 2ull * n->e.cfg.election_ms * ORDO_NS_PER_MS;
+			if (!begin_transfer(n))
+				break;
+		}
+		if (stop_deadline && (n->role != RAFT_LEADER || ordo_mono_ns() >= stop_deadline))
+			break;
 		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_datagram(n, bufs[i]);
