@@ -16,7 +16,13 @@
  *     from the stream (an independent model of PROTOCOL.md §4), including the
  *     LOOKUP answers returned to clients.
  *
- * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS]
+ * Failover mode (4th argument "failover"; issue 3): no injected datagram
+ * faults, a paced load instead, and while it runs the group's leader is
+ * killed with SIGKILL and restarted 10 times, and once a follower is stopped
+ * with SIGSTOP for longer than the election timeout and resumed. The checks
+ * are the same: nothing answered is lost or ordered twice.
+ *
+ * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover]]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -329,6 +336,81 @@ static int fetch_all(struct ordo_client *c, uint32_t node, uint64_t upto, struct
 	return 0;
 }
 
+/* Failover mode: kills and pauses members of the sequencer group. */
+#define FAILOVER_KILLS	  10
+#define FAILOVER_EVERY_NS (1200ull * ORDO_NS_PER_MS)
+#define FAILOVER_DOWN_NS  (250ull * ORDO_NS_PER_MS)
+#define FAILOVER_RATE	  15000u /* requests per second, all clients */
+
+struct chaos {
+	uint64_t next_ns;    /* next kill */
+	int down;	     /* index (in the cluster's nodes) of a killed member, -1 if none */
+	uint64_t restart_ns; /* when to start it again */
+	int paused;	     /* index of a SIGSTOPped member, -1 if none */
+	uint64_t resume_ns;
+	bool pause_done;
+	int kills;
+};
+
+/* The index of the sequencer that says it leads, or -1. */
+static int find_leader(struct ordo_client *admin, const struct cfg_cluster *cl)
+{
+	for (uint32_t k = 0; k < cl->nnodes; k++) {
+		struct wire_status_msg st;
+		if (cl->nodes[k].role == CFG_ROLE_SEQUENCER &&
+		    ordo_status(admin, cl->nodes[k].node_id, &st, 100 * ORDO_NS_PER_MS) == 0 &&
+		    st.role == WIRE_ROLE_LEADER)
+			return (int)k;
+	}
+	return -1;
+}
+
+static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_client *admin,
+		       const struct cfg_cluster *cl, const char *cluster, const char *exe,
+		       const char *logdir)
+{
+	uint64_t now = ordo_mono_ns();
+	if (ch->down >= 0 && now >= ch->restart_ns) {
+		int rc =
+		    ordo_procs_start_one(procs, cl, (uint32_t)ch->down, cluster, exe, logdir, NULL);
+		check(rc == 0, "restart node %u after kill %d", cl->nodes[ch->down].node_id,
+		      ch->kills);
+		ch->down = -1;
+	}
+	if (ch->paused >= 0 && now >= ch->resume_ns) {
+		kill(procs->pid[ch->paused], SIGCONT);
+		ch->paused = -1;
+		ch->pause_done = true;
+	}
+	if (ch->down >= 0 || ch->paused >= 0 || now < ch->next_ns)
+		return;
+	int l = find_leader(admin, cl);
+	if (l < 0)
+		return; /* an election is on: try again on the next turn */
+	if (ch->kills == FAILOVER_KILLS / 2 && !ch->pause_done) {
+		/* pause a follower for three election timeouts */
+		for (uint32_t k = 0; k < cl->nnodes; k++)
+			if (cl->nodes[k].role == CFG_ROLE_SEQUENCER && (int)k != l) {
+				kill(procs->pid[k], SIGSTOP);
+				ch->paused = (int)k;
+				ch->resume_ns = now + 3ull * cl->election_ms * ORDO_NS_PER_MS;
+				printf("# paused follower %u\n", cl->nodes[k].node_id);
+				break;
+			}
+		ch->next_ns = now + FAILOVER_EVERY_NS;
+		return;
+	}
+	kill(procs->pid[l], SIGKILL);
+	int status;
+	waitpid(procs->pid[l], &status, 0);
+	procs->pid[l] = 0;
+	ch->kills++;
+	printf("# kill %d: leader %u\n", ch->kills, cl->nodes[l].node_id);
+	ch->down = l;
+	ch->restart_ns = now + FAILOVER_DOWN_NS;
+	ch->next_ns = now + FAILOVER_EVERY_NS;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -338,6 +420,10 @@ int main(int argc, char **argv)
 	const char *exe = argv[1], *cluster = argv[2];
 	t0_ns = ordo_mono_ns();
 	uint64_t total = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
+	bool failover = argc > 4 && strcmp(argv[4], "failover") == 0;
+	const char *fault_seq = failover ? NULL : FAULT_SEQ;
+	const char *fault_rep = failover ? NULL : FAULT_REP;
+	const char *fault_client = failover ? NULL : FAULT_CLIENT;
 	static struct cfg_cluster cl;
 	char err[512];
 	if (cfg_load(cluster, &cl, err, sizeof err)) {
@@ -349,7 +435,7 @@ int main(int argc, char **argv)
 		return 2;
 	printf("# logs in %s; %" PRIu64 " requests from %d clients\n", logdir, total, CLIENTS);
 	struct ordo_procs procs;
-	if (ordo_procs_start(&procs, &cl, cluster, exe, logdir, FAULT_SEQ, FAULT_REP)) {
+	if (ordo_procs_start(&procs, &cl, cluster, exe, logdir, fault_seq, fault_rep)) {
 		fprintf(stderr, "cannot start the cluster\n");
 		return 1;
 	}
@@ -369,7 +455,7 @@ int main(int argc, char **argv)
 		/* the last client signs with [key 3]: AUTH both ways, its replies
 		 * (ORDERED from the sequencer, APPLIED from replicas) under its key */
 		struct ordo_client_cfg cfg = {
-		    .cluster = &cl, .fault = FAULT_CLIENT, .key_id = i == CLIENTS - 1 ? 3 : 0};
+		    .cluster = &cl, .fault = fault_client, .key_id = i == CLIENTS - 1 ? 3 : 0};
 		if (ordo_client_open(&cfg, &clients[i].c) ||
 		    ordo_session_open(clients[i].c, 10 * ORDO_NS_PER_S)) {
 			check(false, "client %d opens a session", i);
@@ -399,15 +485,23 @@ int main(int argc, char **argv)
 	uint64_t transfer_seq = 0, sent = 0, start = ordo_mono_ns();
 	struct ordo_event ev[512];
 	uint64_t deadline = start + 300 * ORDO_NS_PER_S;
+	struct chaos ch = {.next_ns = start + ORDO_NS_PER_S, .down = -1, .paused = -1};
 	for (;;) {
 		uint32_t outstanding = 0;
+		uint64_t allowed = total;
+		if (failover) {
+			allowed = (ordo_mono_ns() - start) / 1000 * FAILOVER_RATE / 1000000;
+			allowed = allowed < total ? allowed : total;
+			chaos_step(&ch, &procs, admin, &cl, cluster, exe, logdir);
+		}
 		for (int i = 0; i < CLIENTS; i++) {
-			while (sent < total && submit_one(&clients[i], &rng, &transfer_seq) == 0)
+			while (sent < allowed && submit_one(&clients[i], &rng, &transfer_seq) == 0)
 				sent++;
 			absorb(&clients[i], ev, ordo_poll(clients[i].c, 0, ev, 512));
 			outstanding += ordo_outstanding(clients[i].c);
 		}
-		if (sent >= total && outstanding == 0)
+		if (sent >= total && outstanding == 0 &&
+		    (!failover || (ch.kills >= FAILOVER_KILLS && ch.down < 0 && ch.paused < 0)))
 			break;
 		if (ordo_mono_ns() > deadline) {
 			check(false, "all requests answered within 300 s (%u outstanding)",
@@ -424,6 +518,10 @@ int main(int argc, char **argv)
 	      "%" PRIu64 " requests submitted and answered in %.1f s (%" PRIu64 " resends)", sent,
 	      secs, retries);
 	check(retries > 0, "faults forced resends");
+	if (failover)
+		check(ch.kills == FAILOVER_KILLS && ch.pause_done,
+		      "the leader was killed and restarted %d times, a follower paused and resumed",
+		      ch.kills);
 	check((ordo_client_id(clients[CLIENTS - 1].c) >> 48) == 3,
 	      "the AUTH client's id lies in its key's range (§3.1.3)");
 	check(ordo_client_stats(clients[CLIENTS - 1].c)->applied > 0,
