@@ -38,6 +38,10 @@ ORDO_MUST_CHECK int ordo_procs_wait_ready(struct ordo_procs *p, struct ordo_clie
  * number of nodes that did not exit 0. */
 int ordo_procs_stop(struct ordo_procs *p);
 
+/* Removes a directory tree (the cluster's logs and data directories, whose
+ * log segments are preallocated). 0 or a negative errno. */
+ORDO_MUST_CHECK int ordo_dir_remove(const char *path);
+
 /* Path of the running executable (for re-exec), into out. */
 const char *ordo_self_exe(char *out, unsigned outlen);
 

@@ -314,8 +314,8 @@ int demo_main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	printf("demo: transport=udp cluster=%s nodes=%u logs=%s\n", d->cluster_path, d->cl.nnodes,
-	       logdir);
+	printf("demo: transport=udp cluster=%s nodes=%u logs=%s (removed on success)\n",
+	       d->cluster_path, d->cl.nnodes, logdir);
 	ordo_prng_seed(&d->rng, 42);
 	int rc = 1;
 	if (ordo_procs_start(&d->procs, &d->cl, d->cluster_path, exe, logdir, NULL, NULL)) {
@@ -376,5 +376,9 @@ out_stop:
 		fprintf(stderr, "demo: a node did not stop cleanly (logs in %s)\n", logdir);
 		rc = 1;
 	}
+	/* logs and the sequencers' data (preallocated log segments) are kept
+	 * only when something went wrong */
+	if (rc == 0 && ordo_dir_remove(logdir) != 0)
+		fprintf(stderr, "demo: could not remove %s\n", logdir);
 	return rc;
 }

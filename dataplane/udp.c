@@ -3,7 +3,7 @@
  * address, recvmmsg/sendmmsg bursts, poll() for waiting, and a fixed pool of
  * buffers allocated once at open (no malloc per packet).
  *
- * What lives here: socket setup (SO_REUSEADDR, buffer sizes, DF through
+ * What lives here: socket setup (exclusive bind, buffer sizes, DF through
  * IP_PMTUDISC_DO as PROTOCOL.md §1 asks, IP_PKTINFO to learn the arrival
  * interface and local address), the buffer pool, and the dp_ops. What does
  * not: protocol checks (wire/), fault injection (fault.c), DPDK (issue 5).
@@ -374,8 +374,10 @@ static int open_socket(const struct dp_udp_cfg *cfg, const struct dp_addr *want,
 		return -errno;
 	int one = 1;
 	int pmtu = IP_PMTUDISC_DO;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0 ||
+	/* No SO_REUSEADDR: UDP has no TIME_WAIT to skip, and with it Linux lets a
+	 * second process bind the same address and port and take its traffic.
+	 * A node whose address is in use must fail to start instead. */
+	if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0 ||
 	    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) {
 		rv = -errno;
 		goto out_close_fd;

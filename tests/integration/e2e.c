@@ -683,6 +683,8 @@ int main(int argc, char **argv)
 		ordo_client_close(clients[i].c);
 	ordo_client_close(admin);
 	check(ordo_procs_stop(&procs) == 0, "every node stops cleanly on SIGTERM");
+	if (failures == 0 && ordo_dir_remove(logdir) != 0)
+		fprintf(stderr, "could not remove %s\n", logdir);
 	printf("%d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
 }

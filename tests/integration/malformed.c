@@ -1404,15 +1404,9 @@ int main(int argc, char **argv)
 		check_reasons(logdir, REP_ID, 1, "replica 11");
 	}
 
-	if (g_fail == 0) { /* keep the logs only when they are needed */
-		for (uint32_t i = 0; i < g_cl.nnodes; i++) {
-			char path[512];
-			snprintf(path, sizeof path, "%s/node-%u.log", logdir,
-				 g_cl.nodes[i].node_id);
-			unlink(path);
-		}
-		rmdir(logdir);
-	}
+	/* keep the logs and the sequencer's data only when they are needed */
+	if (g_fail == 0 && ordo_dir_remove(logdir) != 0)
+		fprintf(stderr, "could not remove %s\n", logdir);
 	double secs = (double)(ordo_mono_ns() - t0) / 1e9;
 	printf("%u passed, %u failed (%.1f s)\n", g_pass, g_fail, secs);
 	return g_fail ? 1 : 0;

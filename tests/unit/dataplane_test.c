@@ -306,6 +306,15 @@ Test(udp, open_rejects_bad_config)
 	cr_assert_eq(dp_udp_open(&cfg, &t), -EADDRINUSE);
 	cr_assert_null(t);
 	close(fd);
+	/* Nor a port another transport holds: a second node on the same address
+	 * must fail to start, never share the port and steal its datagrams. */
+	struct dp_transport *first = NULL;
+	cfg.bind[0].port = 0;
+	cr_assert_eq(dp_udp_open(&cfg, &first), 0);
+	struct dp_udp_cfg again = cfg; /* cfg.bind[0].port now holds the port taken */
+	cr_assert_eq(dp_udp_open(&again, &t), -EADDRINUSE);
+	cr_assert_null(t);
+	dp_close(first);
 	/* A 9000-byte jumbo transport opens. */
 	cfg.bind[0].port = 0;
 	cr_assert_eq(dp_udp_open(&cfg, &t), 0);
