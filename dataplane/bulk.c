@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/le.h"
 
@@ -254,12 +255,14 @@ int dp_bulk_create(const struct dp_bulk_cfg *cfg, struct dp_bulk **out)
 
 	struct bulk_layout l;
 	layout(cfg, b->bitmap_words, &l);
-	uint8_t *m = aligned_alloc(64, l.total);
-	if (!m) {
+	/* Anonymous memory is zero-filled by the kernel page by page: the
+	 * retransmit stores and reassembly arenas cost only what is used. */
+	uint8_t *m =
+	    mmap(NULL, l.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
 		free(b);
 		return -ENOMEM;
 	}
-	memset(m, 0, l.total);
 	b->mem = m;
 	b->mem_bytes = l.total;
 	b->peers = (struct bulk_peer *)(void *)(m + l.peers);
@@ -287,7 +290,7 @@ void dp_bulk_destroy(struct dp_bulk *b)
 {
 	if (!b)
 		return;
-	free(b->mem);
+	munmap(b->mem, b->mem_bytes);
 	free(b);
 }
 

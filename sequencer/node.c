@@ -76,26 +76,28 @@ struct reply_override {
 };
 
 struct seq_node {
-	struct dp_edge e;	    /* cluster file, ports, receipt rules, drop counters */
-	const char *data_dir;	    /* formatted by ordo format */
-	struct seq_raftlog rlog;    /* durable Raft log, term/vote, snapshot */
-	struct raft *raft;	    /* the consensus core */
-	enum raft_role role;	    /* as of the last update */
-	uint64_t leader_id;	    /* leader this node believes in, 0 if unknown */
-	uint64_t term;		    /* current term, as of the last update */
-	uint64_t lead_index;	    /* leader: last log index when it became leader */
-	bool ready;		    /* leader: applied through lead_index, may admit */
-	uint64_t applied_index;	    /* Raft index applied to the session table */
-	uint64_t applied_term;	    /* its term */
-	uint64_t applied_ts_ns;	    /* timestamp of the last applied epoch */
-	uint64_t next_tick_ns;	    /* monotonic time of the next raft_tick */
-	uint64_t snapshots;	    /* taken since start */
-	uint64_t proposals_refused; /* raft_propose said -ENOBUFS: retried */
-	struct dp_bulk *bulk;	    /* Raft messages to and from the other members */
+	struct dp_edge e;	      /* cluster file, ports, receipt rules, drop counters */
+	const char *data_dir;	      /* formatted by ordo format */
+	struct seq_raftlog rlog;      /* durable Raft log, term/vote, snapshot */
+	struct raft *raft;	      /* the consensus core */
+	enum raft_role role;	      /* as of the last update */
+	uint64_t leader_id;	      /* leader this node believes in, 0 if unknown */
+	uint64_t term;		      /* current term, as of the last update */
+	uint64_t lead_index;	      /* leader: last log index when it became leader */
+	bool ready;		      /* leader: applied through lead_index, may admit */
+	uint64_t applied_index;	      /* Raft index applied to the session table */
+	uint64_t applied_term;	      /* its term */
+	uint64_t applied_ts_ns;	      /* timestamp of the last applied epoch */
+	uint64_t next_tick_ns;	      /* monotonic time of the next raft_tick */
+	uint64_t snapshots;	      /* taken since start */
+	uint64_t snapshots_installed; /* received from a leader since start */
+	uint64_t proposals_refused;   /* raft_propose said -ENOBUFS: retried */
+	struct dp_bulk *bulk;	      /* Raft messages to and from the other members */
 	const struct cfg_node *peers[RAFT_VOTERS_MAX]; /* other members, bulk peer index */
 	uint32_t npeers;
 	uint8_t *msg_buf;	/* one encoded Raft message (RAFT_MSG_BUF_BYTES) */
 	uint8_t *snap_rx;	/* an InstallSnapshot kept until the next advance */
+	bool snap_rx_held;	/* snap_rx was handed to raft_step, not yet advanced */
 	uint64_t raft_msgs_bad; /* delivered messages that did not decode or step */
 	struct seq_sessions sessions;
 	struct seq_batcher batcher;
@@ -444,9 +446,21 @@ static void bulk_deliver(void *ctx, uint32_t peer, uint64_t seq, const uint8_t *
 		return;
 	}
 	if (m.type == RAFT_MSG_SNAP) {
-		/* raft.h: the snapshot bytes must outlive this call */
+		/* raft.h: the snapshot bytes must outlive this call. Review fix:
+		 * one buffer holds one snapshot until handle_raft has drained the
+		 * core. A second SNAP in the same burst (a retransmission, an older
+		 * snapshot delivered late, one from a deposed leader) would
+		 * overwrite the bytes of a snapshot the core already took, which it
+		 * then hands out with the first one's meta: the node would install
+		 * another state than the index it reports. Drop it; the leader
+		 * resends after snapshot_ticks. */
+		if (n->snap_rx_held) {
+			n->raft_msgs_bad++;
+			return;
+		}
 		memcpy(n->snap_rx, m.snap_data, m.snap_len);
 		m.snap_data = n->snap_rx;
+		n->snap_rx_held = true;
 	}
 	if (raft_step(n->raft, &m) != 0)
 		n->raft_msgs_bad++;
@@ -487,8 +501,8 @@ static int open_bulk(struct seq_node *n)
 	bc.peers = n->npeers;
 	bc.msg_max_bytes = RAFT_MSG_BUF_BYTES;
 	/* room for one largest message and what Raft keeps in flight besides,
-	 * so a snapshot never blocks heartbeats and appends (address space,
-	 * touched as used) */
+	 * so a snapshot never blocks heartbeats and appends (dp_bulk maps it
+	 * lazily: pages are touched as used) */
 	bc.store_bytes = 2ull * RAFT_MSG_BUF_BYTES + 2ull * RAFT_INFLIGHT_BYTES;
 	bc.reasm_bytes = RAFT_MSG_BUF_BYTES;
 	bc.incarnation = ordo_real_ns();
@@ -533,13 +547,20 @@ static void check_ready(struct seq_node *n)
 	n->ready = true;
 }
 
-/* Restores the session table and counters from a snapshot's data. */
-static int restore_snapshot(struct seq_node *n, const uint8_t *data, uint64_t len)
+/* Restores the session table and counters from a snapshot's data, which
+ * must be the state at meta's (index, term). */
+static int restore_snapshot(struct seq_node *n, const uint8_t *data, uint64_t len,
+			    const struct raft_snapshot_meta *meta)
 {
 	struct seq_snap_hdr h;
 	int rc = seq_sessions_snapshot_read(&n->sessions, data, len, &h);
 	if (rc)
 		return rc;
+	/* Review fix: the state must be the one the Raft meta names, or the
+	 * node would apply the entries after meta.index on another base (and
+	 * raft_new would be told another applied index than the log's). */
+	if (h.raft_index != meta->index || h.raft_term != meta->term)
+		return -EBADMSG;
 	n->applied_index = h.raft_index;
 	n->applied_term = h.raft_term;
 	n->committed_epoch = h.epoch;
@@ -588,15 +609,18 @@ static void handle_raft(struct seq_node *n)
 		struct raft_update u;
 		raft_ready(n->raft, &u);
 		if (u.snapshot) {
-			uint8_t *buf = seq_raftlog_snapshot_buf(&n->rlog);
+			/* Review fix: restore (which checks every byte and that the
+			 * state is the one meta names) before saving, so a snapshot
+			 * that does not restore stops the node with its disk as it
+			 * was, instead of replacing its log with an unusable file
+			 * that keeps it from ever starting again. */
 			int rc = u.snapshot->len <= ORDO_SNAPSHOT_BYTES_MAX ? 0 : -EMSGSIZE;
-			if (rc == 0) {
-				memmove(buf, u.snapshot->data, u.snapshot->len);
-				rc = seq_raftlog_save_snapshot(&n->rlog, &u.snapshot->meta, buf,
-							       u.snapshot->len);
-			}
 			if (rc == 0)
-				rc = restore_snapshot(n, buf, u.snapshot->len);
+				rc = restore_snapshot(n, u.snapshot->data, u.snapshot->len,
+						      &u.snapshot->meta);
+			if (rc == 0)
+				rc = seq_raftlog_save_snapshot(&n->rlog, &u.snapshot->meta,
+							       u.snapshot->data, u.snapshot->len);
 			if (rc) {
 				fprintf(
 				    stderr,
@@ -610,6 +634,13 @@ static void handle_raft(struct seq_node *n)
 			if (seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16) != 0)
 				exit(1);
 			raft_snapshot_applied(n->raft, u.snapshot->meta.index);
+			n->snapshots_installed++;
+			fprintf(stderr,
+				"ordo sequencer %u: installed the leader's snapshot at index %llu "
+				"(epoch %llu, position %llu)\n",
+				n->e.self->node_id, (unsigned long long)u.snapshot->meta.index,
+				(unsigned long long)n->committed_epoch,
+				(unsigned long long)n->committed_position);
 		}
 		int rc = seq_raftlog_persist(&n->rlog, n->raft, &u);
 		if (rc) {
@@ -631,11 +662,19 @@ static void handle_raft(struct seq_node *n)
 		}
 		raft_advance(n->raft, &u);
 		seq_raftlog_advance(&n->rlog);
-		if (u.n_committed) {
+		if (u.n_committed)
 			check_ready(n);
-			maybe_snapshot(n);
-		}
 	}
+	/* Drained: no message in the core points at snap_rx or at the
+	 * snapshot buffer any more. */
+	n->snap_rx_held = false;
+	/* Review fix: snapshot only here. raft_advance can queue messages
+	 * (persisted_effects -> commit -> bcast_append), among them an
+	 * InstallSnapshot whose data points into seq_raftlog_snapshot_buf and
+	 * whose meta and length are the current snapshot's; it is encoded at
+	 * the next raft_ready. Rewriting that buffer in between sent the old
+	 * meta with the new state. */
+	maybe_snapshot(n);
 }
 
 /* Resends the epochs a replica reports missing, from the epoch log. */
@@ -796,7 +835,7 @@ static int open_raft(struct seq_node *n)
 	}
 	uint64_t snap_len;
 	const uint8_t *snap = seq_raftlog_snapshot_data(&n->rlog, &snap_len);
-	if (snap && (rc = restore_snapshot(n, snap, snap_len)) != 0) {
+	if (snap && (rc = restore_snapshot(n, snap, snap_len, &n->rlog.snap)) != 0) {
 		fprintf(stderr, "ordo sequencer: %s/%s does not hold a valid session table: %s\n",
 			n->data_dir, SEQ_SNAPSHOT_FILE, strerror(-rc));
 		return rc;
@@ -965,12 +1004,13 @@ int seq_main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"ordo sequencer %u: committed epoch=%llu position=%llu requests=%llu "
-		"sessions=%u term=%llu snapshots=%llu fsyncs=%llu dropped=%llu\n",
+		"sessions=%u term=%llu snapshots=%llu installed=%llu fsyncs=%llu dropped=%llu\n",
 		self->node_id, (unsigned long long)n->committed_epoch,
 		(unsigned long long)n->committed_position,
 		(unsigned long long)n->requests_committed, seq_sessions_count(&n->sessions),
 		(unsigned long long)n->term, (unsigned long long)n->snapshots,
-		(unsigned long long)n->rlog.fsyncs, (unsigned long long)dp_edge_drops_total(&n->e));
+		(unsigned long long)n->snapshots_installed, (unsigned long long)n->rlog.fsyncs,
+		(unsigned long long)dp_edge_drops_total(&n->e));
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

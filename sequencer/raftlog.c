@@ -120,8 +120,18 @@ int seq_raftlog_open(struct seq_raftlog *rl, const struct seq_raftlog_cfg *cfg,
 	/* A log that ends before the snapshot (or has a gap after it) was
 	 * superseded by it: start the log again after the snapshot. */
 	uint64_t last = stor_log_last_index(&rl->log);
-	if (rl->snap.index && last > 0 && last < rl->snap.index) {
-		rc = stor_log_truncate_suffix(&rl->log, stor_log_first_index(&rl->log));
+	uint64_t first = stor_log_first_index(&rl->log), t;
+	/* Review fix: also a log whose entry at the snapshot's index has
+	 * another term (a stop between the snapshot file and the truncation in
+	 * seq_raftlog_save_snapshot, for a snapshot installed from a leader),
+	 * or that starts after it: what follows the snapshot in it is not known
+	 * to continue it. */
+	bool superseded =
+	    rl->snap.index && last >= first &&
+	    (last < rl->snap.index || first > rl->snap.index + 1 ||
+	     (stor_log_term(&rl->log, rl->snap.index, &t) == 0 && t != rl->snap.term));
+	if (superseded) {
+		rc = stor_log_truncate_suffix(&rl->log, first);
 		if (rc)
 			goto out_close;
 	}
@@ -189,8 +199,19 @@ static int op_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
 		struct stor_entry e;
 		int rc = stor_log_get(&rl->log, i, &e, dst,
 				      room > UINT32_MAX ? UINT32_MAX : (uint32_t)room);
+		if (rc == -EMSGSIZE && g == rl->gen % 3) {
+			/* Review fix: this generation's arena is spent (the core may
+			 * read more in one update than the node's estimate, e.g. two
+			 * followers catching up while a new leader applies). Spill
+			 * into the next generation's arena: it was emptied at the last
+			 * advance and is emptied again only three advances later, so
+			 * what lands there outlives the next advance as raft.h asks. */
+			g = (rl->gen + 1) % 3;
+			i--;
+			continue;
+		}
 		if (rc == -EMSGSIZE && k > 0)
-			break; /* this arena is spent until the next advance: send what we have */
+			break; /* both arenas are spent until the next advance: send what we have */
 		/* The arena holds at least two of the largest entries, and the node
 		 * sizes it for one update's reads (raftlog.h); a durable entry that
 		 * cannot be read is a disk failure: stop rather than mislead Raft. */

@@ -23,6 +23,8 @@
  * are the same: nothing answered is lost or ordered twice.
  *
  * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover]]
+ * The node logs are removed when every check passes, unless ORDO_KEEP_LOGS
+ * is set.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -683,7 +685,7 @@ int main(int argc, char **argv)
 		ordo_client_close(clients[i].c);
 	ordo_client_close(admin);
 	check(ordo_procs_stop(&procs) == 0, "every node stops cleanly on SIGTERM");
-	if (failures == 0 && ordo_dir_remove(logdir) != 0)
+	if (failures == 0 && !getenv("ORDO_KEEP_LOGS") && ordo_dir_remove(logdir) != 0)
 		fprintf(stderr, "could not remove %s\n", logdir);
 	printf("%d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
