@@ -56,7 +56,7 @@
 #define RAFT_APPLY_BYTES    (8u << 20) /* committed bytes handed out per update */
 /* Largest Raft message: an InstallSnapshot of the session table, or one
  * AppendEntries (RAFT_MSG_BYTES_MAX, or one epoch when larger). */
-#define RAFT_MSG_BUF_BYTES (32u << 20)
+#define RAFT_MSG_BUF_BYTES DP_BULK_MSG_BYTES_LIMIT
 
 static volatile sig_atomic_t stop_requested;
 
@@ -746,11 +746,19 @@ static bool begin_transfer(struct seq_node *n)
 	struct raft_status st;
 	raft_get_status(n->raft, &st);
 	uint64_t to = 0, best = 0;
-	for (uint32_t i = 0; i < st.n_progress; i++)
-		if (st.progress[i].id != n->e.self->node_id && st.progress[i].match >= best) {
-			best = st.progress[i].match;
-			to = st.progress[i].id;
+	bool to_active = false;
+	for (uint32_t i = 0; i < st.n_progress; i++) {
+		const struct raft_progress_status *p = &st.progress[i];
+		if (p->id == n->e.self->node_id)
+			continue;
+		/* a member heard from recently beats a longer log that may be down */
+		if ((p->recent_active && !to_active) ||
+		    (p->recent_active == to_active && p->match >= best)) {
+			best = p->match;
+			to = p->id;
+			to_active = p->recent_active;
 		}
+	}
 	if (to == 0 || raft_transfer_leadership(n->raft, to) != 0)
 		return false;
 	fprintf(stderr, "ordo sequencer %u: stopping; handing leadership to node %llu\n",
@@ -886,6 +894,21 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 		return rc;
 	if ((rc = open_bulk(n)) != 0)
 		return rc;
+	/* A session in steady state holds the places of the W numbers below its
+	 * next (sessions.h layout: 64 bytes + 32 per place); the worst case,
+	 * every number of the window ordered out of order, is about twice that. */
+	uint64_t snap_steady =
+	    SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES + RAFT_MSG_HDR_BYTES +
+	    (uint64_t)n->e.cfg.sessions_max *
+		(SEQ_SNAP_SESSION_BYTES + (uint64_t)SEQ_SNAP_SLOT_BYTES * n->e.cfg.session_window);
+	if (snap_steady > RAFT_MSG_BUF_BYTES)
+		fprintf(stderr,
+			"ordo sequencer %u: warning: a full session table (sessions_max %u x "
+			"window %u) snapshots to about %llu bytes, more than one InstallSnapshot "
+			"carries (%u); a follower behind the compacted log could not catch up. "
+			"Lower sessions_max or session_window\n",
+			n->e.self->node_id, n->e.cfg.sessions_max, n->e.cfg.session_window,
+			(unsigned long long)snap_steady, (unsigned)RAFT_MSG_BUF_BYTES);
 	n->nreplicas = cfg_replicas(&n->e.cfg, n->replicas, ORDO_NODES_MAX);
 	n->frag_bytes =
 	    (n->e.cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
@@ -990,8 +1013,11 @@ int seq_main(int argc, char **argv)
 		if (got == 0) {
 			now = ordo_mono_ns();
 			uint64_t wait = n->next_tick_ns > now ? n->next_tick_ns - now : 0;
+			/* an epoch that is due but has no room in the sealed ring waits
+			 * for a commit, not for time: do not spin on it */
 			uint64_t due = seq_batcher_due_in(&n->batcher, now);
-			if (due < wait)
+			if (due < wait &&
+			    seq_batcher_inflight(&n->batcher) < n->e.cfg.epochs_inflight)
 				wait = due;
 			if (n->bulk) {
 				uint64_t bd = dp_bulk_next_deadline(n->bulk);
