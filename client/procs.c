@@ -138,8 +138,10 @@ int ordo_procs_wait_ready(struct ordo_procs *p, struct ordo_client *c, const str
 			}
 			struct wire_status_msg s;
 			if (ordo_status(c, cl->nodes[i].node_id, &s, 200 * ORDO_NS_PER_MS) == 0 &&
-			    (cl->nodes[i].role != CFG_ROLE_SEQUENCER || s.leader_id != 0))
-				break; /* a sequencer is ready once it knows its group's leader */
+			    (cl->nodes[i].role != CFG_ROLE_SEQUENCER || cl->nodes[i].join ||
+			     s.leader_id != 0))
+				break; /* a founding sequencer is ready once it knows its
+					* group's leader; a joiner waits to be added */
 			if (ordo_mono_ns() >= deadline) {
 				fprintf(stderr, "ordo: node %u does not answer STATUS_Q\n",
 					cl->nodes[i].node_id);

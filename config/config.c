@@ -68,11 +68,12 @@ enum node_field {
 	NF_ADDR,
 	NF_CLIENT_PORT,
 	NF_INTERNAL_PORT,
+	NF_JOIN,
 	NF_COUNT,
 };
 
 static const char *const node_names[NF_COUNT] = {
-    "role", "group", "addr", "client_port", "internal_port",
+    "role", "group", "addr", "client_port", "internal_port", "join",
 };
 
 #define CFG_MS_MAX	  (24u * 3600u * 1000u) /* a day: bound of the _ms settings */
@@ -693,6 +694,8 @@ static int node_key(struct cfg_parse *ps, const char *key, const char *val)
 			return 0;
 		nd->internal_port = (uint16_t)v;
 		return 1;
+	case NF_JOIN:
+		return get_bool(ps, key, val, &nd->join) ? 1 : 0;
 	case NF_COUNT:
 		break;
 	}
@@ -760,6 +763,11 @@ static bool validate_nodes(struct cfg_parse *ps)
 		if (!seq && fl[NF_GROUP])
 			return fail(ps, fl[NF_GROUP],
 				    "group applies to sequencers only and [node %u] is a replica; "
+				    "remove it",
+				    nd->node_id);
+		if (!seq && fl[NF_JOIN])
+			return fail(ps, fl[NF_JOIN],
+				    "join applies to sequencers only and [node %u] is a replica; "
 				    "remove it",
 				    nd->node_id);
 		if (!fl[NF_CLIENT_PORT])

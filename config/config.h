@@ -34,6 +34,7 @@
  *   [node 1]
  *   role = sequencer
  *   group = 0
+ *   join = no                           ; yes: not a founding voter (ordo member add)
  *   addr = 127.0.1.1
  *   client_port = 7400
  *   internal_port = 7410
@@ -70,6 +71,7 @@ struct cfg_node {
 	uint32_t ip;		/* host order */
 	uint16_t client_port;	/* 7400 sequencers, 7401 replicas by default */
 	uint16_t internal_port; /* 7410 sequencers, 7411 replicas by default */
+	bool join;		/* sequencers: not a founding voter; joins with ordo member add */
 	uint32_t line;		/* line of its section, for messages */
 };
 

@@ -142,11 +142,18 @@ bool dp_edge_receive(struct dp_edge *e, const struct dp_buf *b, struct dp_edge_r
 	rx->body = b->data + ORDO_HDR_BYTES;
 	rx->body_len = rx->h.length - ORDO_HDR_BYTES;
 	if (rx->internal) {
-		/* Rule 5: only from a member's internal port, under the node key. */
+		/* Rule 5: only from a member's internal port, under the node key.
+		 * MEMBER (ordo member, an operator's tool on a node's host) comes
+		 * from a member's address but from a port of its own. */
 		d = WIRE_DROP_INTERNAL_PEER;
-		rx->peer = cfg_node_by_addr(&e->cfg, b->peer.ip, b->peer.port);
-		if (!rx->peer || rx->peer->internal_port != b->peer.port)
-			goto drop;
+		if (rx->h.type == WIRE_MEMBER) {
+			if (!cfg_ip_is_node(&e->cfg, b->peer.ip))
+				goto drop;
+		} else {
+			rx->peer = cfg_node_by_addr(&e->cfg, b->peer.ip, b->peer.port);
+			if (!rx->peer || rx->peer->internal_port != b->peer.port)
+				goto drop;
+		}
 		d = WIRE_DROP_INTERNAL_AUTH;
 		if (e->cfg.internal_auth &&
 		    !(rx->h.authed && rx->h.key_id == e->cfg.internal_key.key_id))

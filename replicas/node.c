@@ -361,7 +361,7 @@ static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,
 
 static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
 {
-	if (rx->peer->role != CFG_ROLE_SEQUENCER) {
+	if (!rx->peer || rx->peer->role != CFG_ROLE_SEQUENCER) { /* MEMBER is for sequencers */
 		dp_edge_drop(&n->e, WIRE_DROP_INTERNAL_PEER);
 		return;
 	}

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/le.h"
 #include "common/ordo_time.h"
 #include "config/config.h"
 #include "dataplane/bulk.h"
@@ -677,6 +678,52 @@ static void handle_raft(struct seq_node *n)
 	maybe_snapshot(n);
 }
 
+/* MEMBER from `ordo member`: a single-server configuration change (Raft
+ * thesis §4.2), proposed by the leader; others answer -EPERM with a hint. */
+static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
+{
+	if (rx->body_len != WIRE_MEMBER_BYTES) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
+		return;
+	}
+	uint64_t nonce = ordo_ld64(rx->body);
+	uint32_t id = ordo_ld32(rx->body + 8);
+	uint8_t op = rx->body[12];
+	const struct cfg_node *nd = cfg_node_find(&n->e.cfg, id);
+	int32_t result;
+	uint64_t index = 0;
+	if (!nd || nd->role != CFG_ROLE_SEQUENCER || nd->group != n->e.self->group)
+		result = -ENOENT; /* only a sequencer of this group's cluster file */
+	else if (n->role != RAFT_LEADER)
+		result = -EPERM;
+	else if (op == WIRE_MEMBER_ADD)
+		result = raft_add_node(n->raft, id, &index);
+	else if (op == WIRE_MEMBER_REMOVE)
+		result = raft_remove_node(n->raft, id, &index);
+	else
+		result = -EINVAL;
+	if (result == 0)
+		fprintf(stderr, "ordo sequencer %u: %s node %u (configuration at index %llu)\n",
+			n->e.self->node_id, op == WIRE_MEMBER_ADD ? "adding" : "removing", id,
+			(unsigned long long)index);
+	struct dp_buf *out = dp_alloc(n->e.t);
+	if (!out)
+		return;
+	uint8_t body[WIRE_MEMBER_RESULT_BYTES] = {0};
+	ordo_st64(body, nonce);
+	ordo_st32(body + 8, (uint32_t)result);
+	ordo_st32(body + 12, (uint32_t)n->leader_id);
+	ordo_st64(body + 16, index);
+	struct wire_writer w;
+	wire_begin(&w, out->data, n->e.t->max_datagram, WIRE_MEMBER_RESULT, n->e.cfg.cluster_id);
+	bool ok = wire_put(&w, body, sizeof body);
+	ORDO_ASSERT(ok);
+	out->len = wire_finish(&w, dp_edge_internal_key(&n->e));
+	out->peer = b->peer;
+	out->local.port = n->e.self->internal_port;
+	dp_tx_burst(n->e.t, &out, 1);
+}
+
 /* Resends the epochs a replica reports missing, from the epoch log. */
 static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_len,
 			const struct cfg_node *rep)
@@ -707,6 +754,10 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 	if (!dp_edge_receive(&n->e, b, &rx))
 		return;
 	if (rx.internal) {
+		if (rx.h.type == WIRE_MEMBER) {
+			handle_member(n, &rx, b);
+			return;
+		}
 		int p = n->bulk ? peer_index(n, rx.peer->node_id) : -1;
 		if (rx.h.type == WIRE_EPOCH_NACK && rx.peer->role == CFG_ROLE_REPLICA)
 			handle_nack(n, rx.body, rx.body_len, rx.peer);
@@ -813,7 +864,8 @@ static int open_raft(struct seq_node *n)
 	const struct cfg_cluster *c = &n->e.cfg;
 	struct raft_conf conf = {0};
 	for (uint32_t i = 0; i < c->nnodes && conf.n < RAFT_VOTERS_MAX; i++)
-		if (c->nodes[i].role == CFG_ROLE_SEQUENCER && c->nodes[i].group == n->e.self->group)
+		if (c->nodes[i].role == CFG_ROLE_SEQUENCER &&
+		    c->nodes[i].group == n->e.self->group && !c->nodes[i].join)
 			conf.voters[conf.n++] = c->nodes[i].node_id;
 	uint32_t voters = conf.n;
 	struct seq_raftlog_cfg lc = {
@@ -833,7 +885,8 @@ static int open_raft(struct seq_node *n)
 		fprintf(stderr, "ordo sequencer: %s\n", err);
 		return rc;
 	}
-	if (stor_log_last_index(&n->rlog.log) == 0 && n->rlog.snap.index == 0 && hs.term == 0) {
+	if (stor_log_last_index(&n->rlog.log) == 0 && n->rlog.snap.index == 0 && hs.term == 0 &&
+	    !n->e.self->join) {
 		/* A founding member of a new group: every one writes the same
 		 * first entry, the voters of the cluster file. */
 		rc = seq_raftlog_bootstrap(&n->rlog, &conf);

@@ -39,6 +39,9 @@ enum wire_type {
 	WIRE_EPOCH_DATA = 16,	   /* sequencer -> replica: one fragment of a committed epoch */
 	WIRE_EPOCH_NACK = 17,	   /* replica -> sequencer: resend epochs from .. */
 	WIRE_EPOCH_HEARTBEAT = 18, /* sequencer -> replica: highest committed epoch */
+	/* 19-29 Raft messages and 30-31 bulk fragments travel inside BULK (dataplane/bulk.h) */
+	WIRE_MEMBER = 32,	 /* operator (ordo member) -> sequencer: add or remove a voter */
+	WIRE_MEMBER_RESULT = 33, /* sequencer -> operator: the outcome */
 };
 
 /* ORDERED status codes (PROTOCOL.md §3.2). */
@@ -429,6 +432,16 @@ struct wire_epoch_nack {
 };
 void wire_put_epoch_nack(struct wire_writer *w, const struct wire_epoch_nack *n);
 int wire_parse_epoch_nack(const uint8_t *body, uint32_t body_len, struct wire_epoch_nack *n);
+
+/* MEMBER body (16 bytes): u64 nonce, u32 node_id, u8 op (1 add, 2 remove),
+ * 3 reserved. MEMBER_RESULT body (24 bytes): u64 nonce (copied), i32 result
+ * (0, or a negative errno: -EPERM not the leader, -EBUSY another change is
+ * uncommitted, -EEXIST / -ENOENT), u32 leader_hint, u64 log index of the
+ * configuration entry (0 unless result is 0). docs/PROTOCOL.md §1.5. */
+#define WIRE_MEMBER_BYTES	 16u
+#define WIRE_MEMBER_RESULT_BYTES 24u
+#define WIRE_MEMBER_ADD		 1u
+#define WIRE_MEMBER_REMOVE	 2u
 
 /* EPOCH_HEARTBEAT body (16 bytes): the sender's highest committed epoch. */
 struct wire_epoch_heartbeat {

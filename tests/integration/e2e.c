@@ -23,6 +23,10 @@
  * are the same: nothing answered is lost or ordered twice.
  *
  * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover]]
+ * With a sequencer marked join = yes in the cluster file, failover mode then
+ * removes a follower (ordo member remove, then stops it) and adds the joiner
+ * (ordo member add), and runs on under load: the joiner must hold the whole
+ * order too.
  * The node logs are removed when every check passes, unless ORDO_KEEP_LOGS
  * is set.
  */
@@ -344,7 +348,16 @@ static int fetch_all(struct ordo_client *c, uint32_t node, uint64_t upto, struct
 #define FAILOVER_DOWN_NS  (250ull * ORDO_NS_PER_MS)
 #define FAILOVER_RATE	  15000u /* requests per second, all clients */
 
+/* Membership (when the cluster file has a sequencer with join = yes): after
+ * the kills, a follower is removed with `ordo member remove` and stopped,
+ * and the joiner added with `ordo member add`. */
+enum member_phase { MEMBER_NONE, MEMBER_REMOVED, MEMBER_ADDED, MEMBER_DONE };
+
 struct chaos {
+	enum member_phase phase;
+	int removed;	     /* index of the removed member, -1 */
+	int joiner;	     /* index of the join = yes sequencer, -1 if none */
+	uint64_t phase_ns;   /* when the current phase began */
 	uint64_t next_ns;    /* next kill */
 	int down;	     /* index (in the cluster's nodes) of a killed member, -1 if none */
 	uint64_t restart_ns; /* when to start it again */
@@ -367,11 +380,58 @@ static int find_leader(struct ordo_client *admin, const struct cfg_cluster *cl)
 	return -1;
 }
 
+/* Runs `exe member OP --cluster FILE --node ID`; its exit status. */
+static int run_member(const char *exe, const char *cluster, const char *op, uint32_t id)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "'%s' member %s --cluster '%s' --node %u", exe, op, cluster, id);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void member_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_client *admin,
+			const struct cfg_cluster *cl, const char *cluster, const char *exe)
+{
+	uint64_t now = ordo_mono_ns();
+	if (ch->phase == MEMBER_NONE) {
+		int l = find_leader(admin, cl);
+		if (l < 0)
+			return;
+		for (uint32_t k = 0; k < cl->nnodes; k++)
+			if (cl->nodes[k].role == CFG_ROLE_SEQUENCER && (int)k != l &&
+			    (int)k != ch->joiner) {
+				check(run_member(exe, cluster, "remove", cl->nodes[k].node_id) == 0,
+				      "ordo member remove %u", cl->nodes[k].node_id);
+				ch->removed = (int)k;
+				break;
+			}
+		ch->phase = MEMBER_REMOVED;
+		ch->phase_ns = now;
+	} else if (ch->phase == MEMBER_REMOVED && now > ch->phase_ns + 500 * ORDO_NS_PER_MS) {
+		/* the removal is committed by now: stop the former member */
+		kill(procs->pid[ch->removed], SIGTERM);
+		int status;
+		waitpid(procs->pid[ch->removed], &status, 0);
+		procs->pid[ch->removed] = 0;
+		check(run_member(exe, cluster, "add", cl->nodes[ch->joiner].node_id) == 0,
+		      "ordo member add %u", cl->nodes[ch->joiner].node_id);
+		ch->phase = MEMBER_ADDED;
+		ch->phase_ns = now;
+	} else if (ch->phase == MEMBER_ADDED && now > ch->phase_ns + 2 * ORDO_NS_PER_S) {
+		ch->phase = MEMBER_DONE; /* two seconds of load with the new member */
+	}
+}
+
 static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_client *admin,
 		       const struct cfg_cluster *cl, const char *cluster, const char *exe,
 		       const char *logdir)
 {
 	uint64_t now = ordo_mono_ns();
+	if (ch->kills >= FAILOVER_KILLS && ch->down < 0 && ch->paused < 0) {
+		if (ch->joiner >= 0 && ch->phase != MEMBER_DONE)
+			member_step(ch, procs, admin, cl, cluster, exe);
+		return;
+	}
 	if (ch->down >= 0 && now >= ch->restart_ns) {
 		int rc =
 		    ordo_procs_start_one(procs, cl, (uint32_t)ch->down, cluster, exe, logdir, NULL);
@@ -487,7 +547,14 @@ int main(int argc, char **argv)
 	uint64_t transfer_seq = 0, sent = 0, start = ordo_mono_ns();
 	struct ordo_event ev[512];
 	uint64_t deadline = start + 300 * ORDO_NS_PER_S;
-	struct chaos ch = {.next_ns = start + ORDO_NS_PER_S, .down = -1, .paused = -1};
+	struct chaos ch = {.next_ns = start + ORDO_NS_PER_S,
+			   .down = -1,
+			   .paused = -1,
+			   .removed = -1,
+			   .joiner = -1};
+	for (uint32_t k = 0; k < cl.nnodes; k++)
+		if (cl.nodes[k].role == CFG_ROLE_SEQUENCER && cl.nodes[k].join)
+			ch.joiner = (int)k;
 	for (;;) {
 		uint32_t outstanding = 0;
 		uint64_t allowed = total;
@@ -503,7 +570,8 @@ int main(int argc, char **argv)
 			outstanding += ordo_outstanding(clients[i].c);
 		}
 		if (sent >= total && outstanding == 0 &&
-		    (!failover || (ch.kills >= FAILOVER_KILLS && ch.down < 0 && ch.paused < 0)))
+		    (!failover || (ch.kills >= FAILOVER_KILLS && ch.down < 0 && ch.paused < 0 &&
+				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))))
 			break;
 		if (ordo_mono_ns() > deadline) {
 			check(false, "all requests answered within 300 s (%u outstanding)",
@@ -541,8 +609,9 @@ int main(int argc, char **argv)
 	uint64_t committed = 0;
 	uint32_t members = 0;
 	for (uint32_t k = 0; k < cl.nnodes; k++) {
-		if (cl.nodes[k].role != CFG_ROLE_SEQUENCER)
-			continue;
+		if (cl.nodes[k].role != CFG_ROLE_SEQUENCER || (int)k == ch.removed ||
+		    (cl.nodes[k].join && ch.phase != MEMBER_DONE))
+			continue; /* not a member at the end */
 		struct wire_status_msg st = {0};
 		uint64_t wait_until = ordo_mono_ns() + 10 * ORDO_NS_PER_S;
 		while ((ordo_status(admin, cl.nodes[k].node_id, &st, ORDO_NS_PER_S) != 0 ||
@@ -678,6 +747,8 @@ int main(int argc, char **argv)
 
 	for (uint32_t i = 0; i < procs.count; i++) {
 		int status;
+		if ((int)i == ch.removed || (cl.nodes[i].join && ch.phase != MEMBER_DONE))
+			continue; /* stopped on purpose, or never a member */
 		check(procs.pid[i] && waitpid(procs.pid[i], &status, WNOHANG) == 0,
 		      "node %u still running", procs.node_id[i]);
 	}
