@@ -185,6 +185,26 @@ bool dp_edge_fresh(struct dp_edge *e, const struct dp_edge_rx *rx, uint64_t nonc
 	return false;
 }
 
+struct dp_buf *dp_edge_start(struct dp_edge *e, struct wire_writer *w, uint8_t type)
+{
+	struct dp_buf *b = dp_alloc(e->t);
+	if (!b) {
+		e->drops[WIRE_DROP_OVERLOAD]++;
+		return NULL;
+	}
+	wire_begin(w, b->data, e->t->max_datagram, type, e->cfg.cluster_id);
+	return b;
+}
+
+void dp_edge_send(struct dp_edge *e, struct dp_buf *b, struct wire_writer *w,
+		  const struct wire_key *key, const struct dp_addr *peer, uint16_t local_port)
+{
+	b->len = wire_finish(w, key);
+	b->peer = *peer;
+	b->local.port = local_port;
+	dp_tx_burst(e->t, &b, 1);
+}
+
 const struct wire_key *dp_edge_reply_key(const struct dp_edge *e, const struct wire_hdr *h)
 {
 	return h->authed ? wire_keyring_find(&e->client_keys, h->key_id) : NULL;

@@ -77,6 +77,15 @@ const struct wire_key *dp_edge_reply_key(const struct dp_edge *e, const struct w
 /* The node key for internal messages (NULL when internal_auth is off). */
 const struct wire_key *dp_edge_internal_key(const struct dp_edge *e);
 
+/* One datagram of this node's: dp_edge_start takes a buffer and begins a
+ * message of type in *w (NULL, counted as WIRE_DROP_OVERLOAD, when the pool
+ * is empty: the peer's retry or repair covers it); the caller puts the
+ * body; dp_edge_send finishes it under key (NULL: no AUTH) and sends it
+ * from local_port to peer. */
+struct dp_buf *dp_edge_start(struct dp_edge *e, struct wire_writer *w, uint8_t type);
+void dp_edge_send(struct dp_edge *e, struct dp_buf *b, struct wire_writer *w,
+		  const struct wire_key *key, const struct dp_addr *peer, uint16_t local_port);
+
 static inline void dp_edge_drop(struct dp_edge *e, enum wire_drop d)
 {
 	e->drops[d]++;

@@ -250,7 +250,8 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 	if (n->nack_backoff_ns > NACK_BACKOFF_MAX_NS)
 		n->nack_backoff_ns = NACK_BACKOFF_MAX_NS;
 	n->nack_due_ns = now + n->nack_backoff_ns;
-	struct dp_buf *b = dp_alloc(n->e.t);
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_NACK);
 	if (!b)
 		return;
 	uint64_t want = n->known_committed - n->next_epoch + 1;
@@ -267,24 +268,19 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 		nack.from_epoch++;
 		nack.count--;
 	}
-	struct wire_writer w;
-	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_NACK, n->e.cfg.cluster_id);
 	wire_put_epoch_nack(&w, &nack);
-	b->len = wire_finish(&w, dp_edge_internal_key(&n->e));
-	b->peer = n->sequencer;
-	b->local.port = n->e.self->internal_port;
-	dp_tx_burst(n->e.t, &b, 1);
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &n->sequencer,
+		     n->e.self->internal_port);
 	n->nacks_sent++;
 }
 
 static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t nonce,
 			const struct dp_buf *req)
 {
-	struct dp_buf *b = dp_alloc(n->e.t);
-	if (!b) {
-		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_STATUS);
+	if (!b)
 		return;
-	}
 	struct wire_status_msg s = {
 	    .nonce = nonce,
 	    .node_id = n->e.self->node_id,
@@ -300,35 +296,24 @@ static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t n
 	    .retained_from = rep_applog_retained_from(&n->log),
 	};
 	memcpy(s.digest, n->digest, 16);
-	struct wire_writer w;
-	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_STATUS, n->e.cfg.cluster_id);
 	wire_put_status(&w, &s);
-	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
-	b->peer = req->peer;
-	b->local.port = req->local.port;
-	dp_tx_burst(n->e.t, &b, 1);
+	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), &req->peer, req->local.port);
 }
 
 static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const struct wire_fetch *f,
 			 const struct dp_buf *req)
 {
-	struct dp_buf *b = dp_alloc(n->e.t);
-	if (!b) {
-		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_ENTRIES);
+	if (!b)
 		return;
-	}
 	uint32_t cap = n->e.t->max_datagram;
 	if (f->max_bytes != 0 && f->max_bytes < cap)
 		cap = f->max_bytes < ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  ? ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  : f->max_bytes;
-	struct wire_writer w;
-	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_ENTRIES, n->e.cfg.cluster_id);
 	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->digest);
-	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
-	b->peer = req->peer;
-	b->local.port = req->local.port;
-	dp_tx_burst(n->e.t, &b, 1);
+	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), &req->peer, req->local.port);
 }
 
 static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,

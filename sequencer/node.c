@@ -221,11 +221,10 @@ static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const ui
 static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t nonce,
 			const struct dp_addr *peer, uint16_t local_port)
 {
-	struct dp_buf *b = dp_alloc(n->e.t);
-	if (!b) {
-		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD);
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_STATUS);
+	if (!b)
 		return;
-	}
 	struct wire_status_msg s = {
 	    .nonce = nonce,
 	    .node_id = n->e.self->node_id,
@@ -244,13 +243,8 @@ static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t n
 	    .groups = cfg_groups(&n->e.cfg),
 	    .replicas = (uint16_t)n->nreplicas,
 	};
-	struct wire_writer w;
-	wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_STATUS, n->e.cfg.cluster_id);
 	wire_put_status(&w, &s);
-	b->len = wire_finish(&w, dp_edge_reply_key(&n->e, h));
-	b->peer = *peer;
-	b->local.port = local_port;
-	dp_tx_burst(n->e.t, &b, 1);
+	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), peer, local_port);
 }
 
 /* Sends one epoch to one replica in EPOCH_DATA fragments. */
@@ -258,12 +252,12 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 			 const uint8_t *bytes, uint32_t len)
 {
 	const struct wire_key *key = dp_edge_internal_key(&n->e);
+	const struct dp_addr to = {.ip = rep->ip, .port = rep->internal_port};
 	for (uint32_t off = 0; off < len; off += n->frag_bytes) {
-		struct dp_buf *b = dp_alloc(n->e.t);
-		if (!b) {
-			dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD); /* the replica will NACK the gap */
-			return;
-		}
+		struct wire_writer w;
+		struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_DATA);
+		if (!b)
+			return; /* the replica will NACK the gap */
 		uint32_t chunk = len - off < n->frag_bytes ? len - off : n->frag_bytes;
 		struct wire_epoch_data d = {
 		    .epoch = epoch,
@@ -274,14 +268,9 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 		    .group = n->e.self->group,
 		    .data = bytes + off,
 		};
-		struct wire_writer w;
-		wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_DATA, n->e.cfg.cluster_id);
 		bool ok = wire_put_epoch_data(&w, &d);
 		ORDO_ASSERT(ok); /* frag_bytes was sized to fit */
-		b->len = wire_finish(&w, key);
-		b->peer = (struct dp_addr){.ip = rep->ip, .port = rep->internal_port};
-		b->local.port = n->e.self->internal_port;
-		dp_tx_burst(n->e.t, &b, 1);
+		dp_edge_send(&n->e, b, &w, key, &to, n->e.self->internal_port);
 	}
 }
 
@@ -290,20 +279,16 @@ static void send_heartbeats(struct seq_node *n, uint64_t now)
 	const struct wire_key *key = dp_edge_internal_key(&n->e);
 	n->last_heartbeat_ns = now;
 	for (uint32_t i = 0; i < n->nreplicas; i++) {
-		struct dp_buf *b = dp_alloc(n->e.t);
+		struct wire_writer w;
+		struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_HEARTBEAT);
 		if (!b)
 			return;
 		struct wire_epoch_heartbeat hb = {.committed_epoch = n->committed_epoch,
 						  .group = n->e.self->group};
-		struct wire_writer w;
-		wire_begin(&w, b->data, n->e.t->max_datagram, WIRE_EPOCH_HEARTBEAT,
-			   n->e.cfg.cluster_id);
 		wire_put_epoch_heartbeat(&w, &hb);
-		b->len = wire_finish(&w, key);
-		b->peer = (struct dp_addr){.ip = n->replicas[i]->ip,
+		const struct dp_addr to = {.ip = n->replicas[i]->ip,
 					   .port = n->replicas[i]->internal_port};
-		b->local.port = n->e.self->internal_port;
-		dp_tx_burst(n->e.t, &b, 1);
+		dp_edge_send(&n->e, b, &w, key, &to, n->e.self->internal_port);
 	}
 }
 
@@ -420,19 +405,14 @@ static int peer_index(const struct seq_node *n, uint64_t id)
 static void bulk_emit(void *ctx, uint32_t peer, uint8_t type, const uint8_t *body, uint32_t len)
 {
 	struct seq_node *n = ctx;
-	struct dp_buf *b = dp_alloc(n->e.t);
-	if (!b) {
-		dp_edge_drop(&n->e, WIRE_DROP_OVERLOAD); /* repaired by NACK or a Raft retry */
-		return;
-	}
 	struct wire_writer w;
-	wire_begin(&w, b->data, n->e.t->max_datagram, type, n->e.cfg.cluster_id);
+	struct dp_buf *b = dp_edge_start(&n->e, &w, type);
+	if (!b)
+		return; /* repaired by NACK or a Raft retry */
 	bool ok = wire_put(&w, body, len);
 	ORDO_ASSERT(ok); /* dp_bulk sizes fragments for max_datagram */
-	b->len = wire_finish(&w, dp_edge_internal_key(&n->e));
-	b->peer = (struct dp_addr){.ip = n->peers[peer]->ip, .port = n->peers[peer]->internal_port};
-	b->local.port = n->e.self->internal_port;
-	dp_tx_burst(n->e.t, &b, 1);
+	const struct dp_addr to = {.ip = n->peers[peer]->ip, .port = n->peers[peer]->internal_port};
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &to, n->e.self->internal_port);
 }
 
 /* dp_bulk's deliver: a whole Raft message from a member. */
@@ -706,7 +686,8 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 		fprintf(stderr, "ordo sequencer %u: %s node %u (configuration at index %llu)\n",
 			n->e.self->node_id, op == WIRE_MEMBER_ADD ? "adding" : "removing", id,
 			(unsigned long long)index);
-	struct dp_buf *out = dp_alloc(n->e.t);
+	struct wire_writer w;
+	struct dp_buf *out = dp_edge_start(&n->e, &w, WIRE_MEMBER_RESULT);
 	if (!out)
 		return;
 	uint8_t body[WIRE_MEMBER_RESULT_BYTES] = {0};
@@ -714,14 +695,10 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 	ordo_st32(body + 8, (uint32_t)result);
 	ordo_st32(body + 12, (uint32_t)n->leader_id);
 	ordo_st64(body + 16, index);
-	struct wire_writer w;
-	wire_begin(&w, out->data, n->e.t->max_datagram, WIRE_MEMBER_RESULT, n->e.cfg.cluster_id);
 	bool ok = wire_put(&w, body, sizeof body);
 	ORDO_ASSERT(ok);
-	out->len = wire_finish(&w, dp_edge_internal_key(&n->e));
-	out->peer = b->peer;
-	out->local.port = n->e.self->internal_port;
-	dp_tx_burst(n->e.t, &out, 1);
+	dp_edge_send(&n->e, out, &w, dp_edge_internal_key(&n->e), &b->peer,
+		     n->e.self->internal_port);
 }
 
 /* Resends the epochs a replica reports missing, from the epoch log. */
