@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "common/parse.h"
 
 /* Cluster keys, in the order of config.h; the names are the file's. */
 enum cluster_field {
@@ -137,41 +138,12 @@ static int fail(struct cfg_parse *ps, uint32_t line, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- values */
 
-/* Decimal or 0x hex, the whole string, no sign, no overflow. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	unsigned base = 10;
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-		base = 16;
-		s += 2;
-	}
-	if (*s == '\0')
-		return false;
-	uint64_t v = 0;
-	for (; *s; s++) {
-		unsigned d;
-		if (*s >= '0' && *s <= '9')
-			d = (unsigned)(*s - '0');
-		else if (base == 16 && *s >= 'a' && *s <= 'f')
-			d = (unsigned)(*s - 'a' + 10);
-		else if (base == 16 && *s >= 'A' && *s <= 'F')
-			d = (unsigned)(*s - 'A' + 10);
-		else
-			return false;
-		if (v > (UINT64_MAX - d) / base)
-			return false;
-		v = v * base + d;
-	}
-	*out = v;
-	return true;
-}
-
 /* An integer setting in [min, max]; on error writes the message. */
 static bool get_u64(struct cfg_parse *ps, const char *key, const char *val, uint64_t min,
 		    uint64_t max, uint64_t *out)
 {
 	uint64_t v;
-	if (!parse_u64(val, &v)) {
+	if (!ordo_parse_u64(val, strlen(val), &v)) {
 		fail(ps, ps->line,
 		     "%s = '%s' is not a number; write a decimal or 0x hex integer from %llu to "
 		     "%llu",

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "common/ordo_time.h"
+#include "common/parse.h"
 #include "common/prng.h"
 #include "dataplane/dp.h"
 
@@ -323,35 +324,6 @@ static void parse_err(char *err, unsigned errlen, const char *tok, size_t toklen
 		snprintf(err, errlen, "bad fault token '%.*s': %s", (int)toklen, tok, why);
 }
 
-/* Decimal or 0x hex u64 over exactly [p, end). */
-static bool parse_u64(const char *p, const char *end, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned base = 10;
-	if (end - p > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-		base = 16;
-		p += 2;
-	}
-	if (p == end)
-		return false;
-	for (; p < end; p++) {
-		unsigned d;
-		if (*p >= '0' && *p <= '9')
-			d = (unsigned)(*p - '0');
-		else if (base == 16 && *p >= 'a' && *p <= 'f')
-			d = (unsigned)(*p - 'a' + 10);
-		else if (base == 16 && *p >= 'A' && *p <= 'F')
-			d = (unsigned)(*p - 'A' + 10);
-		else
-			return false;
-		if (v > (UINT64_MAX - d) / base)
-			return false;
-		v = v * base + d;
-	}
-	*out = v;
-	return true;
-}
-
 /* "12.5%" over exactly [p, end) to parts per million, without floating point. */
 static bool parse_pct(const char *p, const char *end, uint32_t *ppm, const char **why)
 {
@@ -404,7 +376,7 @@ static bool parse_duration(const char *p, const char *end, uint64_t *ns)
 	while (u < end && *u >= '0' && *u <= '9')
 		u++;
 	uint64_t v, mult;
-	if (u == p || !parse_u64(p, u, &v))
+	if (u == p || !ordo_parse_u64(p, (size_t)(u - p), &v))
 		return false;
 	size_t ul = (size_t)(end - u);
 	if (ul == 2 && memcmp(u, "ns", 2) == 0)
@@ -442,11 +414,11 @@ static bool parse_token(const char *tok, const char *end, struct dp_fault_cfg *c
 	size_t kl = (size_t)(eq - tok);
 	const char *why = NULL;
 	if (key_is(k, kl, "seed")) {
-		if (!parse_u64(v, end, &cfg->seed))
+		if (!ordo_parse_u64(v, (size_t)(end - v), &cfg->seed))
 			why = "expected a decimal or 0x hex number";
 	} else if (key_is(k, kl, "hold")) {
 		uint64_t h;
-		if (!parse_u64(v, end, &h) || h < 1 || h > FAULT_HOLD_LIMIT)
+		if (!ordo_parse_u64(v, (size_t)(end - v), &h) || h < 1 || h > FAULT_HOLD_LIMIT)
 			why = "expected a count of held datagrams, 1..1048576";
 		else
 			cfg->hold_max = (uint32_t)h;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/crc32c.h"
+#include "common/parse.h"
 #include "common/prng.h"
 
 Test(crc32c, check_value)
@@ -76,4 +77,33 @@ Test(prng, chance_ppm_edges)
 		cr_assert_eq(ordo_prng_chance_ppm(&p, 0), 0);
 		cr_assert_eq(ordo_prng_chance_ppm(&p, 1000000), 1);
 	}
+}
+
+/* ordo_parse_u64: the whole text, decimal or 0x hex, no sign, no overflow. */
+static bool pu(const char *s, uint64_t *v)
+{
+	return ordo_parse_u64(s, strlen(s), v);
+}
+
+Test(parse, strict_u64)
+{
+	uint64_t v = 0;
+	cr_assert(pu("0", &v) && v == 0);
+	cr_assert(pu("42", &v) && v == 42);
+	cr_assert(pu("0x2A", &v) && v == 42);
+	cr_assert(pu("0Xff", &v) && v == 255);
+	cr_assert(pu("18446744073709551615", &v) && v == UINT64_MAX);
+	cr_assert(pu("0xffffffffffffffff", &v) && v == UINT64_MAX);
+	cr_assert_not(pu("18446744073709551616", &v), "one past 2^64-1");
+	cr_assert_not(pu("0x10000000000000000", &v));
+	cr_assert_not(pu("", &v));
+	cr_assert_not(pu("0x", &v));
+	cr_assert_not(pu("-1", &v));
+	cr_assert_not(pu("+1", &v));
+	cr_assert_not(pu(" 7", &v));
+	cr_assert_not(pu("7 ", &v));
+	cr_assert_not(pu("7x", &v));
+	cr_assert_not(pu("ff", &v), "hex needs its 0x");
+	/* only len bytes count: "12" of "123" */
+	cr_assert(ordo_parse_u64("123", 2, &v) && v == 12);
 }
