@@ -11,6 +11,7 @@
 #include "cmd/member.h"
 #include "replicas/node.h"
 #include "sequencer/node.h"
+#include "sim/sim.h"
 
 struct verb {
 	const char *name;
@@ -29,6 +30,7 @@ static const struct verb verbs[] = {
     {"status", ordo_verb_status, "STATUS of every node of the cluster"},
     {"demo", demo_main, "start a local cluster, drive transfers, check the replicas agree"},
     {"bench", bench_main, "load-test a cluster: throughput, latency percentiles, CPU cost"},
+    {"sim", sim_main, "deterministic cluster simulation with faults and checkers (--seed N)"},
 };
 
 static void usage(FILE *f)

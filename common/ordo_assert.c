@@ -4,9 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+void (*ordo_assert_hook)(void);
+
 noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func)
 {
 	fprintf(stderr, "ordo: assertion failed: %s at %s:%d in %s()\n", expr, file, line, func);
+	if (ordo_assert_hook)
+		ordo_assert_hook();
 	fflush(stderr);
 	abort();
 }

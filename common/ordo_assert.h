@@ -10,6 +10,10 @@
 
 #include <stdnoreturn.h>
 
+/* Called (if set) after the report and before abort(): the simulator prints
+ * its seed, step and replay command there. */
+extern void (*ordo_assert_hook)(void);
+
 noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func);
 
 #define ORDO_ASSERT(expr)                                                                          \

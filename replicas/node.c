@@ -29,6 +29,7 @@
 #include "dataplane/edge.h"
 #include "dataplane/reply.h"
 #include "replicas/applog.h"
+#include "replicas/apply.h"
 #include "replicas/ledger.h"
 #include "wire/wire.h"
 
@@ -66,24 +67,19 @@ struct rep_node {
 	struct dp_edge e;	/* cluster file, ports, receipt rules, drop counters */
 	uint32_t replica_index; /* among replicas sorted by node_id */
 	uint32_t nreplicas;
-	struct ledger ledger;
+	struct rep_state st; /* ledger, digest, positions */
 	struct rep_applog log;
 	struct dp_reply applied;
 	struct reasm slots[REASSEMBLY_SLOTS];
 	uint8_t *frag_flags; /* REASSEMBLY_SLOTS * frags per epoch */
 	uint32_t frag_bytes; /* epoch bytes per fragment (the sender's) */
 	uint32_t frags_max;
-	uint8_t digest[16]; /* after applied_position */
-	uint64_t applied_position;
-	uint64_t applied_epoch;
-	uint64_t next_epoch;	  /* next epoch to apply */
 	uint64_t known_committed; /* highest committed epoch announced */
 	struct dp_addr sequencer; /* where the stream comes from (NACK target) */
 	uint64_t gap_epoch;	  /* next_epoch when the current gap was seen, 0 if none */
 	uint64_t gap_since_ns;	  /* when it was seen */
 	uint64_t nack_due_ns;	  /* next NACK for this gap */
 	uint64_t nack_backoff_ns; /* doubles while the gap stays */
-	uint64_t requests_applied;
 	uint64_t nacks_sent;
 	uint64_t bad_epoch_logged; /* last epoch reported as malformed */
 	struct lookup_ans *lookups;
@@ -96,80 +92,58 @@ static bool replies_to(const struct rep_node *n, uint64_t client_id)
 	return client_id % n->nreplicas == n->replica_index;
 }
 
-/* Applies one complete, validated epoch. */
+/* rep_state's per-record callback: applied log, LOOKUP answers, APPLIED. */
+static void on_applied(void *ctx, const struct wire_epoch_hdr *h, const struct wire_entry_rec *ent,
+		       const struct wire_epoch_rec *er, const uint8_t digest_before[16],
+		       const uint8_t *data)
+{
+	struct rep_node *n = ctx;
+	rep_applog_append(&n->log, ent, digest_before);
+	if (data) {
+		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
+		la->position = ent->position;
+		memcpy(la->data, data, 32);
+	}
+	if (er->reply_port == 0 || !replies_to(n, er->client_id))
+		return;
+	uint64_t age_ns = 0, now = ordo_real_ns();
+	if (now > h->timestamp_ns)
+		age_ns = now - h->timestamp_ns;
+	if (age_ns > (uint64_t)n->e.cfg.applied_reply_max_age_ms * ORDO_NS_PER_MS)
+		return; /* catching up: nobody waits for this answer any more */
+	const struct wire_key *key =
+	    er->key_id ? wire_keyring_find(&n->e.client_keys, er->key_id) : NULL;
+	if (er->key_id != 0 && !key)
+		return;
+	struct wire_applied_rec ar = {
+	    .client_id = er->client_id,
+	    .request_number = er->request_number,
+	    .position = ent->position,
+	    .result = ent->result,
+	    .size = data ? 32 : 0,
+	    .data = data,
+	};
+	struct dp_addr peer = {.ip = er->reply_ip, .port = er->reply_port};
+	dp_reply_applied(&n->applied, &peer, key, &ar);
+}
+
+/* Applies one complete epoch, which must be the next one. */
 static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 {
-	struct wire_epoch_hdr h;
-	if (wire_epoch_decode_hdr(bytes, len, &h) != 0 || h.epoch != n->next_epoch ||
-	    (h.count && h.first_position != n->applied_position + 1)) {
-		/* The stream is checksummed (and MAC'd with internal_auth): an epoch
-		 * that is malformed or does not continue our order means a sequencer
-		 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
-		dp_edge_drop(&n->e, WIRE_DROP_BODY);
-		if (n->bad_epoch_logged != n->next_epoch)
-			fprintf(stderr,
-				"ordo replica %u: epoch %llu is malformed or does not continue "
-				"applied position %llu; not applied\n",
-				n->e.self->node_id, (unsigned long long)n->next_epoch,
-				(unsigned long long)n->applied_position);
-		n->bad_epoch_logged = n->next_epoch;
-		return false;
-	}
-	uint64_t age_ns = 0, now = ordo_real_ns();
-	if (now > h.timestamp_ns)
-		age_ns = now - h.timestamp_ns;
-	bool live = age_ns <= (uint64_t)n->e.cfg.applied_reply_max_age_ms * ORDO_NS_PER_MS;
-	uint32_t off = ORDO_EPOCH_HDR_BYTES;
-	struct wire_epoch_rec er;
-	uint64_t pos = h.first_position;
-	int rc;
-	uint8_t rec_bytes[ORDO_ENTRY_REC_BYTES + ORDO_OPAQUE_BYTES_MAX];
-	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
-		uint8_t data[32];
-		enum wire_result res = ledger_apply(&n->ledger, er.op, er.payload, er.size, data);
-		struct wire_entry_rec ent = {
-		    .position = pos,
-		    .epoch = h.epoch,
-		    .client_id = er.client_id,
-		    .request_number = er.request_number,
-		    .op = er.op,
-		    .size = er.size,
-		    .result = res,
-		    .payload = er.payload,
-		};
-		uint32_t rlen = wire_entry_bytes(er.size);
-		wire_entry_encode(rec_bytes, &ent);
-		rep_applog_append(&n->log, &ent, n->digest);
-		ledger_digest_step(n->digest, rec_bytes, rlen);
-		bool has_data = er.op == WIRE_OP_LOOKUP && res == WIRE_R_OK;
-		if (has_data) {
-			struct lookup_ans *la = &n->lookups[pos % LOOKUP_RING];
-			la->position = pos;
-			memcpy(la->data, data, 32);
-		}
-		if (live && er.reply_port != 0 && replies_to(n, er.client_id)) {
-			const struct wire_key *key =
-			    er.key_id ? wire_keyring_find(&n->e.client_keys, er.key_id) : NULL;
-			if (er.key_id == 0 || key) {
-				struct wire_applied_rec ar = {
-				    .client_id = er.client_id,
-				    .request_number = er.request_number,
-				    .position = pos,
-				    .result = res,
-				    .size = has_data ? 32 : 0,
-				    .data = has_data ? data : NULL,
-				};
-				struct dp_addr peer = {.ip = er.reply_ip, .port = er.reply_port};
-				dp_reply_applied(&n->applied, &peer, key, &ar);
-			}
-		}
-		n->applied_position = pos++;
-		n->requests_applied++;
-	}
-	ORDO_ASSERT(rc == 0); /* decode_hdr validated every record */
-	n->applied_epoch = h.epoch;
-	n->next_epoch = h.epoch + 1;
-	return true;
+	if (rep_state_apply_epoch(&n->st, bytes, len, on_applied, n))
+		return true;
+	/* The stream is checksummed (and MAC'd with internal_auth): an epoch
+	 * that is malformed or does not continue our order means a sequencer
+	 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
+	dp_edge_drop(&n->e, WIRE_DROP_BODY);
+	if (n->bad_epoch_logged != n->st.next_epoch)
+		fprintf(stderr,
+			"ordo replica %u: epoch %llu is malformed or does not continue "
+			"applied position %llu; not applied\n",
+			n->e.self->node_id, (unsigned long long)n->st.next_epoch,
+			(unsigned long long)n->st.applied_position);
+	n->bad_epoch_logged = n->st.next_epoch;
+	return false;
 }
 
 static struct reasm *slot_of(struct rep_node *n, uint64_t epoch)
@@ -181,8 +155,8 @@ static struct reasm *slot_of(struct rep_node *n, uint64_t epoch)
 static void drain(struct rep_node *n)
 {
 	for (;;) {
-		struct reasm *s = slot_of(n, n->next_epoch);
-		if (s->epoch != n->next_epoch || s->have != s->nfrags)
+		struct reasm *s = slot_of(n, n->st.next_epoch);
+		if (s->epoch != n->st.next_epoch || s->have != s->nfrags)
 			return;
 		bool ok = apply_epoch(n, s->bytes, s->total);
 		s->epoch = 0; /* a bad epoch is forgotten: the NACK asks for it again */
@@ -203,7 +177,7 @@ static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t 
 	}
 	if (d.committed_epoch > n->known_committed)
 		n->known_committed = d.committed_epoch;
-	if (d.epoch < n->next_epoch || d.epoch >= n->next_epoch + REASSEMBLY_SLOTS)
+	if (d.epoch < n->st.next_epoch || d.epoch >= n->st.next_epoch + REASSEMBLY_SLOTS)
 		return; /* already applied, or beyond the window: repaired later by NACK */
 	struct reasm *s = slot_of(n, d.epoch);
 	if (s->epoch != d.epoch) {
@@ -233,12 +207,12 @@ static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t 
  * the same epoch stays missing, so repair never floods the stream. */
 static void maybe_nack(struct rep_node *n, uint64_t now)
 {
-	if (n->known_committed < n->next_epoch || n->sequencer.port == 0) {
+	if (n->known_committed < n->st.next_epoch || n->sequencer.port == 0) {
 		n->gap_epoch = 0;
 		return;
 	}
-	if (n->gap_epoch != n->next_epoch) {
-		n->gap_epoch = n->next_epoch;
+	if (n->gap_epoch != n->st.next_epoch) {
+		n->gap_epoch = n->st.next_epoch;
 		n->gap_since_ns = now;
 		n->nack_due_ns = now + NACK_DELAY_NS;
 		n->nack_backoff_ns = NACK_DELAY_NS;
@@ -254,9 +228,9 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_NACK);
 	if (!b)
 		return;
-	uint64_t want = n->known_committed - n->next_epoch + 1;
+	uint64_t want = n->known_committed - n->st.next_epoch + 1;
 	struct wire_epoch_nack nack = {
-	    .from_epoch = n->next_epoch,
+	    .from_epoch = n->st.next_epoch,
 	    .count = (uint32_t)(want < NACK_EPOCHS ? want : NACK_EPOCHS),
 	    .group = 0,
 	};
@@ -286,16 +260,16 @@ static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t n
 	    .node_id = n->e.self->node_id,
 	    .role = WIRE_ROLE_REPLICA,
 	    .window = n->e.cfg.session_window,
-	    .commit = n->applied_position,
-	    .epoch = n->applied_epoch,
-	    .requests = n->requests_applied,
+	    .commit = n->st.applied_position,
+	    .epoch = n->st.applied_epoch,
+	    .requests = n->st.requests_applied,
 	    .dropped = dp_edge_drops_total(&n->e),
 	    .max_datagram = n->e.cfg.max_datagram,
 	    .groups = cfg_groups(&n->e.cfg),
 	    .replicas = (uint16_t)n->nreplicas,
 	    .retained_from = rep_applog_retained_from(&n->log),
 	};
-	memcpy(s.digest, n->digest, 16);
+	memcpy(s.digest, n->st.digest, 16);
 	wire_put_status(&w, &s);
 	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), &req->peer, req->local.port);
 }
@@ -312,7 +286,7 @@ static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const str
 		cap = f->max_bytes < ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  ? ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  : f->max_bytes;
-	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->digest);
+	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->st.digest);
 	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), &req->peer, req->local.port);
 }
 
@@ -443,7 +417,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 	}
 	struct ledger_cfg lcfg = {.accounts_max = cfg->accounts_max,
 				  .transfers_max = cfg->transfers_max};
-	rc = ledger_init(&n->ledger, &lcfg);
+	rc = rep_state_init(&n->st, &lcfg);
 	if (rc) {
 		fprintf(stderr, "ordo replica: ledger (%zu bytes): %s\n", ledger_bytes(&lcfg),
 			strerror(-rc));
@@ -458,7 +432,6 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		return -ENOMEM;
 	dp_reply_init(&n->applied, n->e.t, cfg->cluster_id, WIRE_APPLIED, n->e.self->node_id,
 		      n->e.self->client_port);
-	n->next_epoch = 1;
 	return 0;
 }
 
@@ -468,7 +441,7 @@ static void node_close(struct rep_node *n)
 	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
 		free(n->slots[i].bytes);
 	free(n->frag_flags);
-	ledger_free(&n->ledger);
+	rep_state_free(&n->st);
 	rep_applog_free(&n->log);
 	free(n->lookups);
 }
@@ -510,8 +483,8 @@ int rep_main(int argc, char **argv)
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
 		"dropped=%llu\n",
-		self->node_id, (unsigned long long)n->applied_position,
-		(unsigned long long)n->applied_epoch, (unsigned long long)n->requests_applied,
+		self->node_id, (unsigned long long)n->st.applied_position,
+		(unsigned long long)n->st.applied_epoch, (unsigned long long)n->st.requests_applied,
 		(unsigned long long)n->nacks_sent, (unsigned long long)dp_edge_drops_total(&n->e));
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);

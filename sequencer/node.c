@@ -39,17 +39,15 @@
 #include "dataplane/dp.h"
 #include "dataplane/edge.h"
 #include "dataplane/reply.h"
-#include "sequencer/batcher.h"
 #include "sequencer/epochlog.h"
+#include "sequencer/machine.h"
 #include "sequencer/raft/raft.h"
 #include "sequencer/raftlog.h"
-#include "sequencer/sessions.h"
 #include "storage/format.h"
 #include "wire/wire.h"
 
 #define HEARTBEAT_NS	    (20ull * ORDO_NS_PER_MS)
-#define NACK_EPOCHS_MAX	    64u	  /* epochs resent for one EPOCH_NACK */
-#define OVERRIDES_MAX	    1024u /* pending reply-address changes remembered */
+#define NACK_EPOCHS_MAX	    64u /* epochs resent for one EPOCH_NACK */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
 #define TICK_NS		    ((uint64_t)ORDO_TICK_MS * ORDO_NS_PER_MS)
 #define RAFT_MSG_BYTES_MAX  (1u << 20) /* entry bytes per AppendEntries */
@@ -67,32 +65,15 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-/* A retry of a pending request came from another address: ORDERED OK goes to
- * the latest source (§3.1.2). */
-struct reply_override {
-	uint64_t client_id;
-	uint64_t request_number;
-	struct dp_addr peer;
-	uint32_t key_id;
-};
-
 struct seq_node {
 	struct dp_edge e;	      /* cluster file, ports, receipt rules, drop counters */
 	const char *data_dir;	      /* formatted by ordo format */
 	struct seq_raftlog rlog;      /* durable Raft log, term/vote, snapshot */
 	struct raft *raft;	      /* the consensus core */
-	enum raft_role role;	      /* as of the last update */
-	uint64_t leader_id;	      /* leader this node believes in, 0 if unknown */
-	uint64_t term;		      /* current term, as of the last update */
-	uint64_t lead_index;	      /* leader: last log index when it became leader */
-	bool ready;		      /* leader: applied through lead_index, may admit */
-	uint64_t applied_index;	      /* Raft index applied to the session table */
-	uint64_t applied_term;	      /* its term */
-	uint64_t applied_ts_ns;	      /* timestamp of the last applied epoch */
+	struct seq_machine m;	      /* sessions, batcher, role: the state above Raft */
 	uint64_t next_tick_ns;	      /* monotonic time of the next raft_tick */
 	uint64_t snapshots;	      /* taken since start */
 	uint64_t snapshots_installed; /* received from a leader since start */
-	uint64_t proposals_refused;   /* raft_propose said -ENOBUFS: retried */
 	struct dp_bulk *bulk;	      /* Raft messages to and from the other members */
 	const struct cfg_node *peers[RAFT_VOTERS_MAX]; /* other members, bulk peer index */
 	uint32_t npeers;
@@ -100,19 +81,12 @@ struct seq_node {
 	uint8_t *snap_rx;	/* an InstallSnapshot kept until the next advance */
 	bool snap_rx_held;	/* snap_rx was handed to raft_step, not yet advanced */
 	uint64_t raft_msgs_bad; /* delivered messages that did not decode or step */
-	struct seq_sessions sessions;
-	struct seq_batcher batcher;
 	struct seq_epochlog log;
 	struct dp_reply ordered;
 	const struct cfg_node *replicas[ORDO_NODES_MAX];
 	uint32_t nreplicas;
-	uint32_t frag_bytes;	     /* epoch bytes per EPOCH_DATA fragment */
-	uint64_t committed_epoch;    /* highest committed epoch, 0 before the first */
-	uint64_t committed_position; /* highest committed group_position */
-	uint64_t requests_committed; /* since start */
+	uint32_t frag_bytes; /* epoch bytes per EPOCH_DATA fragment */
 	uint64_t last_heartbeat_ns;
-	struct reply_override overrides[OVERRIDES_MAX];
-	uint32_t noverrides;
 	uint64_t nacks_served, nacks_unretained;
 };
 
@@ -127,27 +101,6 @@ static void answer(struct seq_node *n, const struct dp_addr *peer, const struct 
 	if (place && (st == WIRE_ST_OK || st == WIRE_ST_DUPLICATE))
 		rec.place = *place;
 	dp_reply_ordered(&n->ordered, peer, key, &rec);
-}
-
-static void remember_override(struct seq_node *n, const struct wire_req *r,
-			      const struct dp_addr *peer, uint32_t key_id)
-{
-	for (uint32_t i = 0; i < n->noverrides; i++) {
-		struct reply_override *o = &n->overrides[i];
-		if (o->client_id == r->client_id && o->request_number == r->request_number) {
-			o->peer = *peer;
-			o->key_id = key_id;
-			return;
-		}
-	}
-	if (n->noverrides == OVERRIDES_MAX)
-		return; /* bounded: the reply goes to the first source; retries get DUPLICATE */
-	n->overrides[n->noverrides++] = (struct reply_override){
-	    .client_id = r->client_id,
-	    .request_number = r->request_number,
-	    .peer = *peer,
-	    .key_id = key_id,
-	};
 }
 
 static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const uint8_t *body,
@@ -169,52 +122,12 @@ static void handle_submit(struct seq_node *n, const struct wire_hdr *h, const ui
 			answer(n, peer, key, r, WIRE_ST_INVALID, NULL);
 			continue;
 		}
-		if (n->role != RAFT_LEADER) {
-			answer(n, peer, key, r, WIRE_ST_NOT_LEADER, NULL);
-			continue;
-		}
-		if (!n->ready) {
-			/* A new leader first applies every entry of earlier terms:
-			 * until then it cannot tell a retry from a new request. */
-			answer(n, peer, key, r, WIRE_ST_OVERLOADED, NULL);
-			continue;
-		}
+		const struct seq_reply_to from = {
+		    .ip = peer->ip, .port = peer->port, .key_id = h->authed ? h->key_id : 0};
+		enum wire_status st;
 		struct wire_place place;
-		switch (seq_sessions_admit(&n->sessions, r, wall, &place)) {
-		case SEQ_ADMIT_ORDER: {
-			struct wire_epoch_rec er = {
-			    .client_id = r->client_id,
-			    .request_number = r->request_number,
-			    .session = r->session,
-			    .op = r->op,
-			    .size = r->size,
-			    .key_id = h->authed ? h->key_id : 0,
-			    .reply_ip = peer->ip,
-			    .reply_port = peer->port,
-			    .payload = r->payload,
-			};
-			if (seq_batcher_add(&n->batcher, &er, mono, wall, &place) != 0) {
-				seq_sessions_unadmit(&n->sessions, r);
-				answer(n, peer, key, r, WIRE_ST_OVERLOADED, NULL);
-			}
-			break;
-		}
-		case SEQ_ADMIT_PENDING:
-			remember_override(n, r, peer, h->authed ? h->key_id : 0);
-			break;
-		case SEQ_ADMIT_DUPLICATE:
-			answer(n, peer, key, r, WIRE_ST_DUPLICATE, &place);
-			break;
-		case SEQ_ADMIT_STALE:
-			answer(n, peer, key, r, WIRE_ST_STALE, NULL);
-			break;
-		case SEQ_ADMIT_OVERLOADED:
-			answer(n, peer, key, r, WIRE_ST_OVERLOADED, NULL);
-			break;
-		case SEQ_ADMIT_UNKNOWN:
-			answer(n, peer, key, r, WIRE_ST_SESSION_UNKNOWN, NULL);
-			break;
-		}
+		if (seq_machine_submit(&n->m, r, &from, mono, wall, &st, &place))
+			answer(n, peer, key, r, st, &place);
 	}
 }
 
@@ -228,16 +141,16 @@ static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t n
 	struct wire_status_msg s = {
 	    .nonce = nonce,
 	    .node_id = n->e.self->node_id,
-	    .role = n->role == RAFT_LEADER     ? WIRE_ROLE_LEADER
-		    : n->role == RAFT_FOLLOWER ? WIRE_ROLE_FOLLOWER
-					       : WIRE_ROLE_CANDIDATE,
+	    .role = n->m.role == RAFT_LEADER	 ? WIRE_ROLE_LEADER
+		    : n->m.role == RAFT_FOLLOWER ? WIRE_ROLE_FOLLOWER
+						 : WIRE_ROLE_CANDIDATE,
 	    .group = n->e.self->group,
-	    .term = n->term,
-	    .leader_id = (uint32_t)n->leader_id,
+	    .term = n->m.term,
+	    .leader_id = (uint32_t)n->m.leader_id,
 	    .window = n->e.cfg.session_window,
-	    .commit = n->committed_position,
-	    .epoch = n->committed_epoch,
-	    .requests = n->requests_committed,
+	    .commit = n->m.committed_position,
+	    .epoch = n->m.committed_epoch,
+	    .requests = n->m.requests_committed,
 	    .dropped = dp_edge_drops_total(&n->e),
 	    .max_datagram = n->e.cfg.max_datagram,
 	    .groups = cfg_groups(&n->e.cfg),
@@ -261,7 +174,7 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 		uint32_t chunk = len - off < n->frag_bytes ? len - off : n->frag_bytes;
 		struct wire_epoch_data d = {
 		    .epoch = epoch,
-		    .committed_epoch = n->committed_epoch,
+		    .committed_epoch = n->m.committed_epoch,
 		    .total_bytes = len,
 		    .offset = off,
 		    .data_bytes = chunk,
@@ -283,7 +196,7 @@ static void send_heartbeats(struct seq_node *n, uint64_t now)
 		struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_HEARTBEAT);
 		if (!b)
 			return;
-		struct wire_epoch_heartbeat hb = {.committed_epoch = n->committed_epoch,
+		struct wire_epoch_heartbeat hb = {.committed_epoch = n->m.committed_epoch,
 						  .group = n->e.self->group};
 		wire_put_epoch_heartbeat(&w, &hb);
 		const struct dp_addr to = {.ip = n->replicas[i]->ip,
@@ -292,101 +205,31 @@ static void send_heartbeats(struct seq_node *n, uint64_t now)
 	}
 }
 
-/* Where ORDERED OK for this committed record goes: the latest source. */
-static void reply_target(struct seq_node *n, const struct wire_epoch_rec *er, struct dp_addr *peer,
-			 uint32_t *key_id)
+/* seq_machine's ordered: ORDERED OK for a committed request of our term. */
+static void on_ordered(void *ctx, const struct wire_req *r, const struct wire_place *place,
+		       const struct seq_reply_to *to)
 {
-	peer->ip = er->reply_ip;
-	peer->port = er->reply_port;
-	*key_id = er->key_id;
-	for (uint32_t i = 0; i < n->noverrides; i++) {
-		struct reply_override *o = &n->overrides[i];
-		if (o->client_id == er->client_id && o->request_number == er->request_number) {
-			*peer = o->peer;
-			*key_id = o->key_id;
-			n->overrides[i] = n->overrides[--n->noverrides];
-			return;
-		}
-	}
+	struct seq_node *n = ctx;
+	const struct wire_key *key =
+	    to->key_id ? wire_keyring_find(&n->e.client_keys, to->key_id) : NULL;
+	const struct dp_addr peer = {.ip = to->ip, .port = to->port};
+	if (to->key_id == 0 || key)
+		answer(n, &peer, key, r, WIRE_ST_OK, place);
 }
 
-/* Applies one committed epoch (Raft entry of term entry_term): session
- * table and epoch log on every member; on the leader, ORDERED OK for the
- * epochs of its own term (earlier ones were admitted by an earlier leader,
- * whose clients retry and get DUPLICATE) and the stream to the replicas. */
-static void apply_epoch(struct seq_node *n, const uint8_t *bytes, uint32_t len, uint64_t entry_term)
+/* seq_machine's epoch: kept for replica repair on every member; the leader
+ * streams the epochs of its term to the replicas, after the clients heard
+ * ORDERED. */
+static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *bytes, uint32_t len,
+		     bool leading)
 {
-	struct wire_epoch_hdr h;
-	int rc = wire_epoch_decode_hdr(bytes, len, &h);
-	/* Committed entries were built by a leader and CRC-checked on disk: a
-	 * malformed one, or one that does not continue the order, means the
-	 * log is broken. Stopping is safer than ordering wrongly. */
-	ORDO_ASSERT(rc == 0);
-	ORDO_ASSERT(h.epoch == n->committed_epoch + 1);
-	ORDO_ASSERT(h.count == 0 || h.first_position == n->committed_position + 1);
-	bool answering = n->role == RAFT_LEADER && entry_term == n->term;
-	uint32_t off = ORDO_EPOCH_HDR_BYTES;
-	struct wire_epoch_rec er;
-	uint32_t index = 0;
-	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
-		struct wire_place place = {
-		    .group = h.group,
-		    .index = index,
-		    .epoch = h.epoch,
-		    .group_position = h.first_position + index,
-		};
-		struct wire_req r = {
-		    .client_id = er.client_id,
-		    .request_number = er.request_number,
-		    .session = er.session,
-		    .op = er.op,
-		    .size = er.size,
-		    .payload = er.payload,
-		};
-		bool applied = seq_sessions_apply(&n->sessions, &r, &place, h.timestamp_ns);
-		ORDO_ASSERT(applied); /* a leader admitted it: never a duplicate */
-		if (answering) {
-			struct dp_addr peer;
-			uint32_t key_id;
-			reply_target(n, &er, &peer, &key_id);
-			const struct wire_key *key =
-			    key_id ? wire_keyring_find(&n->e.client_keys, key_id) : NULL;
-			if (key_id == 0 || key)
-				answer(n, &peer, key, &r, WIRE_ST_OK, &place);
-		}
-		index++;
-	}
-	ORDO_ASSERT(rc == 0 && index == h.count);
-	n->committed_epoch = h.epoch;
-	if (h.count)
-		n->committed_position = h.first_position + h.count - 1;
-	n->applied_ts_ns = h.timestamp_ns;
-	n->requests_committed += h.count;
-	seq_epochlog_append(&n->log, h.epoch, bytes, len);
-	if (n->role == RAFT_LEADER) {
-		dp_reply_flush(&n->ordered); /* clients hear ORDERED before replicas get it */
-		if (answering)
+	struct seq_node *n = ctx;
+	seq_epochlog_append(&n->log, h->epoch, bytes, len);
+	if (n->m.role == RAFT_LEADER) {
+		dp_reply_flush(&n->ordered);
+		if (leading)
 			for (uint32_t i = 0; i < n->nreplicas; i++)
-				stream_epoch(n, n->replicas[i], h.epoch, bytes, len);
-	}
-}
-
-/* Proposes sealed epochs to Raft, oldest first; one the core cannot take
- * now (-ENOBUFS: its unstable window is full) waits in the batcher, whose
- * bounded ring then answers OVERLOADED to new requests. */
-static void propose_sealed(struct seq_node *n)
-{
-	while (n->role == RAFT_LEADER) {
-		(void)seq_batcher_next_sealed(&n->batcher); /* hands out in order */
-		const struct seq_epoch_buf *e = seq_batcher_oldest(&n->batcher);
-		if (!e)
-			return;
-		int rc = raft_propose(n->raft, e->bytes, e->len, NULL, NULL);
-		if (rc != 0) {
-			n->proposals_refused++;
-			return; /* -ENOBUFS: later; -EPERM/-EBUSY: leadership is changing */
-		}
-		seq_batcher_release(&n->batcher);
+				stream_epoch(n, n->replicas[i], h->epoch, bytes, len);
 	}
 }
 
@@ -492,85 +335,19 @@ static int open_bulk(struct seq_node *n)
 	return dp_bulk_create(&bc, &n->bulk);
 }
 
-/* Leadership changed hands: what only a leader holds is dropped (pending
- * marks, unproposed epochs, reply redirections); a new leader admits
- * nothing until the entries of earlier terms are applied. */
-static void role_changed(struct seq_node *n, enum raft_role role, uint64_t lead)
-{
-	bool was_leader = n->role == RAFT_LEADER;
-	dp_reply_flush(&n->ordered); /* replies already decided keep their leader_hint */
-	n->role = role;
-	n->leader_id = lead;
-	n->ordered.aux = (uint32_t)lead;
-	struct raft_status st;
-	raft_get_status(n->raft, &st);
-	n->term = st.term;
-	if (was_leader && role != RAFT_LEADER) {
-		seq_sessions_clear_pending(&n->sessions);
-		seq_batcher_reset(&n->batcher, n->committed_epoch + 1, n->committed_position + 1);
-		n->noverrides = 0;
-	}
-	if (role == RAFT_LEADER && !was_leader) {
-		n->lead_index = st.last_index;
-		n->ready = false;
-	}
-	fprintf(stderr, "ordo sequencer %u: %s in term %llu (leader %llu)\n", n->e.self->node_id,
-		raft_role_name(role), (unsigned long long)st.term, (unsigned long long)lead);
-}
-
-/* Once a new leader has applied everything up to its own first entry, it
- * knows every request ordered before its term and may admit new ones. */
-static void check_ready(struct seq_node *n)
-{
-	if (n->role != RAFT_LEADER || n->ready || n->applied_index < n->lead_index)
-		return;
-	seq_batcher_reset(&n->batcher, n->committed_epoch + 1, n->committed_position + 1);
-	n->ready = true;
-}
-
-/* Restores the session table and counters from a snapshot's data, which
- * must be the state at meta's (index, term). */
-static int restore_snapshot(struct seq_node *n, const uint8_t *data, uint64_t len,
-			    const struct raft_snapshot_meta *meta)
-{
-	struct seq_snap_hdr h;
-	int rc = seq_sessions_snapshot_read(&n->sessions, data, len, &h);
-	if (rc)
-		return rc;
-	/* Review fix: the state must be the one the Raft meta names, or the
-	 * node would apply the entries after meta.index on another base (and
-	 * raft_new would be told another applied index than the log's). */
-	if (h.raft_index != meta->index || h.raft_term != meta->term)
-		return -EBADMSG;
-	n->applied_index = h.raft_index;
-	n->applied_term = h.raft_term;
-	n->committed_epoch = h.epoch;
-	n->committed_position = h.group_position;
-	n->applied_ts_ns = h.epoch_ts_ns;
-	return 0;
-}
-
 /* Snapshots the session table at the applied index and compacts the log. */
 static void maybe_snapshot(struct seq_node *n)
 {
-	if (n->applied_index < n->rlog.snap.index + n->e.cfg.snapshot_entries)
+	if (n->m.applied_index < n->rlog.snap.index + n->e.cfg.snapshot_entries)
 		return;
-	struct raft_status st;
-	raft_get_status(n->raft, &st);
-	struct seq_snap_hdr h = {.raft_index = n->applied_index,
-				 .raft_term = n->applied_term,
-				 .epoch = n->committed_epoch,
-				 .group_position = n->committed_position,
-				 .epoch_ts_ns = n->applied_ts_ns};
 	size_t len;
+	struct raft_snapshot_meta meta;
 	uint8_t *buf = seq_raftlog_snapshot_buf(&n->rlog);
-	int rc = seq_sessions_snapshot_write(&n->sessions, &h, buf, ORDO_SNAPSHOT_BYTES_MAX, &len);
+	int rc = seq_machine_snapshot(&n->m, buf, ORDO_SNAPSHOT_BYTES_MAX, &len, &meta);
 	if (rc) {
 		fprintf(stderr, "ordo sequencer: snapshot: %s; log not compacted\n", strerror(-rc));
 		return;
 	}
-	struct raft_snapshot_meta meta = {
-	    .index = n->applied_index, .term = n->applied_term, .conf = st.conf};
 	rc = seq_raftlog_save_snapshot(&n->rlog, &meta, buf, len);
 	if (rc) {
 		fprintf(stderr, "ordo sequencer %u: cannot save a snapshot: %s; stopping\n",
@@ -597,8 +374,8 @@ static void handle_raft(struct seq_node *n)
 			 * that keeps it from ever starting again. */
 			int rc = u.snapshot->len <= ORDO_SNAPSHOT_BYTES_MAX ? 0 : -EMSGSIZE;
 			if (rc == 0)
-				rc = restore_snapshot(n, u.snapshot->data, u.snapshot->len,
-						      &u.snapshot->meta);
+				rc = seq_machine_restore(&n->m, u.snapshot->data, u.snapshot->len,
+							 &u.snapshot->meta);
 			if (rc == 0)
 				rc = seq_raftlog_save_snapshot(&n->rlog, &u.snapshot->meta,
 							       u.snapshot->data, u.snapshot->len);
@@ -620,8 +397,8 @@ static void handle_raft(struct seq_node *n)
 				"ordo sequencer %u: installed the leader's snapshot at index %llu "
 				"(epoch %llu, position %llu)\n",
 				n->e.self->node_id, (unsigned long long)u.snapshot->meta.index,
-				(unsigned long long)n->committed_epoch,
-				(unsigned long long)n->committed_position);
+				(unsigned long long)n->m.committed_epoch,
+				(unsigned long long)n->m.committed_position);
 		}
 		int rc = seq_raftlog_persist(&n->rlog, n->raft, &u);
 		if (rc) {
@@ -631,20 +408,22 @@ static void handle_raft(struct seq_node *n)
 				n->e.self->node_id, n->data_dir, strerror(-rc));
 			exit(1);
 		}
-		if (u.has_soft_state && (u.role != n->role || u.lead != n->leader_id))
-			role_changed(n, u.role, u.lead);
-		send_raft_msgs(n, u.msgs, u.n_msgs);
-		for (uint32_t i = 0; i < u.n_committed; i++) {
-			const struct raft_entry *e = &u.committed[i];
-			if (e->type == RAFT_ENTRY_NORMAL && e->len > 0)
-				apply_epoch(n, e->data, e->len, e->term);
-			n->applied_index = e->index;
-			n->applied_term = e->term;
+		if (u.has_soft_state) {
+			/* replies already decided keep their leader_hint */
+			dp_reply_flush(&n->ordered);
+			if (seq_machine_soft_state(&n->m, &u)) {
+				n->ordered.aux = (uint32_t)n->m.leader_id;
+				fprintf(stderr,
+					"ordo sequencer %u: %s in term %llu (leader %llu)\n",
+					n->e.self->node_id, raft_role_name(n->m.role),
+					(unsigned long long)n->m.term,
+					(unsigned long long)n->m.leader_id);
+			}
 		}
+		send_raft_msgs(n, u.msgs, u.n_msgs);
+		seq_machine_apply_update(&n->m, &u);
 		raft_advance(n->raft, &u);
 		seq_raftlog_advance(&n->rlog);
-		if (u.n_committed)
-			check_ready(n);
 	}
 	/* Drained: no message in the core points at snap_rx or at the
 	 * snapshot buffer any more. */
@@ -674,7 +453,7 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 	uint64_t index = 0;
 	if (!nd || nd->role != CFG_ROLE_SEQUENCER || nd->group != n->e.self->group)
 		result = -ENOENT; /* only a sequencer of this group's cluster file */
-	else if (n->role != RAFT_LEADER)
+	else if (n->m.role != RAFT_LEADER)
 		result = -EPERM;
 	else if (op == WIRE_MEMBER_ADD)
 		result = raft_add_node(n->raft, id, &index);
@@ -693,7 +472,7 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 	uint8_t body[WIRE_MEMBER_RESULT_BYTES] = {0};
 	ordo_st64(body, nonce);
 	ordo_st32(body + 8, (uint32_t)result);
-	ordo_st32(body + 12, (uint32_t)n->leader_id);
+	ordo_st32(body + 12, (uint32_t)n->m.leader_id);
 	ordo_st64(body + 16, index);
 	bool ok = wire_put(&w, body, sizeof body);
 	ORDO_ASSERT(ok);
@@ -714,7 +493,7 @@ static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_l
 	for (uint64_t e = nack.from_epoch; e < nack.from_epoch + count; e++) {
 		const uint8_t *bytes;
 		uint32_t len;
-		if (e > n->committed_epoch)
+		if (e > n->m.committed_epoch)
 			break;
 		if (seq_epochlog_get(&n->log, e, &bytes, &len) != 0) {
 			n->nacks_unretained++;
@@ -769,7 +548,7 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
  * for (not the leader, or alone). */
 static bool begin_transfer(struct seq_node *n)
 {
-	if (n->role != RAFT_LEADER || n->npeers == 0)
+	if (n->m.role != RAFT_LEADER || n->npeers == 0)
 		return false;
 	struct raft_status st;
 	raft_get_status(n->raft, &st);
@@ -873,7 +652,7 @@ static int open_raft(struct seq_node *n)
 	}
 	uint64_t snap_len;
 	const uint8_t *snap = seq_raftlog_snapshot_data(&n->rlog, &snap_len);
-	if (snap && (rc = restore_snapshot(n, snap, snap_len, &n->rlog.snap)) != 0) {
+	if (snap && (rc = seq_machine_restore(&n->m, snap, snap_len, &n->rlog.snap)) != 0) {
 		fprintf(stderr, "ordo sequencer: %s/%s does not hold a valid session table: %s\n",
 			n->data_dir, SEQ_SNAPSHOT_FILE, strerror(-rc));
 		return rc;
@@ -893,7 +672,7 @@ static int open_raft(struct seq_node *n)
 	rc_cfg.max_apply_bytes = RAFT_APPLY_BYTES;
 	rc_cfg.prng_seed = ordo_mono_ns() ^ ((uint64_t)n->e.self->node_id << 32);
 	rc_cfg.hard_state = hs;
-	rc_cfg.applied = n->applied_index;
+	rc_cfg.applied = n->m.applied_index;
 	rc_cfg.log = &seq_raftlog_ops;
 	rc_cfg.log_ctx = &n->rlog;
 	rc = raft_new(&rc_cfg, &n->raft);
@@ -902,8 +681,7 @@ static int open_raft(struct seq_node *n)
 			n->data_dir, strerror(-rc));
 		return rc;
 	}
-	n->term = hs.term;
-	n->role = RAFT_FOLLOWER;
+	seq_machine_attach(&n->m, n->raft);
 	if (voters == 1)
 		raft_campaign(n->raft); /* alone: no one to wait for */
 	return 0;
@@ -943,26 +721,28 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 	n->frag_bytes =
 	    (n->e.cfg.max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
 	    ~7u;
-	struct seq_sessions_cfg scfg = {
-	    .window = n->e.cfg.session_window,
-	    .sessions_max = n->e.cfg.sessions_max,
-	    .idle_min_ns = (uint64_t)n->e.cfg.session_idle_min_ms * ORDO_NS_PER_MS,
+	struct seq_machine_cfg mcfg = {
+	    .sessions =
+		{
+		    .window = n->e.cfg.session_window,
+		    .sessions_max = n->e.cfg.sessions_max,
+		    .idle_min_ns = (uint64_t)n->e.cfg.session_idle_min_ms * ORDO_NS_PER_MS,
+		},
+	    .batcher =
+		{
+		    .epoch_us = n->e.cfg.epoch_us,
+		    .epoch_bytes = n->e.cfg.epoch_bytes,
+		    .inflight = n->e.cfg.epochs_inflight,
+		    .group = n->e.self->group,
+		},
+	    .ops = {.ordered = on_ordered, .epoch = on_epoch, .ctx = n},
 	};
-	rc = seq_sessions_init(&n->sessions, &scfg);
+	rc = seq_machine_init(&n->m, &mcfg);
 	if (rc) {
-		fprintf(stderr, "ordo sequencer: session table (%zu bytes): %s\n",
-			seq_sessions_bytes(&scfg), strerror(-rc));
+		fprintf(stderr, "ordo sequencer: session table and batcher (%zu bytes): %s\n",
+			seq_machine_bytes(&mcfg), strerror(-rc));
 		return rc;
 	}
-	struct seq_batcher_cfg bcfg = {
-	    .epoch_us = n->e.cfg.epoch_us,
-	    .epoch_bytes = n->e.cfg.epoch_bytes,
-	    .inflight = n->e.cfg.epochs_inflight,
-	    .group = n->e.self->group,
-	};
-	rc = seq_batcher_init(&n->batcher, &bcfg, 1, 1);
-	if (rc)
-		return rc;
 	rc = seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16);
 	if (rc)
 		return rc;
@@ -979,8 +759,7 @@ static void node_close(struct seq_node *n)
 	dp_bulk_destroy(n->bulk);
 	free(n->msg_buf);
 	free(n->snap_rx);
-	seq_sessions_free(&n->sessions);
-	seq_batcher_free(&n->batcher);
+	seq_machine_free(&n->m);
 	seq_epochlog_free(&n->log);
 }
 
@@ -1018,7 +797,7 @@ int seq_main(int argc, char **argv)
 			if (!begin_transfer(n))
 				break;
 		}
-		if (stop_deadline && (n->role != RAFT_LEADER || ordo_mono_ns() >= stop_deadline))
+		if (stop_deadline && (n->m.role != RAFT_LEADER || ordo_mono_ns() >= stop_deadline))
 			break;
 		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
@@ -1031,23 +810,21 @@ int seq_main(int argc, char **argv)
 		}
 		if (now >= n->next_tick_ns)
 			n->next_tick_ns = now + TICK_NS; /* paused far too long: do not replay */
-		if (n->role == RAFT_LEADER && n->ready)
-			(void)seq_batcher_tick(&n->batcher, now, ordo_real_ns(), false);
-		propose_sealed(n);
+		seq_machine_tick(&n->m, now, ordo_real_ns());
 		handle_raft(n);
 		if (n->bulk && ordo_mono_ns() >= dp_bulk_next_deadline(n->bulk))
 			dp_bulk_tick(n->bulk, ordo_mono_ns());
 		dp_reply_flush(&n->ordered);
-		if (n->role == RAFT_LEADER && now - n->last_heartbeat_ns >= HEARTBEAT_NS)
+		if (n->m.role == RAFT_LEADER && now - n->last_heartbeat_ns >= HEARTBEAT_NS)
 			send_heartbeats(n, now);
 		if (got == 0) {
 			now = ordo_mono_ns();
 			uint64_t wait = n->next_tick_ns > now ? n->next_tick_ns - now : 0;
 			/* an epoch that is due but has no room in the sealed ring waits
 			 * for a commit, not for time: do not spin on it */
-			uint64_t due = seq_batcher_due_in(&n->batcher, now);
+			uint64_t due = seq_batcher_due_in(&n->m.batcher, now);
 			if (due < wait &&
-			    seq_batcher_inflight(&n->batcher) < n->e.cfg.epochs_inflight)
+			    seq_batcher_inflight(&n->m.batcher) < n->e.cfg.epochs_inflight)
 				wait = due;
 			if (n->bulk) {
 				uint64_t bd = dp_bulk_next_deadline(n->bulk);
@@ -1061,10 +838,10 @@ int seq_main(int argc, char **argv)
 	fprintf(stderr,
 		"ordo sequencer %u: committed epoch=%llu position=%llu requests=%llu "
 		"sessions=%u term=%llu snapshots=%llu installed=%llu fsyncs=%llu dropped=%llu\n",
-		self->node_id, (unsigned long long)n->committed_epoch,
-		(unsigned long long)n->committed_position,
-		(unsigned long long)n->requests_committed, seq_sessions_count(&n->sessions),
-		(unsigned long long)n->term, (unsigned long long)n->snapshots,
+		self->node_id, (unsigned long long)n->m.committed_epoch,
+		(unsigned long long)n->m.committed_position,
+		(unsigned long long)n->m.requests_committed, seq_sessions_count(&n->m.sessions),
+		(unsigned long long)n->m.term, (unsigned long long)n->snapshots,
 		(unsigned long long)n->snapshots_installed, (unsigned long long)n->rlog.fsyncs,
 		(unsigned long long)dp_edge_drops_total(&n->e));
 	dp_edge_print_drops(&n->e, stderr);

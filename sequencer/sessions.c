@@ -54,6 +54,7 @@
 #include "common/crc32c.h"
 #include "common/le.h"
 #include "common/ordo_assert.h"
+#include "common/plant.h"
 
 #define NONE	    UINT32_MAX
 #define HASH_MUL    0x9E3779B97F4A7C15ull /* 2^64 / golden ratio */
@@ -535,6 +536,8 @@ enum seq_admit seq_sessions_admit(struct seq_sessions *t, const struct wire_req 
 			return SEQ_ADMIT_STALE;
 		/* Every number in [max(1, next - W), next) is ordered. */
 		ORDO_ASSERT(slot->state == SLOT_ORDERED);
+		if (ORDO_PLANTED(ORDO_PLANT_SKIP_DEDUP))
+			return SEQ_ADMIT_ORDER; /* planted: a retry is ordered again */
 		place_from_slot(slot, place);
 		return SEQ_ADMIT_DUPLICATE;
 	}
@@ -662,6 +665,8 @@ bool seq_sessions_apply(struct seq_sessions *t, const struct wire_req *r,
 		return false;
 	struct seq_session *s = sess(t, i);
 	uint64_t w = t->cfg.window;
+	if (ORDO_PLANTED(ORDO_PLANT_SKIP_DEDUP) && s->number == r->session && n < s->next)
+		return true; /* planted: the second copy goes through unnoticed */
 	if (s->number != r->session || n < s->next || n - s->next >= w)
 		return false;
 	struct seq_slot *slot = slot_of(t, i, n);

@@ -1,0 +1,45 @@
+/*
+ * The replica state machine: the ledger, the digest (PROTOCOL.md §5) and the
+ * position reached, advanced one committed epoch at a time, strictly in
+ * epoch order. Pure (DESIGN.md §3): no I/O, no clock, no allocation after
+ * init. replicas/node.c and sim/ both drive it.
+ */
+#ifndef ORDO_REP_APPLY_H
+#define ORDO_REP_APPLY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "replicas/ledger.h"
+#include "wire/wire.h"
+
+struct rep_state {
+	struct ledger ledger;
+	uint8_t digest[16];	   /* after applied_position */
+	uint64_t applied_position; /* last position applied, 0 = none */
+	uint64_t applied_epoch;	   /* last epoch applied, 0 = none */
+	uint64_t next_epoch;	   /* the only epoch rep_state_apply_epoch takes */
+	uint64_t requests_applied;
+};
+
+/*
+ * Called once per applied record, in order, before the digest takes it:
+ * ent is its ENTRIES record (result filled), er the epoch record (reply
+ * address, key), digest_before the digest through position - 1, data the
+ * 32-byte answer of a LOOKUP that succeeded (else NULL).
+ */
+typedef void rep_apply_fn(void *ctx, const struct wire_epoch_hdr *h,
+			  const struct wire_entry_rec *ent, const struct wire_epoch_rec *er,
+			  const uint8_t digest_before[16], const uint8_t *data);
+
+ORDO_MUST_CHECK int rep_state_init(struct rep_state *s, const struct ledger_cfg *cfg);
+void rep_state_free(struct rep_state *s);
+
+/* Applies one complete epoch if it is the next one and continues the
+ * positions: true. false (nothing applied) if it is malformed, another
+ * epoch, or does not continue applied_position: the caller keeps it or asks
+ * again. fn may be NULL. */
+bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,
+			   rep_apply_fn *fn, void *ctx);
+
+#endif

@@ -1,0 +1,1446 @@
+/*
+ * The simulated world of one seed: network, disks, clocks, sequencer nodes
+ * (Raft core + sequencer state machine + epoch log), replicas (replica state
+ * machine), clients (libordo's retry rules), and the fault schedule.
+ *
+ * The sequencer driver here mirrors sequencer/node.c step for step (handle a
+ * Raft update: install a snapshot, persist, send, apply, advance; snapshot
+ * and compact every snapshot_entries), over a simulated disk instead of
+ * io_uring storage: sim_disk keeps the records with their CRC32C, what was
+ * synced and what was not, and recovery reads it as storage/ reads a
+ * segment: a torn tail is truncated, a damaged record with valid records
+ * after it stops the node for good.
+ *
+ * Bounds (not in safety-only mode): damaged records only ever on a minority
+ * of each group, always with a valid record after them (so recovery sees
+ * them); a majority is restarted and the network healed when the faults
+ * stop. Silent loss of a record that fsync said was durable is outside the
+ * fault model (no Raft log survives it; docs/SIMULATION.md).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/crc32c.h"
+#include "common/le.h"
+#include "common/plant.h"
+#include "sim/world.h"
+
+#ifdef ORDO_PLANT_BUGS
+int ordo_plant;
+#endif
+
+#define MS(x) ((uint64_t)(x)*1000000ull)
+
+static bool chance(struct sim *s, uint32_t ppm)
+{
+	return ppm && ordo_prng_chance_ppm(&s->rng, ppm);
+}
+
+static uint64_t below(struct sim *s, uint64_t n)
+{
+	return n ? ordo_prng_below(&s->rng, n) : 0;
+}
+
+static uint64_t range(struct sim *s, uint64_t lo, uint64_t hi)
+{
+	return lo + below(s, hi - lo + 1);
+}
+
+void sim_fail(struct sim *s, const char *property, const char *fmt, ...)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	s->res->failed = true;
+	s->res->step = s->step;
+	snprintf(s->res->property, sizeof s->res->property, "%s", property);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->res->detail, sizeof s->res->detail, fmt, ap);
+	va_end(ap);
+}
+
+static void trace(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void trace(struct sim *s, const char *fmt, ...)
+{
+	if (s->o.verbose < 2)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(s->o.log, "%8llu ", (unsigned long long)s->step);
+	vfprintf(s->o.log, fmt, ap);
+	fputc('\n', s->o.log);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------ network */
+
+static bool ep_is_seq(uint32_t ep)
+{
+	return ep < SIM_REP0;
+}
+
+/* Queues one datagram through the link's faults; takes ownership of bytes. */
+static void net_send(struct sim *s, struct sim_msg *m)
+{
+	bool drop = s->cut[m->from][m->to] || chance(s, s->loss_ppm) || s->nmsgs >= SIM_MSGS_MAX ||
+		    (s->link_cap && ++s->link_sent[m->from][m->to] > s->link_cap);
+	if (drop) {
+		s->dropped++;
+		free(m->bytes);
+		return;
+	}
+	int copies = chance(s, s->dup_ppm) ? 2 : 1;
+	for (int c = 0; c < copies && s->nmsgs < SIM_MSGS_MAX; c++) {
+		struct sim_msg *q = &s->msgs[s->nmsgs++];
+		*q = *m;
+		if (c == 1 && m->bytes) {
+			q->bytes = malloc(m->len);
+			ORDO_ASSERT(q->bytes);
+			memcpy(q->bytes, m->bytes, m->len);
+		}
+		q->at = s->now + STEP_NS * range(s, s->delay_min, s->delay_max);
+		q->seq = s->msg_seq++;
+	}
+}
+
+/* ------------------------------------------------------------ disk */
+
+static uint32_t rec_crc(const struct sim_rec *r)
+{
+	uint8_t h[24];
+	ordo_st64(h, r->index);
+	ordo_st64(h + 8, r->term);
+	ordo_st32(h + 16, r->type);
+	ordo_st32(h + 20, r->len);
+	uint32_t c = ordo_crc32c_update(ordo_crc32c_init(), h, sizeof h);
+	if (r->len)
+		c = ordo_crc32c_update(c, r->data, r->len);
+	return ordo_crc32c_final(c);
+}
+
+static uint64_t disk_last(const struct sim_disk *d)
+{
+	return d->snap.index + d->n;
+}
+
+static void hold(struct sim_seq *n, uint8_t *p)
+{
+	if (!p)
+		return;
+	if (n->nhold == n->hold_cap) {
+		n->hold_cap = n->hold_cap ? 2 * n->hold_cap : 64;
+		n->hold = realloc(n->hold, n->hold_cap * sizeof *n->hold);
+		ORDO_ASSERT(n->hold);
+	}
+	n->hold[n->nhold++] = p;
+}
+
+static void release_held(struct sim_seq *n)
+{
+	for (uint32_t i = 0; i < n->nhold; i++)
+		free(n->hold[i]);
+	n->nhold = 0;
+}
+
+/* Drops records from index on (truncate a suffix). Their bytes are held
+ * until the update loop drains (raft.h's memory rule). */
+static void disk_truncate(struct sim_seq *n, uint64_t index)
+{
+	struct sim_disk *d = &n->disk;
+	while (d->n && disk_last(d) >= index)
+		hold(n, d->recs[--d->n].data);
+}
+
+static void disk_append(struct sim_seq *n, const struct raft_entry *e)
+{
+	struct sim_disk *d = &n->disk;
+	ORDO_ASSERT(e->index == disk_last(d) + 1);
+	if (d->n == d->cap) {
+		d->cap = d->cap ? 2 * d->cap : 256;
+		d->recs = realloc(d->recs, d->cap * sizeof *d->recs);
+		ORDO_ASSERT(d->recs);
+	}
+	struct sim_rec *r = &d->recs[d->n++];
+	*r = (struct sim_rec){.index = e->index, .term = e->term, .type = e->type, .len = e->len};
+	if (e->len) {
+		r->data = malloc(e->len);
+		ORDO_ASSERT(r->data);
+		memcpy(r->data, e->data, e->len);
+	}
+	r->crc = rec_crc(r);
+}
+
+static void disk_sync(struct sim_disk *d)
+{
+	for (uint32_t i = d->n; i-- > 0 && !d->recs[i].synced;)
+		d->recs[i].synced = true;
+}
+
+/* What a power cut leaves of the records written since the last sync: a
+ * prefix of them (the OS may have written some), the last one possibly torn. */
+static void disk_power_cut(struct sim *s, struct sim_seq *n)
+{
+	struct sim_disk *d = &n->disk;
+	uint32_t first = d->n;
+	while (first > 0 && !d->recs[first - 1].synced)
+		first--;
+	uint32_t keep = first + (uint32_t)below(s, d->n - first + 1);
+	while (d->n > keep)
+		free(d->recs[--d->n].data);
+	if (keep > first && chance(s, 500000)) {
+		struct sim_rec *r = &d->recs[keep - 1]; /* torn: its tail never reached the disk */
+		if (r->len)
+			memset(r->data + r->len / 2, 0, r->len - r->len / 2);
+		else
+			r->crc ^= 1;
+	}
+	for (uint32_t i = first; i < d->n; i++)
+		d->recs[i].synced = true; /* what survived is on the platter now */
+}
+
+/* A stored record damaged while the node runs: a bit flip, a zeroed sector,
+ * or another record's write landing on it (misdirected). Only records with a
+ * valid record after them, so recovery can tell damage from a torn tail. */
+static bool disk_damage(struct sim *s, struct sim_seq *n)
+{
+	struct sim_disk *d = &n->disk;
+	if (d->n < 2)
+		return false;
+	uint32_t i = (uint32_t)below(s, d->n - 1);
+	struct sim_rec *r = &d->recs[i];
+	switch (below(s, 3)) {
+	case 0: /* bit flip */
+		if (r->len)
+			r->data[below(s, r->len)] ^= (uint8_t)(1u << below(s, 8));
+		else
+			r->term ^= 1ull << below(s, 8);
+		break;
+	case 1: /* zeroed sector */
+		if (r->len)
+			memset(r->data, 0, r->len < 512 ? r->len : 512);
+		r->index = r->term = 0;
+		break;
+	default: { /* misdirected: the next record's bytes landed here too */
+		const struct sim_rec *src = &d->recs[i + 1];
+		free(r->data);
+		*r = *src;
+		r->data = NULL;
+		if (src->len) {
+			r->data = malloc(src->len);
+			ORDO_ASSERT(r->data);
+			memcpy(r->data, src->data, src->len);
+		}
+		break;
+	}
+	}
+	d->corrupted = true;
+	return true;
+}
+
+/* Recovery as storage/ does it: read to the last valid record; a bad record
+ * at the tail is a torn write (truncate); one with valid records after it
+ * is corruption (false: the node refuses to start, naming it). */
+static bool disk_recover(struct sim *s, struct sim_seq *n)
+{
+	struct sim_disk *d = &n->disk;
+	for (uint32_t i = 0; i < d->n; i++) {
+		struct sim_rec *r = &d->recs[i];
+		bool ok = r->crc == rec_crc(r) && r->index == d->snap.index + 1 + i;
+		if (ok)
+			continue;
+		for (uint32_t j = i + 1; j < d->n; j++) {
+			const struct sim_rec *q = &d->recs[j];
+			if (q->crc == rec_crc(q) && q->index == d->snap.index + 1 + j) {
+				trace(s,
+				      "seq %u: record of index %llu is damaged; refusing to start",
+				      n->id, (unsigned long long)(d->snap.index + 1 + i));
+				return false;
+			}
+		}
+		while (d->n > i)
+			free(d->recs[--d->n].data);
+		break;
+	}
+	return true;
+}
+
+/* raft_log_ops over the simulated disk. */
+static uint64_t log_first(void *ctx)
+{
+	return ((struct sim_seq *)ctx)->disk.snap.index + 1;
+}
+
+static uint64_t log_last(void *ctx)
+{
+	return disk_last(&((struct sim_seq *)ctx)->disk);
+}
+
+static int log_term(void *ctx, uint64_t index, uint64_t *term)
+{
+	const struct sim_disk *d = &((struct sim_seq *)ctx)->disk;
+	if (index == d->snap.index) {
+		*term = d->snap.term;
+		return 0;
+	}
+	if (index < d->snap.index || index > disk_last(d))
+		return -ENOENT;
+	*term = d->recs[index - d->snap.index - 1].term;
+	return 0;
+}
+
+static int log_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+		       struct raft_entry *out, uint32_t max_n)
+{
+	const struct sim_disk *d = &((struct sim_seq *)ctx)->disk;
+	if (lo <= d->snap.index)
+		return -ENOENT;
+	if (hi > disk_last(d) + 1)
+		hi = disk_last(d) + 1;
+	uint32_t k = 0;
+	uint64_t bytes = 0;
+	for (uint64_t i = lo; i < hi && k < max_n; i++) {
+		const struct sim_rec *r = &d->recs[i - d->snap.index - 1];
+		if (k > 0 && bytes + r->len > max_bytes)
+			break;
+		out[k++] = (struct raft_entry){
+		    .term = r->term, .index = i, .data = r->data, .len = r->len, .type = r->type};
+		bytes += r->len;
+	}
+	return (int)k;
+}
+
+static void log_snapshot_meta(void *ctx, struct raft_snapshot_meta *out)
+{
+	*out = ((struct sim_seq *)ctx)->disk.snap;
+}
+
+static int log_snapshot(void *ctx, struct raft_snapshot *out)
+{
+	const struct sim_disk *d = &((struct sim_seq *)ctx)->disk;
+	if (!d->snap_data)
+		return -EAGAIN;
+	out->meta = d->snap;
+	out->data = d->snap_data;
+	out->len = d->snap_len;
+	return 0;
+}
+
+static const struct raft_log_ops sim_log_ops = {
+    .first_index = log_first,
+    .last_index = log_last,
+    .term_at = log_term,
+    .entries = log_entries,
+    .snapshot_meta = log_snapshot_meta,
+    .snapshot = log_snapshot,
+};
+
+/* Replaces the snapshot (durable) and drops the records it covers. */
+static void disk_save_snapshot(struct sim_seq *n, const struct raft_snapshot_meta *meta,
+			       const uint8_t *data, uint64_t len)
+{
+	struct sim_disk *d = &n->disk;
+	uint8_t *copy = malloc(len ? len : 1);
+	ORDO_ASSERT(copy);
+	memcpy(copy, data, len);
+	hold(n, d->snap_data);
+	d->snap_data = copy;
+	d->snap_len = len;
+	if (meta->index >= disk_last(d)) {
+		disk_truncate(n, d->snap.index + 1);
+	} else if (meta->index > d->snap.index) {
+		uint32_t drop = (uint32_t)(meta->index - d->snap.index);
+		for (uint32_t i = 0; i < drop; i++)
+			hold(n, d->recs[i].data);
+		memmove(d->recs, d->recs + drop, (d->n - drop) * sizeof *d->recs);
+		d->n -= drop;
+	}
+	d->snap = *meta;
+}
+
+/* ------------------------------------------------------------ sequencers */
+
+/* A node's CLOCK_REALTIME: simulated time from 2026-01-01, plus its steps. */
+static uint64_t sim_wall(const struct sim *s, const struct sim_seq *n)
+{
+	return (uint64_t)((int64_t)(1767225600ull * 1000000000ull + s->now) + n->wall_offset);
+}
+
+static void seq_stop(struct sim *s, struct sim_seq *n, const char *why);
+
+static void on_ordered(void *ctx, const struct wire_req *r, const struct wire_place *place,
+		       const struct seq_reply_to *to)
+{
+	struct sim_seq *n = ctx;
+	struct sim *s = n->sim;
+	struct sim_msg m = {.from = (uint8_t)(n->id - 1),
+			    .to = (uint8_t)to->ip,
+			    .kind = K_ORDERED,
+			    .status = WIRE_ST_OK,
+			    .place = *place,
+			    .req = *r};
+	m.req.payload = NULL;
+	net_send(s, &m);
+}
+
+static void send_epoch(struct sim *s, struct sim_seq *n, uint32_t to, const uint8_t *bytes,
+		       uint32_t len)
+{
+	struct sim_msg m = {
+	    .from = (uint8_t)(n->id - 1), .to = (uint8_t)to, .kind = K_EPOCH, .len = len};
+	m.bytes = malloc(len);
+	ORDO_ASSERT(m.bytes);
+	memcpy(m.bytes, bytes, len);
+	m.a = n->m.committed_epoch;
+	net_send(s, &m);
+}
+
+static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *bytes, uint32_t len,
+		     bool leading)
+{
+	struct sim_seq *n = ctx;
+	struct sim *s = n->sim;
+	seq_epochlog_append(&n->elog, h->epoch, bytes, len);
+	if (leading)
+		for (uint32_t j = 0; j < s->nrep; j++)
+			send_epoch(s, n, SIM_REP0 + j, bytes, len);
+}
+
+static void send_raft(struct sim *s, struct sim_seq *n, const struct raft_msg *msgs, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		struct sim_msg m = {
+		    .from = (uint8_t)(n->id - 1), .to = (uint8_t)(msgs[i].to - 1), .kind = K_RAFT};
+		size_t len = raft_msg_encoded_len(&msgs[i]);
+		m.bytes = malloc(len);
+		ORDO_ASSERT(m.bytes);
+		long w = raft_msg_encode(&msgs[i], m.bytes, len);
+		ORDO_ASSERT(w == (long)len);
+		m.len = (uint32_t)len;
+		net_send(s, &m);
+	}
+}
+
+/* Persists u as seq_raftlog_persist does: meta (term, vote) atomically and
+ * durably first, then the entries, one sync for all. Faults: a power cut in
+ * the middle (false: the node is down), an fsync error (the node stops). */
+static bool seq_persist(struct sim *s, struct sim_seq *n, const struct raft_update *u)
+{
+	struct sim_disk *d = &n->disk;
+	bool cut = u->must_sync && !s->healing && chance(s, s->persist_crash_ppm);
+	uint32_t upto = cut ? (uint32_t)below(s, u->n_entries + 2) : UINT32_MAX;
+	if (u->has_hard_state && (u->hard_state.term != d->term || u->hard_state.vote != d->vote)) {
+		if (upto == 0) {
+			seq_stop(s, n, "power cut before the meta write");
+			return false;
+		}
+		d->term = u->hard_state.term;
+		d->vote = u->hard_state.vote;
+	}
+	if (u->n_entries) {
+		uint64_t first = u->entries[0].index;
+		if (first <= disk_last(d))
+			disk_truncate(n, first);
+		for (uint32_t i = 0; i < u->n_entries; i++) {
+			if (upto != UINT32_MAX && i + 1 >= upto) {
+				seq_stop(s, n, "power cut while writing entries");
+				return false;
+			}
+			check_written(s, n, &u->entries[i]);
+			if (s->failed)
+				return false;
+			disk_append(n, &u->entries[i]);
+		}
+	}
+	if (cut) {
+		seq_stop(s, n, "power cut before the sync");
+		return false;
+	}
+	if (u->must_sync && !s->healing && chance(s, s->fsync_err_ppm)) {
+		seq_stop(s, n, "fsync failed: the node stops before it answers");
+		return false;
+	}
+	disk_sync(d);
+	if (s->disk_lat_max)
+		n->busy_until = s->now + STEP_NS * below(s, s->disk_lat_max + 1);
+	if (u->n_entries) {
+		const struct raft_entry *e = &u->entries[u->n_entries - 1];
+		raft_persisted(n->raft, e->term, e->index);
+	}
+	return true;
+}
+
+static void maybe_snapshot(struct sim *s, struct sim_seq *n)
+{
+	if (n->m.applied_index < n->disk.snap.index + s->snapshot_entries)
+		return;
+	size_t len;
+	struct raft_snapshot_meta meta;
+	int rc = seq_machine_snapshot(
+	    &n->m, n->snap_buf, seq_sessions_snapshot_bytes_max(&s->mcfg.sessions), &len, &meta);
+	ORDO_ASSERT(rc == 0);
+	disk_save_snapshot(n, &meta, n->snap_buf, len);
+	rc = raft_compact(n->raft, meta.index);
+	ORDO_ASSERT(rc == 0);
+	trace(s, "seq %u: snapshot at %llu", n->id, (unsigned long long)meta.index);
+}
+
+/* Handles every pending Raft update, as sequencer/node.c's handle_raft. */
+static void seq_updates(struct sim *s, struct sim_seq *n)
+{
+	while (n->up && !s->failed && raft_has_update(n->raft)) {
+		struct raft_update u;
+		raft_ready(n->raft, &u);
+		if (u.snapshot) {
+			int rc = seq_machine_restore(&n->m, u.snapshot->data, u.snapshot->len,
+						     &u.snapshot->meta);
+			if (rc) {
+				sim_fail(s, "snapshot install",
+					 "node %u could not restore the snapshot at %llu: %d",
+					 n->id, (unsigned long long)u.snapshot->meta.index, rc);
+				return;
+			}
+			disk_save_snapshot(n, &u.snapshot->meta, u.snapshot->data, u.snapshot->len);
+			seq_epochlog_free(&n->elog);
+			rc = seq_epochlog_init(&n->elog, SIM_EPOCHLOG_BYTES, SIM_EPOCHLOG_EPOCHS);
+			ORDO_ASSERT(rc == 0);
+			raft_snapshot_applied(n->raft, u.snapshot->meta.index);
+			s->res->snapshots++;
+		}
+		if (ORDO_PLANTED(ORDO_PLANT_VOTE_BEFORE_DURABLE)) {
+			/* planted: votes go out before the meta write that records
+			 * them; a power cut in between forgets a granted vote */
+			static struct raft_msg rest[4096];
+			uint32_t nrest = 0;
+			for (uint32_t i = 0; i < u.n_msgs; i++) {
+				if (u.msgs[i].type == RAFT_MSG_VOTE_RESP && !u.msgs[i].reject)
+					send_raft(s, n, &u.msgs[i], 1);
+				else if (nrest < 4096)
+					rest[nrest++] = u.msgs[i];
+			}
+			u.msgs = rest;
+			u.n_msgs = nrest;
+			if (u.has_hard_state && !s->healing && chance(s, 200000)) {
+				seq_stop(s, n, "power cut after voting");
+				return;
+			}
+		}
+		if (!seq_persist(s, n, &u))
+			return;
+		if (seq_machine_soft_state(&n->m, &u) && n->m.role == RAFT_LEADER) {
+			trace(s, "seq %u: leader of term %llu", n->id,
+			      (unsigned long long)n->m.term);
+			check_leader(s, n, n->m.term);
+			if (s->failed)
+				return;
+			struct raft_status rs;
+			raft_get_status(n->raft, &rs);
+			n->lead_commit = rs.commit;
+			/* a leader that dies young, before its first entry is
+			 * everywhere (thesis Figure 3.7's setting) */
+			if (!s->healing && chance(s, s->young_crash_ppm))
+				n->crash_at = s->now + MS(range(s, 1, 40));
+		}
+		send_raft(s, n, u.msgs, u.n_msgs);
+		for (uint32_t i = 0; i < u.n_committed && !s->failed; i++)
+			check_committed(s, n, &u.committed[i]);
+		if (u.n_committed && n->m.role == RAFT_LEADER &&
+		    u.committed[u.n_committed - 1].index > n->lead_commit)
+			check_commit_rule(s, n, u.committed[u.n_committed - 1].index);
+		if (s->failed)
+			return;
+		seq_machine_apply_update(&n->m, &u);
+		raft_advance(n->raft, &u);
+	}
+	if (!n->up || s->failed)
+		return;
+	release_held(n);
+	maybe_snapshot(s, n);
+}
+
+static struct raft_config raft_cfg_for(struct sim *s, struct sim_seq *n)
+{
+	struct raft_config c = s->rcfg;
+	c.id = n->id;
+	c.prng_seed = s->o.seed * 0x9E3779B97F4A7C15ull + n->id * 1000003ull + n->restarts;
+	c.hard_state = (struct raft_hard_state){.term = n->disk.term, .vote = n->disk.vote};
+	c.applied = n->m.applied_index;
+	c.log = &sim_log_ops;
+	c.log_ctx = n;
+	return c;
+}
+
+/* Starts (or restarts) a sequencer from its disk, as node_open does. */
+static void seq_start(struct sim *s, struct sim_seq *n)
+{
+	if (!disk_recover(s, n)) {
+		n->dead = true;
+		s->dead++;
+		s->res->dead++;
+		return;
+	}
+	struct seq_machine_cfg mc = s->mcfg;
+	mc.ops.ctx = n;
+	int rc = seq_machine_init(&n->m, &mc);
+	ORDO_ASSERT(rc == 0);
+	rc = seq_epochlog_init(&n->elog, SIM_EPOCHLOG_BYTES, SIM_EPOCHLOG_EPOCHS);
+	ORDO_ASSERT(rc == 0);
+	if (n->disk.snap.index) {
+		rc = seq_machine_restore(&n->m, n->disk.snap_data, n->disk.snap_len, &n->disk.snap);
+		if (rc)
+			sim_fail(s, "recovery", "node %u cannot restore its own snapshot: %d",
+				 n->id, rc);
+	}
+	struct raft_config c = raft_cfg_for(s, n);
+	rc = raft_new(&c, &n->raft);
+	if (rc) {
+		sim_fail(s, "recovery", "node %u: raft_new refused its own disk: %d", n->id, rc);
+		return;
+	}
+	seq_machine_attach(&n->m, n->raft);
+	n->up = true;
+	n->paused_until = n->busy_until = n->crash_at = 0;
+	n->next_tick = s->now + STEP_NS * (1 + below(s, TICK_STEPS));
+	n->disk.corrupted = false;
+}
+
+static void seq_stop(struct sim *s, struct sim_seq *n, const char *why)
+{
+	trace(s, "seq %u: down (%s)", n->id, why);
+	raft_free(n->raft);
+	n->raft = NULL;
+	seq_machine_free(&n->m);
+	seq_epochlog_free(&n->elog);
+	release_held(n);
+	disk_power_cut(s, n);
+	n->up = false;
+	n->restarts++;
+	s->res->crashes++;
+	n->paused_until = s->now + STEP_NS * range(s, 20, 800); /* restart time */
+	if (!s->healing && chance(s, s->corrupt_ppm)) {
+		/* Bounded: damage only while the group keeps a majority of sound
+		 * disks (a damaged node refuses to start: it is lost). */
+		uint32_t damaged = s->dead;
+		for (uint32_t i = 0; i < s->nseq; i++)
+			damaged += s->seqs[i].disk.corrupted;
+		if ((s->o.safety_only || damaged < s->faulty_max) && disk_damage(s, n))
+			trace(s, "seq %u: a stored record is damaged", n->id);
+	}
+}
+
+static void seq_on_raft(struct sim *s, struct sim_seq *n, struct sim_msg *m)
+{
+	static struct raft_entry ents[4096];
+	struct raft_msg rm;
+	if (raft_msg_decode(m->bytes, m->len, &rm, ents, 4096) != 0) {
+		sim_fail(s, "codec", "node %u could not decode a Raft message", n->id);
+		return;
+	}
+	if (raft_step(n->raft, &rm) == 0 && rm.type == RAFT_MSG_SNAP) {
+		hold(n, m->bytes); /* the core keeps snap_data until it is drained */
+		m->bytes = NULL;
+	}
+}
+
+static void reply(struct sim *s, struct sim_seq *n, uint32_t to, const struct wire_req *r,
+		  enum wire_status st, const struct wire_place *place)
+{
+	struct sim_msg m = {.from = (uint8_t)(n->id - 1),
+			    .to = (uint8_t)to,
+			    .kind = K_ORDERED,
+			    .status = (uint16_t)st,
+			    .req = *r,
+			    .leader = (uint32_t)n->m.leader_id};
+	m.req.payload = NULL;
+	if (place)
+		m.place = *place;
+	net_send(s, &m);
+}
+
+static void seq_on_submit(struct sim *s, struct sim_seq *n, struct sim_msg *m)
+{
+	struct wire_req r = m->req;
+	r.payload = m->payload;
+	if (wire_req_validate(&r, false, 0) != WIRE_ST_OK) {
+		reply(s, n, m->from, &r, WIRE_ST_INVALID, NULL);
+		return;
+	}
+	const struct seq_reply_to from = {.ip = m->from, .port = 1};
+	enum wire_status st;
+	struct wire_place place;
+	uint64_t wall = sim_wall(s, n);
+	if (seq_machine_submit(&n->m, &r, &from, s->now, wall, &st, &place))
+		reply(s, n, m->from, &r, st,
+		      st == WIRE_ST_OK || st == WIRE_ST_DUPLICATE ? &place : NULL);
+}
+
+static void seq_on_nack(struct sim *s, struct sim_seq *n, const struct sim_msg *m)
+{
+	for (uint64_t e = m->a; e < m->a + m->b && e <= n->m.committed_epoch; e++) {
+		const uint8_t *bytes;
+		uint32_t len;
+		if (seq_epochlog_get(&n->elog, e, &bytes, &len) == 0)
+			send_epoch(s, n, m->from, bytes, len);
+		else
+			trace(s, "seq %u: NACK for epoch %llu: not retained", n->id,
+			      (unsigned long long)e);
+	}
+}
+
+static void seq_deliver(struct sim *s, struct sim_seq *n, struct sim_msg *m)
+{
+	switch (m->kind) {
+	case K_RAFT:
+		seq_on_raft(s, n, m);
+		break;
+	case K_SUBMIT:
+		seq_on_submit(s, n, m);
+		break;
+	case K_NACK:
+		seq_on_nack(s, n, m);
+		break;
+	default:
+		break;
+	}
+	if (s->failed)
+		return;
+	uint64_t wall = sim_wall(s, n);
+	seq_machine_tick(&n->m, s->now, wall);
+	seq_updates(s, n);
+}
+
+static void seq_tick(struct sim *s, struct sim_seq *n)
+{
+	raft_tick(n->raft);
+	uint64_t wall = sim_wall(s, n);
+	seq_machine_tick(&n->m, s->now, wall);
+	seq_updates(s, n);
+	if (n->up && n->m.role == RAFT_LEADER && s->now - n->last_hb >= MS(20)) {
+		n->last_hb = s->now;
+		for (uint32_t j = 0; j < s->nrep; j++) {
+			struct sim_msg m = {.from = (uint8_t)(n->id - 1),
+					    .to = (uint8_t)(SIM_REP0 + j),
+					    .kind = K_EPOCH_HB,
+					    .a = n->m.committed_epoch};
+			net_send(s, &m);
+		}
+	}
+}
+
+/* ------------------------------------------------------------ replicas */
+
+struct rep_ctx {
+	struct sim *s;
+	uint32_t j;
+};
+
+static void on_rep_applied(void *ctx, const struct wire_epoch_hdr *h,
+			   const struct wire_entry_rec *ent, const struct wire_epoch_rec *er,
+			   const uint8_t digest_before[16], const uint8_t *data)
+{
+	struct rep_ctx *c = ctx;
+	(void)h, (void)er, (void)data;
+	check_applied(c->s, c->j, ent->position, sim_key(ent->client_id, ent->request_number),
+		      digest_before);
+}
+
+static void rep_keep(struct sim_rep *r, uint64_t epoch, const uint8_t *bytes, uint32_t len)
+{
+	if (epoch >= r->epochs_cap) {
+		uint64_t cap = r->epochs_cap ? r->epochs_cap : 1024;
+		while (cap <= epoch)
+			cap *= 2;
+		r->epochs = realloc(r->epochs, cap * sizeof *r->epochs);
+		r->epoch_len = realloc(r->epoch_len, cap * sizeof *r->epoch_len);
+		ORDO_ASSERT(r->epochs && r->epoch_len);
+		memset(r->epochs + r->epochs_cap, 0, (cap - r->epochs_cap) * sizeof *r->epochs);
+		r->epochs_cap = cap;
+	}
+	if (r->epochs[epoch])
+		return;
+	r->epochs[epoch] = malloc(len);
+	ORDO_ASSERT(r->epochs[epoch]);
+	memcpy(r->epochs[epoch], bytes, len);
+	r->epoch_len[epoch] = len;
+}
+
+static void rep_drain(struct sim *s, uint32_t j)
+{
+	struct sim_rep *r = &s->reps[j];
+	struct rep_ctx c = {s, j};
+	while (!s->failed && r->st.next_epoch < r->epochs_cap && r->epochs[r->st.next_epoch]) {
+		uint64_t e = r->st.next_epoch;
+		bool ok = rep_state_apply_epoch(&r->st, r->epochs[e], r->epoch_len[e],
+						on_rep_applied, &c);
+		free(r->epochs[e]);
+		r->epochs[e] = NULL;
+		if (!ok) {
+			sim_fail(s, "epoch stream", "replica %u could not apply epoch %llu", j + 1,
+				 (unsigned long long)e);
+			return;
+		}
+	}
+}
+
+static void rep_deliver(struct sim *s, uint32_t j, struct sim_msg *m)
+{
+	struct sim_rep *r = &s->reps[j];
+	r->source = m->from;
+	if (m->kind == K_EPOCH_HB || m->kind == K_EPOCH) {
+		if (m->a > r->known_committed)
+			r->known_committed = m->a;
+	}
+	if (m->kind != K_EPOCH)
+		return;
+	struct wire_epoch_hdr h;
+	if (wire_epoch_decode_hdr(m->bytes, m->len, &h) != 0) {
+		sim_fail(s, "epoch stream", "replica %u got a malformed epoch", j + 1);
+		return;
+	}
+	if (h.epoch > r->known_committed)
+		r->known_committed = h.epoch;
+	if (h.epoch < r->st.next_epoch)
+		return; /* a duplicate */
+	/* The state machine takes only the next epoch; offer this one as it
+	 * arrives (a planted out-of-order apply would take it), then drain. */
+	struct rep_ctx c = {s, j};
+	if (!rep_state_apply_epoch(&r->st, m->bytes, m->len, on_rep_applied, &c))
+		rep_keep(r, h.epoch, m->bytes, m->len);
+	rep_drain(s, j);
+}
+
+static void rep_tick(struct sim *s, uint32_t j)
+{
+	struct sim_rep *r = &s->reps[j];
+	bool gap = r->known_committed >= r->st.next_epoch;
+	if (!gap || s->now < r->nack_due)
+		return;
+	r->nack_due = s->now + MS(20);
+	uint64_t want = r->known_committed - r->st.next_epoch + 1;
+	/* the member it hears from first, then any other in turn (repair does
+	 * not depend on the leader) */
+	uint32_t to = r->nacks++ % 2 == 0 ? r->source : (uint32_t)below(s, s->nseq);
+	struct sim_msg m = {.from = (uint8_t)(SIM_REP0 + j),
+			    .to = (uint8_t)to,
+			    .kind = K_NACK,
+			    .a = r->st.next_epoch,
+			    .b = want < 16 ? want : 16};
+	net_send(s, &m);
+}
+
+/* ------------------------------------------------------------ clients */
+
+static void cli_send(struct sim *s, uint32_t k, struct sim_out *o)
+{
+	struct sim_cli *c = &s->clis[k];
+	struct sim_msg m = {
+	    .from = (uint8_t)(SIM_CLI0 + k), .to = (uint8_t)c->target, .kind = K_SUBMIT};
+	m.req = (struct wire_req){.client_id = c->client_id,
+				  .request_number = o->number,
+				  .session = o->number == 1 ? 0 : c->session,
+				  .op = o->op,
+				  .size = o->size};
+	memcpy(m.payload, o->payload, o->size);
+	o->sent_at = s->now;
+	o->retry_at = s->now + MS(range(s, 30, 120));
+	net_send(s, &m);
+}
+
+static void cli_new(struct sim *s, uint32_t k, uint64_t number)
+{
+	struct sim_cli *c = &s->clis[k];
+	struct sim_out *o = &c->outs[number % c->window];
+	memset(o, 0, sizeof *o);
+	o->number = number;
+	o->first_at = s->now;
+	if (number > 1) {
+		uint64_t kind = below(s, 10);
+		if (kind < 2) {
+			o->op = WIRE_OP_CREATE_ACCOUNT;
+			o->size = 16;
+			ordo_st64(o->payload, 1 + below(s, SIM_ACCOUNTS));
+		} else if (kind < 7) {
+			o->op = WIRE_OP_TRANSFER;
+			o->size = 32;
+			ordo_st64(o->payload, ordo_prng_next(&s->rng) | 1);
+			ordo_st64(o->payload + 8, 1 + below(s, SIM_ACCOUNTS));
+			ordo_st64(o->payload + 16, 1 + below(s, SIM_ACCOUNTS));
+			ordo_st64(o->payload + 24, 1 + below(s, 1000));
+		} else if (kind < 8) {
+			o->op = WIRE_OP_LOOKUP;
+			o->size = 16;
+			ordo_st64(o->payload, 1 + below(s, SIM_ACCOUNTS));
+		} else {
+			o->op = WIRE_OP_OPAQUE;
+			o->size = (uint16_t)below(s, 33);
+			for (uint32_t i = 0; i < o->size; i++)
+				o->payload[i] = (uint8_t)ordo_prng_next(&s->rng);
+		}
+	}
+	cli_send(s, k, o);
+}
+
+/* A lost session (evicted): a new identity, a new session. */
+static void cli_reopen(struct sim *s, uint32_t k)
+{
+	struct sim_cli *c = &s->clis[k];
+	c->client_id += SIM_CLI_MAX;
+	c->session = 0;
+	memset(c->outs, 0, sizeof c->outs);
+	c->next = 2;
+	c->low = 1;
+	c->opened++;
+	cli_new(s, k, 1);
+}
+
+static void cli_tick(struct sim *s, uint32_t k)
+{
+	struct sim_cli *c = &s->clis[k];
+	if (s->now < c->pause_until)
+		return;
+	for (uint32_t i = 0; i < c->window; i++) {
+		struct sim_out *o = &c->outs[i];
+		if (o->number && !o->answered && s->now >= o->retry_at) {
+			if (s->now - o->sent_at >= MS(100))
+				c->target = (uint32_t)below(s, s->nseq); /* silence: try another */
+			cli_send(s, k, o);
+		}
+	}
+	if (c->session && !s->healing && chance(s, s->restart_ppm)) {
+		cli_reopen(s, k); /* the client restarts: a new client_id */
+		return;
+	}
+	if (c->session == 0 || s->now < c->next_new || s->step + SIM_QUIET_STEPS >= s->steps_total)
+		return; /* the last steps are quiet: the replicas must catch up */
+	if (c->next - c->low < c->window) {
+		cli_new(s, k, c->next++);
+		c->next_new = s->now + STEP_NS * c->rate_gap;
+	}
+}
+
+static void cli_deliver(struct sim *s, uint32_t k, const struct sim_msg *m)
+{
+	struct sim_cli *c = &s->clis[k];
+	if (m->req.client_id != c->client_id)
+		return; /* for an identity this client gave up */
+	struct sim_out *o = &c->outs[m->req.request_number % c->window];
+	if (o->number != m->req.request_number || o->answered)
+		return;
+	c->last_status = m->status;
+	c->last_heard = s->now;
+	switch (m->status) {
+	case WIRE_ST_OK:
+	case WIRE_ST_DUPLICATE:
+		check_answer(s, k, sim_key(c->client_id, o->number), &m->place);
+		if (o->number == 1)
+			c->session = m->place.group_position;
+		/* fall through */
+	case WIRE_ST_STALE:
+		o->answered = true;
+		c->answered++;
+		while (c->low < c->next && c->outs[c->low % c->window].number == c->low &&
+		       c->outs[c->low % c->window].answered)
+			c->low++;
+		if (c->session && c->low == 1)
+			c->low = 2;
+		break;
+	case WIRE_ST_NOT_LEADER:
+		c->target = m->leader ? m->leader - 1 : (c->target + 1) % s->nseq;
+		o->retry_at = s->now + MS(range(s, 1, 5));
+		break;
+	case WIRE_ST_OVERLOADED:
+		o->retry_at = s->now + MS(range(s, 5, 30));
+		break;
+	case WIRE_ST_SESSION_UNKNOWN:
+		cli_reopen(s, k);
+		break;
+	default:
+		sim_fail(s, "client answer", "client %u got status %u for request %llu", k + 1,
+			 m->status, (unsigned long long)o->number);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------ faults */
+
+static void heal_network(struct sim *s)
+{
+	memset(s->cut, 0, sizeof s->cut);
+	s->ncut_order = 0;
+}
+
+static void cut_pair(struct sim *s, uint32_t a, uint32_t b)
+{
+	s->cut[a][b] = s->cut[b][a] = true;
+}
+
+/* Puts every endpoint on side 0 or 1 of a split of the sequencers. */
+static void split(struct sim *s, const uint8_t *side_of_seq, uint32_t bridge)
+{
+	heal_network(s);
+	for (uint32_t a = 0; a < s->nseq; a++)
+		for (uint32_t b = 0; b < s->nseq; b++)
+			if (side_of_seq[a] != side_of_seq[b] && a != bridge && b != bridge)
+				s->cut[a][b] = true;
+	for (uint32_t e = SIM_REP0; e < SIM_EPS; e++) {
+		uint8_t side = (uint8_t)below(s, 2);
+		for (uint32_t a = 0; a < s->nseq; a++)
+			if (side_of_seq[a] != side && a != bridge)
+				cut_pair(s, e, a);
+	}
+}
+
+static uint32_t current_leader(struct sim *s)
+{
+	uint64_t best = 0;
+	uint32_t who = UINT32_MAX;
+	for (uint32_t i = 0; i < s->nseq; i++)
+		if (s->seqs[i].up && s->seqs[i].m.role == RAFT_LEADER &&
+		    s->seqs[i].m.term >= best) {
+			best = s->seqs[i].m.term;
+			who = i;
+		}
+	return who;
+}
+
+static void partition(struct sim *s)
+{
+	uint8_t side[SIM_SEQ_MAX] = {0};
+	uint32_t kind = (uint32_t)below(s, 7);
+	switch (kind) {
+	case 0:
+		heal_network(s);
+		trace(s, "net: healed");
+		break;
+	case 1: /* symmetric split */
+		for (uint32_t i = 0; i < s->nseq; i++)
+			side[i] = (uint8_t)below(s, 2);
+		split(s, side, UINT32_MAX);
+		trace(s, "net: split");
+		break;
+	case 2: { /* one-way: a link that carries one direction only */
+		uint32_t a = (uint32_t)below(s, s->nseq), b = (uint32_t)below(s, s->nseq);
+		if (a != b)
+			s->cut[a][b] = true;
+		trace(s, "net: one-way cut %u -> %u", a + 1, b + 1);
+		break;
+	}
+	case 3: { /* a bridge node that sees both sides */
+		uint32_t bridge = (uint32_t)below(s, s->nseq);
+		for (uint32_t i = 0; i < s->nseq; i++)
+			side[i] = (uint8_t)(i % 2);
+		split(s, side, bridge);
+		trace(s, "net: bridge %u", bridge + 1);
+		break;
+	}
+	case 4: { /* the leader in a minority */
+		uint32_t l = current_leader(s);
+		if (l == UINT32_MAX)
+			break;
+		side[l] = 1;
+		if (s->nseq == 5)
+			side[(l + 1) % s->nseq] = 1;
+		split(s, side, UINT32_MAX);
+		trace(s, "net: leader %u in a minority", l + 1);
+		break;
+	}
+	case 5: { /* cut every link among sequencers, restore one by one */
+		heal_network(s);
+		s->ncut_order = 0;
+		for (uint32_t a = 0; a < s->nseq; a++)
+			for (uint32_t b = a + 1; b < s->nseq; b++) {
+				cut_pair(s, a, b);
+				s->cut_order[s->ncut_order++] = a * SIM_SEQ_MAX + b;
+			}
+		for (uint32_t i = s->ncut_order; i > 1; i--) { /* shuffle */
+			uint32_t j = (uint32_t)below(s, i);
+			uint64_t t = s->cut_order[i - 1];
+			s->cut_order[i - 1] = s->cut_order[j];
+			s->cut_order[j] = t;
+		}
+		s->cut_restore_at = (uint32_t)(s->step + range(s, 20, 200));
+		trace(s, "net: all links cut, restoring one by one");
+		break;
+	}
+	default: { /* cut links one by one in random order */
+		uint32_t a = (uint32_t)below(s, s->nseq), b = (uint32_t)below(s, SIM_EPS);
+		if (a != b)
+			cut_pair(s, a, b);
+		break;
+	}
+	}
+}
+
+static void faults(struct sim *s)
+{
+	if (s->ncut_order && s->step >= s->cut_restore_at) {
+		uint64_t p = s->cut_order[--s->ncut_order];
+		s->cut[p / SIM_SEQ_MAX][p % SIM_SEQ_MAX] = false;
+		s->cut[p % SIM_SEQ_MAX][p / SIM_SEQ_MAX] = false;
+		s->cut_restore_at = (uint32_t)(s->step + range(s, 20, 200));
+	}
+	if (chance(s, s->partition_ppm))
+		partition(s);
+	/* The leader crashes, more often while it has writes in flight (the
+	 * moment a wrong commit rule or a lost vote shows). */
+	uint32_t l = current_leader(s);
+	if (l != UINT32_MAX) {
+		struct raft_status st;
+		raft_get_status(s->seqs[l].raft, &st);
+		bool inflight = st.last_index > st.commit;
+		if (chance(s, inflight ? 4 * s->leader_crash_ppm : s->leader_crash_ppm))
+			seq_stop(s, &s->seqs[l], "leader crash");
+	}
+	for (uint32_t i = 0; i < s->nseq; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		if (!n->up || n->paused_until > s->now)
+			continue;
+		if (n->crash_at && n->crash_at <= s->now) {
+			n->crash_at = 0;
+			seq_stop(s, n, "young leader crash");
+		} else if (chance(s, s->crash_ppm))
+			seq_stop(s, n, "crash");
+		else if (chance(s, s->pause_ppm)) {
+			n->paused_until = s->now + MS(range(s, 100, 1000));
+			trace(s, "seq %u: paused", n->id);
+		} else if (chance(s, s->clock_ppm)) {
+			/* bounded: a step of up to 1 s (60 s in safety-only mode); a
+			 * leader whose clock runs ahead holds back evictions
+			 * (session_idle_min_ms) for as long as it was ahead */
+			uint64_t max_ms = s->o.safety_only ? 60000 : 1000;
+			n->wall_offset += (int64_t)MS(range(s, 1, max_ms)) * (below(s, 2) ? 1 : -1);
+			trace(s, "seq %u: clock jump", n->id);
+		}
+	}
+	for (uint32_t j = 0; j < s->nrep; j++)
+		if (s->reps[j].paused_until <= s->now && chance(s, s->pause_ppm / 2))
+			s->reps[j].paused_until = s->now + MS(range(s, 100, 1500));
+	for (uint32_t k = 0; k < s->ncli; k++)
+		if (chance(s, s->pause_ppm))
+			s->clis[k].pause_until = s->now + MS(range(s, 50, 500));
+}
+
+static void heal(struct sim *s)
+{
+	s->healing = true;
+	s->heal_at = s->now;
+	heal_network(s);
+	s->loss_ppm = s->dup_ppm = 0;
+	s->delay_min = 1;
+	s->delay_max = 3;
+	s->link_cap = 0;
+	for (uint32_t i = 0; i < s->nseq; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		if (!n->dead)
+			n->paused_until = s->now; /* restart or resume now */
+		n->wall_offset = 0;		  /* NTP steps the clocks back in line */
+	}
+	for (uint32_t j = 0; j < s->nrep; j++)
+		s->reps[j].paused_until = 0;
+	for (uint32_t k = 0; k < s->ncli; k++) {
+		s->clis[k].pause_until = 0;
+		s->live_first_number[k] = s->clis[k].answered;
+	}
+	trace(s, "heal: faults stop");
+}
+
+/* ------------------------------------------------------------ the run */
+
+static void deliver(struct sim *s, struct sim_msg *m)
+{
+	if (ep_is_seq(m->to)) {
+		struct sim_seq *n = &s->seqs[m->to];
+		if (n->up && n->raft)
+			seq_deliver(s, n, m);
+	} else if (m->to < SIM_CLI0) {
+		rep_deliver(s, m->to - SIM_REP0, m);
+	} else {
+		cli_deliver(s, m->to - SIM_CLI0, m);
+	}
+	s->res->msgs++;
+}
+
+/* A datagram to a paused or busy endpoint waits in its socket buffer. */
+static uint64_t held_until(struct sim *s, const struct sim_msg *m)
+{
+	if (ep_is_seq(m->to)) {
+		const struct sim_seq *n = &s->seqs[m->to];
+		if (!n->up)
+			return 0;
+		uint64_t t = n->paused_until > n->busy_until ? n->paused_until : n->busy_until;
+		return t > s->now ? t : 0;
+	}
+	if (m->to < SIM_CLI0) {
+		const struct sim_rep *r = &s->reps[m->to - SIM_REP0];
+		return r->paused_until > s->now ? r->paused_until : 0;
+	}
+	return 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct sim_msg *x = a, *y = b;
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void net_step(struct sim *s)
+{
+	/* Move the due datagrams out (in send order), then deliver them. */
+	static struct sim_msg *due;
+	static uint32_t due_cap;
+	uint32_t ndue = 0, keep = 0;
+	for (uint32_t i = 0; i < s->nmsgs; i++) {
+		struct sim_msg *m = &s->msgs[i];
+		if (m->at <= s->now) {
+			uint64_t until = held_until(s, m);
+			if (until) {
+				m->at = until; /* queued in its socket buffer */
+				s->msgs[keep++] = *m;
+				continue;
+			}
+			if (ndue == due_cap) {
+				due_cap = due_cap ? 2 * due_cap : 1024;
+				due = realloc(due, due_cap * sizeof *due);
+				ORDO_ASSERT(due);
+			}
+			due[ndue++] = *m;
+		} else {
+			s->msgs[keep++] = *m;
+		}
+	}
+	s->nmsgs = keep;
+	qsort(due, ndue, sizeof *due, by_time);
+	for (uint32_t i = 0; i < ndue; i++) {
+		if (!s->failed)
+			deliver(s, &due[i]);
+		free(due[i].bytes);
+	}
+	memset(s->link_sent, 0, sizeof s->link_sent);
+}
+
+static void step(struct sim *s)
+{
+	s->step++;
+	s->now += STEP_NS;
+	if (!s->healing && s->step >= s->steps_fault)
+		heal(s);
+	if (!s->healing)
+		faults(s);
+	for (uint32_t i = 0; i < s->nseq && !s->failed; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		if (!n->up && !n->dead && n->paused_until <= s->now) {
+			trace(s, "seq %u: restart", n->id);
+			seq_start(s, n);
+		}
+	}
+	net_step(s);
+	for (uint32_t i = 0; i < s->nseq && !s->failed; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		if (!n->up || n->paused_until > s->now || n->busy_until > s->now)
+			continue;
+		for (int k = 0; n->up && s->now >= n->next_tick && k < 100 && !s->failed; k++) {
+			seq_tick(s, n);
+			n->next_tick += STEP_NS * TICK_STEPS;
+		}
+		if (s->now >= n->next_tick)
+			n->next_tick = s->now + STEP_NS * TICK_STEPS; /* paused far too long */
+	}
+	for (uint32_t j = 0; j < s->nrep && !s->failed; j++)
+		if (s->reps[j].paused_until <= s->now)
+			rep_tick(s, j);
+	for (uint32_t k = 0; k < s->ncli && !s->failed; k++)
+		cli_tick(s, k);
+	if (s->step + SIM_APPLY_BOUND_STEPS == s->steps_total)
+		for (uint32_t i = 0; i < s->nseq; i++)
+			if (s->seqs[i].up && s->seqs[i].m.committed_position > s->committed_cutoff)
+				s->committed_cutoff = s->seqs[i].m.committed_position;
+}
+
+/* Draws the cluster and the fault mix from the seed. */
+static void setup(struct sim *s)
+{
+	s->nseq = below(s, 3) ? 3 : 5;
+	s->nrep = (uint32_t)range(s, 1, SIM_REP_MAX);
+	s->ncli = (uint32_t)range(s, 1, SIM_CLI_MAX);
+	s->quorum = s->nseq / 2 + 1;
+	s->faulty_max = s->nseq - s->quorum;
+	uint32_t w = 4u << below(s, 4); /* 4 .. 32 */
+	bool evict = below(s, 5) == 0;
+	/* Eviction seeds: clients restart now and then (a new client_id), so
+	 * the table fills with idle sessions that new ones evict. idle_min
+	 * stays above the network's longest delay and the clients' retry time:
+	 * a replayed request 1 of an evicted session would open it again
+	 * (docs/PROTOCOL.md §4 item 14), which the checkers report. */
+	uint32_t sessions_max = s->ncli + (uint32_t)below(s, 3);
+	s->restart_ppm = evict ? (uint32_t)range(s, 100, 2000) : 0;
+	s->mcfg = (struct seq_machine_cfg){
+	    .sessions = {.window = w, .sessions_max = sessions_max, .idle_min_ns = MS(500)},
+	    .batcher = {.epoch_us = (uint32_t)(500u << below(s, 4)),
+			.epoch_bytes = below(s, 2) ? 4096u : 16384u,
+			.inflight = (uint32_t)range(s, 1, 8),
+			.group = 0},
+	    .ops = {.ordered = on_ordered, .epoch = on_epoch},
+	};
+	raft_config_defaults(&s->rcfg);
+	s->rcfg.election_ticks = 15;
+	s->rcfg.heartbeat_ticks = 3;
+	static const uint64_t msg_bytes[] = {1, 4096, 65536}; /* 1: one entry per message */
+	s->rcfg.max_msg_bytes = msg_bytes[below(s, 3)];
+	s->rcfg.max_inflight_msgs = (uint32_t)(1u << below(s, 6));
+	s->rcfg.max_inflight_bytes = 1u << 20;
+	s->rcfg.max_unstable_entries = 256;
+	s->rcfg.max_entry_bytes = s->mcfg.batcher.epoch_bytes;
+	s->rcfg.max_unstable_bytes = 4ull * 8 * 16384 + 65536;
+	s->rcfg.max_apply_entries = 64;
+	s->rcfg.max_apply_bytes = 1u << 20;
+	static const uint64_t snaps[] = {8, 32, 256, 1ull << 40};
+	s->snapshot_entries = snaps[below(s, 4)];
+
+	uint32_t f = s->o.safety_only ? 4 : 1;
+	s->loss_ppm = (uint32_t)below(s, (s->o.safety_only ? 600000 : 300000) + 1);
+	s->dup_ppm = (uint32_t)below(s, 500001);
+	s->delay_min = 1;
+	s->delay_max = (uint32_t)range(s, 1, 30);
+	s->link_cap = below(s, 3) ? 0 : (uint32_t)range(s, 5, 100);
+	s->crash_ppm = f * (uint32_t)below(s, 400);
+	s->leader_crash_ppm = f * (uint32_t)below(s, 1000);
+	s->young_crash_ppm = below(s, 2) ? (uint32_t)below(s, 500000) : 0;
+	s->persist_crash_ppm = f * (uint32_t)below(s, 20000);
+	s->fsync_err_ppm = f * (uint32_t)below(s, 2000);
+	s->pause_ppm = f * (uint32_t)below(s, 300);
+	s->clock_ppm = (uint32_t)below(s, 300);
+	s->corrupt_ppm = (uint32_t)below(s, 2) * 300000;
+	s->partition_ppm = (uint32_t)below(s, 3000);
+	s->disk_lat_max = below(s, 2) ? (uint32_t)range(s, 1, 10) : 0;
+	s->steps_fault = s->o.steps_fault ? s->o.steps_fault : (uint32_t)range(s, 1500, 4000);
+	s->steps_total = s->steps_fault + (s->o.steps_heal ? s->o.steps_heal : 4000);
+
+	snprintf(s->res->shape, sizeof s->res->shape,
+		 "%u sequencers, %u replicas, %u clients, W=%u sessions_max=%u epoch_us=%u, "
+		 "loss %u%% dup %u%%, %u+%u steps",
+		 s->nseq, s->nrep, s->ncli, w, sessions_max, s->mcfg.batcher.epoch_us,
+		 s->loss_ppm / 10000, s->dup_ppm / 10000, s->steps_fault,
+		 s->steps_total - s->steps_fault);
+
+	for (uint32_t i = 0; i < s->nseq; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		n->id = i + 1;
+		n->sim = s;
+		n->snap_buf = malloc(
+		    ORDO_SNAPSHOT_BYTES_MAX > (64u << 20) ? (64u << 20) : ORDO_SNAPSHOT_BYTES_MAX);
+		ORDO_ASSERT(n->snap_buf);
+		/* Bootstrap as seq_raftlog_bootstrap: the voters at index 1, term 1. */
+		struct raft_conf conf = {.n = s->nseq};
+		for (uint32_t v = 0; v < s->nseq; v++)
+			conf.voters[v] = v + 1;
+		uint8_t buf[RAFT_CONF_BYTES_MAX];
+		uint32_t len = raft_conf_encode(&conf, buf);
+		struct raft_entry e = {
+		    .term = 1, .index = 1, .data = buf, .len = len, .type = RAFT_ENTRY_CONF};
+		disk_append(n, &e);
+		disk_sync(&n->disk);
+		n->disk.term = 1;
+		seq_start(s, n);
+	}
+	struct ledger_cfg lc = {.accounts_max = SIM_LEDGER_ACCT, .transfers_max = SIM_LEDGER_XFER};
+	for (uint32_t j = 0; j < s->nrep; j++) {
+		int rc = rep_state_init(&s->reps[j].st, &lc);
+		ORDO_ASSERT(rc == 0);
+		s->reps[j].up = true;
+	}
+	for (uint32_t k = 0; k < s->ncli; k++) {
+		struct sim_cli *c = &s->clis[k];
+		c->client_id = k + 1;
+		c->window = (uint32_t)range(s, 1, w < SIM_CLI_WINDOW ? w : SIM_CLI_WINDOW);
+		c->target = (uint32_t)below(s, s->nseq);
+		c->rate_gap = range(s, 0, 5);
+		c->next = 2;
+		c->low = 1;
+		cli_new(s, k, 1);
+	}
+}
+
+static void teardown(struct sim *s)
+{
+	for (uint32_t i = 0; i < s->nseq; i++) {
+		struct sim_seq *n = &s->seqs[i];
+		if (n->up) {
+			raft_free(n->raft);
+			seq_machine_free(&n->m);
+			seq_epochlog_free(&n->elog);
+		}
+		release_held(n);
+		free(n->hold);
+		for (uint32_t r = 0; r < n->disk.n; r++)
+			free(n->disk.recs[r].data);
+		free(n->disk.recs);
+		free(n->disk.snap_data);
+		free(n->snap_buf);
+	}
+	for (uint32_t j = 0; j < s->nrep; j++) {
+		struct sim_rep *r = &s->reps[j];
+		rep_state_free(&r->st);
+		for (uint64_t e = 0; e < r->epochs_cap; e++)
+			free(r->epochs[e]);
+		free(r->epochs);
+		free(r->epoch_len);
+	}
+	for (uint32_t i = 0; i < s->nmsgs; i++)
+		free(s->msgs[i].bytes);
+	free(s->msgs);
+	check_free(s);
+}
+
+static struct sim *current;
+
+static void on_assert(void)
+{
+	struct sim *s = current;
+	if (!s)
+		return;
+	fprintf(stderr,
+		"sim: FAILED seed=%llu step=%llu: an assertion in the code under test\n"
+		"sim: replay: %s --seed %llu%s%s%s\n",
+		(unsigned long long)s->o.seed, (unsigned long long)s->step,
+		s->o.argv0 ? s->o.argv0 : "ordo sim", (unsigned long long)s->o.seed,
+		s->o.safety_only ? " --safety-only" : "", s->o.plant ? " --plant " : "",
+		s->o.plant ? s->o.plant : "");
+}
+
+int sim_run(const struct sim_opts *o, struct sim_result *r)
+{
+	struct sim *s = calloc(1, sizeof *s);
+	ORDO_ASSERT(s);
+	memset(r, 0, sizeof *r);
+	s->o = *o;
+	s->res = r;
+	ordo_prng_seed(&s->rng, o->seed);
+	s->msgs = malloc(SIM_MSGS_MAX * sizeof *s->msgs);
+	ORDO_ASSERT(s->msgs);
+	sim_map_init(&s->leaders);
+	sim_map_init(&s->written);
+	sim_map_init(&s->placed);
+	sim_map_init(&s->answered);
+	current = s;
+	ordo_assert_hook = on_assert;
+#ifdef ORDO_PLANT_BUGS
+	ordo_plant = o->plant ? sim_plant_parse(o->plant) : 0;
+#endif
+	setup(s);
+	while (!s->failed && s->step < s->steps_total)
+		step(s);
+	check_end(s);
+	if (!s->failed)
+		r->step = s->step;
+	r->ordered = s->order_len;
+	r->answered_ok = s->answered_count;
+	teardown(s);
+	current = NULL;
+	ordo_assert_hook = NULL;
+	free(s);
+	return r->failed ? 1 : 0;
+}

@@ -1,0 +1,241 @@
+/* The simulated world: nodes, network, disks, clients, replicas, checkers.
+ * Internal to sim/. */
+#ifndef ORDO_SIM_WORLD_H
+#define ORDO_SIM_WORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/prng.h"
+#include "replicas/apply.h"
+#include "sequencer/epochlog.h"
+#include "sequencer/machine.h"
+#include "sequencer/raft/raft.h"
+#include "sim/sim.h"
+#include "wire/wire.h"
+
+#define SIM_SEQ_MAX 5u
+#define SIM_REP_MAX 5u
+#define SIM_CLI_MAX 16u
+/* Endpoints: sequencer i is i, replica j is REP0 + j, client k is CLI0 + k. */
+#define SIM_REP0 8u
+#define SIM_CLI0 16u
+#define SIM_EPS	 (SIM_CLI0 + SIM_CLI_MAX)
+
+#define STEP_NS		1000000ull /* one step: 1 ms of simulated time */
+#define TICK_STEPS	10u	   /* a Raft tick every 10 ms (ORDO_TICK_MS) */
+#define SIM_MSGS_MAX	50000u	   /* datagrams in flight at most; more are dropped */
+#define SIM_INBOX_MAX	256u	   /* datagrams a paused node's socket buffers */
+#define SIM_CLI_WINDOW	32u	   /* most outstanding requests per client */
+#define SIM_ACCOUNTS	64u	   /* account ids the clients use */
+#define SIM_LEDGER_ACCT 1024u
+#define SIM_LEDGER_XFER 65536u
+/* the epoch log each sequencer keeps for replica repair */
+#define SIM_EPOCHLOG_BYTES  (4u << 20)
+#define SIM_EPOCHLOG_EPOCHS 8192u
+/* liveness: after the heal, no request stays unanswered longer than this */
+/* no new requests in the last steps of a run (outstanding ones retry) */
+#define SIM_QUIET_STEPS 1000u
+/* liveness: a committed position reaches every replica within this */
+#define SIM_APPLY_BOUND_STEPS 300u
+#define SIM_LIVE_BOUND_NS     (2000ull * 1000000ull)
+
+enum sim_kind {
+	K_RAFT = 1,    /* encoded Raft message between sequencers */
+	K_SUBMIT = 2,  /* client -> sequencer: one request */
+	K_ORDERED = 3, /* sequencer -> client: one ORDERED record */
+	K_EPOCH = 4,   /* sequencer -> replica: one whole committed epoch */
+	K_EPOCH_HB = 5,
+	K_NACK = 6, /* replica -> sequencer: resend epochs a.. a+b-1 */
+};
+
+struct sim_msg {
+	uint64_t at;  /* delivery time */
+	uint64_t seq; /* tie-break: send order */
+	uint8_t from, to, kind;
+	uint32_t len;
+	uint8_t *bytes; /* K_RAFT, K_EPOCH; owned */
+	struct wire_req req;
+	uint8_t payload[32];
+	uint16_t status;
+	struct wire_place place;
+	uint32_t leader;
+	uint64_t a, b;
+};
+
+/* A record on a simulated disk. */
+struct sim_rec {
+	uint64_t index, term; /* as written; a misdirected write changes them */
+	uint8_t type;
+	uint32_t len;
+	uint8_t *data;
+	uint32_t crc; /* over index, term, type, data as written */
+	bool synced;
+};
+
+/* A sequencer's data directory: meta (term, vote: atomic and durable on
+ * write, as stor_meta_write), the log records after the snapshot, the
+ * snapshot. */
+struct sim_disk {
+	uint64_t term, vote;
+	struct sim_rec *recs; /* recs[i] holds index snap.index + 1 + i */
+	uint32_t n, cap;
+	struct raft_snapshot_meta snap;
+	uint8_t *snap_data;
+	uint64_t snap_len;
+	bool corrupted; /* a stored record was damaged while the node ran */
+};
+
+struct sim;
+
+struct sim_seq {
+	struct sim *sim;
+	uint32_t id; /* Raft id: index + 1 */
+	bool up, dead;
+	uint64_t paused_until; /* 0: running */
+	uint64_t busy_until;   /* disk latency: nothing is processed before */
+	uint64_t crash_at;     /* a scheduled crash (young leader), 0 none */
+	uint64_t lead_commit;  /* commit index when it last became leader */
+	int64_t wall_offset;   /* clock jumps */
+	uint64_t next_tick;
+	struct raft *raft;
+	struct seq_machine m;
+	struct seq_epochlog elog;
+	struct sim_disk disk;
+	uint8_t **hold; /* delivered buffers Raft may still point at */
+	uint32_t nhold, hold_cap;
+	uint8_t *snap_buf;
+	uint64_t last_hb;
+	uint32_t inbox; /* datagrams queued while paused */
+	uint64_t restarts;
+};
+
+struct sim_rep {
+	bool up;
+	uint64_t paused_until;
+	struct rep_state st;
+	uint8_t **epochs; /* received, not yet applied, by epoch number */
+	uint32_t *epoch_len;
+	uint64_t epochs_cap;
+	uint64_t known_committed;
+	uint32_t source; /* sequencer endpoint last heard from */
+	uint64_t nack_due;
+	uint64_t nacks;
+	uint32_t inbox;
+};
+
+struct sim_out {
+	uint64_t number;
+	uint64_t sent_at; /* last send */
+	uint64_t first_at;
+	uint64_t retry_at;
+	bool answered;
+	uint16_t op, size;
+	uint8_t payload[32];
+};
+
+struct sim_cli {
+	uint64_t client_id; /* changes when the session is lost */
+	uint64_t session;   /* 0 until request 1 is ordered */
+	uint64_t next;	    /* next new request number */
+	uint64_t low;	    /* lowest unanswered number */
+	uint32_t window;
+	uint32_t target; /* sequencer endpoint to send to */
+	uint64_t pause_until;
+	uint64_t rate_gap; /* steps between new requests */
+	uint64_t next_new;
+	struct sim_out outs[SIM_CLI_WINDOW]; /* number % window */
+	uint64_t answered, opened;
+	uint16_t last_status; /* of the last ORDERED record heard */
+	uint64_t last_heard;
+};
+
+/* Simple open-addressing map u64 -> u64 (checker state). */
+struct sim_map {
+	uint64_t *keys, *vals;
+	uint64_t cap, used;
+};
+
+struct sim_committed {
+	uint64_t term;
+	uint64_t commit_term; /* an upper bound of the term it was committed in */
+	uint32_t hash;
+};
+
+struct sim {
+	struct sim_opts o;
+	struct sim_result *res;
+	struct ordo_prng rng;
+	uint64_t step, now;
+	bool failed;
+	/* shape */
+	uint32_t nseq, nrep, ncli;
+	uint32_t quorum, faulty_max;
+	struct seq_machine_cfg mcfg;
+	struct raft_config rcfg;
+	uint64_t snapshot_entries;
+	uint32_t steps_fault, steps_total;
+	/* fault mix (ppm per step or per event) */
+	uint32_t loss_ppm, dup_ppm, delay_min, delay_max; /* steps */
+	uint32_t link_cap;				  /* datagrams per step per link */
+	uint32_t crash_ppm, pause_ppm, clock_ppm, persist_crash_ppm, fsync_err_ppm;
+	uint32_t corrupt_ppm, partition_ppm, disk_lat_max;
+	uint32_t restart_ppm; /* a client restarts (new client_id) */
+	uint32_t leader_crash_ppm, young_crash_ppm;
+	bool cut[SIM_EPS][SIM_EPS]; /* directed link down */
+	uint32_t link_sent[SIM_EPS][SIM_EPS];
+	uint64_t cut_order[SIM_SEQ_MAX * SIM_SEQ_MAX];
+	uint32_t ncut_order, cut_restore_at;
+	bool healing;
+	uint64_t heal_at;
+	/* network */
+	struct sim_msg *msgs;
+	uint32_t nmsgs;
+	uint64_t msg_seq;
+	uint64_t dropped;
+	struct sim_seq seqs[SIM_SEQ_MAX];
+	struct sim_rep reps[SIM_REP_MAX];
+	struct sim_cli clis[SIM_CLI_MAX];
+	uint32_t dead;
+	/* checkers */
+	struct sim_map leaders;		 /* term -> leader id */
+	struct sim_map written;		 /* (index, term) hash -> entry hash */
+	struct sim_committed *committed; /* by Raft index */
+	uint64_t committed_cap, commit_max;
+	uint64_t *order_key;	     /* by position: client_id * 2^20 + request_number */
+	uint8_t (*order_digest)[16]; /* digest before position */
+	uint64_t order_cap, order_len;
+	struct sim_map placed;	 /* key -> position (replicas' order) */
+	struct sim_map answered; /* key -> position (OK/DUPLICATE answers) */
+	uint64_t answered_count;
+	uint64_t committed_cutoff; /* committed position SIM_APPLY_BOUND_STEPS before the end */
+	uint64_t live_first_number[SIM_CLI_MAX]; /* liveness: answers a client had at the heal */
+};
+
+/* Raises a violation (first one wins) and ends the run. */
+void sim_fail(struct sim *s, const char *property, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* check.c */
+void sim_map_init(struct sim_map *m);
+void sim_map_free(struct sim_map *m);
+bool sim_map_get(const struct sim_map *m, uint64_t key, uint64_t *val);
+void sim_map_put(struct sim_map *m, uint64_t key, uint64_t val);
+uint32_t sim_entry_hash(const struct raft_entry *e);
+void check_leader(struct sim *s, struct sim_seq *n, uint64_t term);
+void check_written(struct sim *s, struct sim_seq *n, const struct raft_entry *e);
+void check_committed(struct sim *s, struct sim_seq *n, const struct raft_entry *e);
+void check_leader_complete(struct sim *s, struct sim_seq *n);
+void check_commit_rule(struct sim *s, struct sim_seq *n, uint64_t commit);
+void check_applied(struct sim *s, uint32_t rep, uint64_t position, uint64_t key,
+		   const uint8_t digest_before[16]);
+void check_answer(struct sim *s, uint32_t cli, uint64_t key, const struct wire_place *place);
+void check_end(struct sim *s);
+void check_free(struct sim *s);
+
+static inline uint64_t sim_key(uint64_t client_id, uint64_t number)
+{
+	return (client_id << 20) ^ number;
+}
+
+#endif
