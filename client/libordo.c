@@ -33,9 +33,10 @@ struct slot {
 	uint64_t n;    /* request number; valid unless FREE */
 	uint8_t state; /* enum slot_state */
 	uint16_t op;
-	uint16_t size;	 /* payload bytes */
-	uint32_t tries;	 /* sends so far */
-	uint64_t due_ns; /* next (re)send, monotonic; 0 = now */
+	uint16_t size;	  /* payload bytes */
+	uint32_t tries;	  /* sends so far */
+	uint64_t due_ns;  /* next (re)send, monotonic; 0 = now */
+	uint64_t sent_ns; /* first send: the round-trip sample if it is not resent */
 	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
 };
 
@@ -73,6 +74,12 @@ struct ordo_client {
 	struct ordo_event q_event;
 	uint64_t nonce_seq;
 	struct ordo_client_stats stats;
+	/* RFC 6298 round-trip estimate from ORDERED answers to requests sent
+	 * once (Karn): a loaded cluster answers late, not never, and resending
+	 * what is only slow doubles its load. */
+	uint64_t srtt_ns, rttvar_ns;
+	uint64_t rto_ns;	 /* current timeout: from the estimate, doubled by timeouts */
+	uint64_t rto_backoff_ns; /* when it was last doubled */
 };
 
 static struct slot *slot_of(struct ordo_client *c, uint64_t n)
@@ -90,10 +97,39 @@ static void push_event(struct ordo_client *c, const struct ordo_event *e)
 	c->evcount++;
 }
 
+/* The retransmission timeout of a request sent `tries` times already: the
+ * client's current timeout doubled per send, at most retry_max_ns. */
 static uint64_t backoff_ns(const struct ordo_client *c, uint32_t tries)
 {
-	uint64_t d = c->cfg.retry_ns << (tries < 6 ? tries : 6);
+	uint64_t d = c->rto_ns << (tries < 6 ? tries : 6);
 	return d < c->cfg.retry_max_ns ? d : c->cfg.retry_max_ns;
+}
+
+/* RFC 6298 §2: a round trip measured on a request sent once (Karn). */
+static void rtt_sample(struct ordo_client *c, uint64_t r)
+{
+	if (c->srtt_ns == 0) {
+		c->srtt_ns = r;
+		c->rttvar_ns = r / 2;
+	} else {
+		uint64_t dev = c->srtt_ns > r ? c->srtt_ns - r : r - c->srtt_ns;
+		c->rttvar_ns = (3 * c->rttvar_ns + dev) / 4;
+		c->srtt_ns = (7 * c->srtt_ns + r) / 8;
+	}
+	uint64_t rto = c->srtt_ns + 4 * c->rttvar_ns;
+	if (rto < c->cfg.retry_ns)
+		rto = c->cfg.retry_ns;
+	c->rto_ns = rto < c->cfg.retry_max_ns ? rto : c->cfg.retry_max_ns;
+}
+
+/* RFC 6298 §5.5: a timeout doubles the timeout until a fresh sample; once
+ * per timeout period, however many requests of the window expired. */
+static void rto_backoff(struct ordo_client *c, uint64_t now)
+{
+	if (now - c->rto_backoff_ns < c->rto_ns)
+		return;
+	c->rto_backoff_ns = now;
+	c->rto_ns = 2 * c->rto_ns < c->cfg.retry_max_ns ? 2 * c->rto_ns : c->cfg.retry_max_ns;
 }
 
 int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out)
@@ -107,6 +143,7 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 	c->cl = cfg->cluster;
 	if (!c->cfg.retry_ns)
 		c->cfg.retry_ns = RETRY_NS_DEFAULT;
+	c->rto_ns = c->cfg.retry_ns;
 	if (!c->cfg.retry_max_ns)
 		c->cfg.retry_max_ns = RETRY_MAX_NS_DEFAULT;
 	c->window = cfg->window ? cfg->window : c->cl->session_window;
@@ -315,6 +352,10 @@ static uint64_t send_due(struct ordo_client *c, uint64_t now)
 		c->stats.requests_sent++;
 		if (s->tries)
 			c->stats.retries++;
+		if (s->tries == 0)
+			s->sent_ns = now;
+		else
+			rto_backoff(c, now);
 		s->tries++;
 		s->due_ns = now + backoff_ns(c, s->tries - 1);
 		if (s->due_ns < next_due)
@@ -370,6 +411,8 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 	case WIRE_ST_OK:
 	case WIRE_ST_DUPLICATE:
 	case WIRE_ST_STALE:
+		if (s->tries == 1 && now > s->sent_ns)
+			rtt_sample(c, now - s->sent_ns);
 		if (r->request_number == 1) {
 			c->session = r->place.group_position;
 			c->live = r->status != WIRE_ST_STALE;

@@ -27,9 +27,11 @@ struct ordo_client_cfg {
 	uint32_t key_id;		   /* 0: no AUTH; else a [key N] of the cluster file */
 	uint16_t group;			   /* sequencer group that holds the session */
 	uint32_t window;		   /* requests outstanding at most; 0 = W; at most W */
-	uint64_t retry_ns;		   /* resend an unanswered request after this (0: 20 ms) */
-	uint64_t retry_max_ns;		   /* backoff cap (0: 500 ms) */
-	const char *fault; /* fault injection spec for the client's transport (tests) */
+	/* resend an unanswered request after max(retry_ns, srtt + 4 rttvar), the
+	 * round trip measured on ORDERED answers (RFC 6298; 0: 20 ms) */
+	uint64_t retry_ns;
+	uint64_t retry_max_ns; /* backoff cap (0: 500 ms) */
+	const char *fault;     /* fault injection spec for the client's transport (tests) */
 };
 
 enum ordo_event_kind {
