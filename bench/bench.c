@@ -936,6 +936,7 @@ struct bench_totals {
 	uint64_t unanswered, reopens, untracked;
 	uint64_t results[16];
 	uint64_t status[8], retries, drops, events_lost;
+	uint64_t srtt_max_ns, rto_max_ns; /* largest among the clients at the end */
 	double measured_s;
 };
 
@@ -963,6 +964,10 @@ static void sum_totals(struct bench *b, struct bench_totals *t)
 		t->retries += s->retries;
 		t->drops += s->dropped;
 		t->events_lost += s->events_lost;
+		if (s->rto_ns > t->rto_max_ns)
+			t->rto_max_ns = s->rto_ns;
+		if (s->srtt_ns > t->srtt_max_ns)
+			t->srtt_max_ns = s->srtt_ns;
 	}
 }
 
@@ -1021,8 +1026,9 @@ static void print_report(struct bench *b, const struct bench_totals *t, const ch
 		t->submitted, t->late, t->unsent, t->lag_max_ns / 1e6, t->unanswered);
 	fprintf(f,
 		"client: retries=%" PRIu64 " drops=%" PRIu64 " events_lost=%" PRIu64
-		" session_reopens=%" PRIu64 "\n",
-		t->retries, t->drops, t->events_lost, t->reopens);
+		" session_reopens=%" PRIu64 " srtt_max=%.2fms rto_max=%.2fms\n",
+		t->retries, t->drops, t->events_lost, t->reopens, t->srtt_max_ns / 1e6,
+		t->rto_max_ns / 1e6);
 	fprintf(f, "machine: %ld cores, %s\n", cores, model);
 	double per_m = t->ordered_in_window ? b->cluster_cpu_s * 1e6 / t->ordered_in_window : 0;
 	fprintf(f, "cpu: cluster %u processes %.2f s (%.2f s per million ordered); bench %.2f s\n",

@@ -77,8 +77,9 @@ struct ordo_client {
 	/* RFC 6298 round-trip estimate from ORDERED answers to requests sent
 	 * once (Karn): a loaded cluster answers late, not never, and resending
 	 * what is only slow doubles its load. */
-	uint64_t srtt_ns, rttvar_ns;
-	uint64_t rto_ns;	 /* current timeout: from the estimate, doubled by timeouts */
+	uint64_t rttvar_ns;
+	/* stats.srtt_ns and stats.rto_ns: the estimate and the current timeout
+	 * (doubled by timeouts until a fresh sample) */
 	uint64_t rto_backoff_ns; /* when it was last doubled */
 };
 
@@ -101,35 +102,36 @@ static void push_event(struct ordo_client *c, const struct ordo_event *e)
  * client's current timeout doubled per send, at most retry_max_ns. */
 static uint64_t backoff_ns(const struct ordo_client *c, uint32_t tries)
 {
-	uint64_t d = c->rto_ns << (tries < 6 ? tries : 6);
+	uint64_t d = c->stats.rto_ns << (tries < 6 ? tries : 6);
 	return d < c->cfg.retry_max_ns ? d : c->cfg.retry_max_ns;
 }
 
 /* RFC 6298 §2: a round trip measured on a request sent once (Karn). */
 static void rtt_sample(struct ordo_client *c, uint64_t r)
 {
-	if (c->srtt_ns == 0) {
-		c->srtt_ns = r;
+	if (c->stats.srtt_ns == 0) {
+		c->stats.srtt_ns = r;
 		c->rttvar_ns = r / 2;
 	} else {
-		uint64_t dev = c->srtt_ns > r ? c->srtt_ns - r : r - c->srtt_ns;
+		uint64_t dev = c->stats.srtt_ns > r ? c->stats.srtt_ns - r : r - c->stats.srtt_ns;
 		c->rttvar_ns = (3 * c->rttvar_ns + dev) / 4;
-		c->srtt_ns = (7 * c->srtt_ns + r) / 8;
+		c->stats.srtt_ns = (7 * c->stats.srtt_ns + r) / 8;
 	}
-	uint64_t rto = c->srtt_ns + 4 * c->rttvar_ns;
+	uint64_t rto = c->stats.srtt_ns + 4 * c->rttvar_ns;
 	if (rto < c->cfg.retry_ns)
 		rto = c->cfg.retry_ns;
-	c->rto_ns = rto < c->cfg.retry_max_ns ? rto : c->cfg.retry_max_ns;
+	c->stats.rto_ns = rto < c->cfg.retry_max_ns ? rto : c->cfg.retry_max_ns;
 }
 
 /* RFC 6298 §5.5: a timeout doubles the timeout until a fresh sample; once
  * per timeout period, however many requests of the window expired. */
 static void rto_backoff(struct ordo_client *c, uint64_t now)
 {
-	if (now - c->rto_backoff_ns < c->rto_ns)
+	if (now - c->rto_backoff_ns < c->stats.rto_ns)
 		return;
 	c->rto_backoff_ns = now;
-	c->rto_ns = 2 * c->rto_ns < c->cfg.retry_max_ns ? 2 * c->rto_ns : c->cfg.retry_max_ns;
+	c->stats.rto_ns =
+	    2 * c->stats.rto_ns < c->cfg.retry_max_ns ? 2 * c->stats.rto_ns : c->cfg.retry_max_ns;
 }
 
 int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out)
@@ -143,7 +145,7 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 	c->cl = cfg->cluster;
 	if (!c->cfg.retry_ns)
 		c->cfg.retry_ns = RETRY_NS_DEFAULT;
-	c->rto_ns = c->cfg.retry_ns;
+	c->stats.rto_ns = c->cfg.retry_ns;
 	if (!c->cfg.retry_max_ns)
 		c->cfg.retry_max_ns = RETRY_MAX_NS_DEFAULT;
 	c->window = cfg->window ? cfg->window : c->cl->session_window;

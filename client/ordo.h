@@ -62,6 +62,8 @@ struct ordo_client_stats {
 	uint64_t applied;	  /* APPLIED records received */
 	uint64_t dropped;	  /* replies dropped by the receipt rules */
 	uint64_t events_lost;	  /* event queue full (caller did not poll) */
+	uint64_t srtt_ns;	  /* smoothed ORDERED round trip (RFC 6298), 0 before a sample */
+	uint64_t rto_ns;	  /* current retransmission timeout */
 };
 
 ORDO_MUST_CHECK int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out);
