@@ -89,6 +89,16 @@ static inline struct ledger_transfer *transfer_slot(const struct ledger *l, uint
 	}
 }
 
+struct ledger_account *ledger_account_slot(struct ledger *l, uint64_t id)
+{
+	return account_slot(l, id);
+}
+
+struct ledger_transfer *ledger_transfer_slot(struct ledger *l, uint64_t id)
+{
+	return transfer_slot(l, id);
+}
+
 size_t ledger_bytes(const struct ledger_cfg *cfg)
 {
 	return (size_t)table_cap(cfg->accounts_max) * sizeof(struct ledger_account) +

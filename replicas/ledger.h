@@ -62,6 +62,12 @@ void ledger_free(struct ledger *l);
 enum wire_result ledger_apply(struct ledger *l, uint16_t op, const uint8_t *payload, uint16_t size,
 			      uint8_t data_out[32]);
 
+/* The slot holding id, or the empty slot where it would go: for restoring
+ * the tables from a checkpoint (replicas/checkpoint.c), which fills the slot
+ * and counts it. Not for the apply path. */
+struct ledger_account *ledger_account_slot(struct ledger *l, uint64_t id);
+struct ledger_transfer *ledger_transfer_slot(struct ledger *l, uint64_t id);
+
 /* Read-only account lookup (tests, tools); NULL if absent. */
 const struct ledger_account *ledger_account_find(const struct ledger *l, uint64_t id);
 
