@@ -6,7 +6,7 @@
 
 void (*ordo_assert_hook)(void);
 
-noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func)
+_Noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func)
 {
 	fprintf(stderr, "ordo: assertion failed: %s at %s:%d in %s()\n", expr, file, line, func);
 	if (ordo_assert_hook)

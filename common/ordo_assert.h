@@ -8,13 +8,14 @@
 #ifndef ORDO_ASSERT_H
 #define ORDO_ASSERT_H
 
-#include <stdnoreturn.h>
+/* _Noreturn, not <stdnoreturn.h>: its `noreturn` macro breaks
+ * __attribute__((noreturn)) in third-party headers (DPDK). */
 
 /* Called (if set) after the report and before abort(): the simulator prints
  * its seed, step and replay command there. */
 extern void (*ordo_assert_hook)(void);
 
-noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func);
+_Noreturn void ordo_assert_fail(const char *expr, const char *file, int line, const char *func);
 
 #define ORDO_ASSERT(expr)                                                                          \
 	do {                                                                                       \

@@ -51,16 +51,37 @@ enum cluster_field {
 	CF_ELECTION_MS,
 	CF_HEARTBEAT_MS,
 	CF_SNAPSHOT_ENTRIES,
+	CF_TRANSPORT,
+	CF_DPDK_EAL,
 	CF_COUNT,
 };
 
 static const char *const cluster_names[CF_COUNT] = {
-    "cluster_id",	   "session_window",   "sessions_max",	    "accounts_max",
-    "transfers_max",	   "epoch_us",	       "epoch_bytes",	    "epochs_inflight",
-    "max_datagram",	   "require_auth",     "internal_auth",	    "internal_key_id",
-    "internal_secret",	   "trusted_networks", "applied_reply",	    "applied_reply_max_age_ms",
-    "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes", "durability",
-    "election_ms",	   "heartbeat_ms",     "snapshot_entries",
+    "cluster_id",
+    "session_window",
+    "sessions_max",
+    "accounts_max",
+    "transfers_max",
+    "epoch_us",
+    "epoch_bytes",
+    "epochs_inflight",
+    "max_datagram",
+    "require_auth",
+    "internal_auth",
+    "internal_key_id",
+    "internal_secret",
+    "trusted_networks",
+    "applied_reply",
+    "applied_reply_max_age_ms",
+    "session_idle_min_ms",
+    "epoch_log_bytes",
+    "applied_log_bytes",
+    "durability",
+    "election_ms",
+    "heartbeat_ms",
+    "snapshot_entries",
+    "transport",
+    "dpdk_eal",
 };
 
 enum node_field {
@@ -70,11 +91,15 @@ enum node_field {
 	NF_CLIENT_PORT,
 	NF_INTERNAL_PORT,
 	NF_JOIN,
+	NF_TRANSPORT,
+	NF_DPDK_PORT,
+	NF_DPDK_VDEV,
 	NF_COUNT,
 };
 
 static const char *const node_names[NF_COUNT] = {
-    "role", "group", "addr", "client_port", "internal_port", "join",
+    "role", "group",	 "addr",      "client_port", "internal_port",
+    "join", "transport", "dpdk_port", "dpdk_vdev",
 };
 
 #define CFG_MS_MAX	  (24u * 3600u * 1000u) /* a day: bound of the _ms settings */
@@ -166,6 +191,32 @@ static bool get_u32(struct cfg_parse *ps, const char *key, const char *val, uint
 	if (!get_u64(ps, key, val, min, max, &v))
 		return false;
 	*out = (uint32_t)v;
+	return true;
+}
+
+static bool get_transport(struct cfg_parse *ps, const char *val, enum cfg_transport *out)
+{
+	if (strcmp(val, "udp") == 0)
+		*out = CFG_TRANSPORT_UDP;
+	else if (strcmp(val, "dpdk") == 0)
+		*out = CFG_TRANSPORT_DPDK;
+	else
+		return fail(
+		    ps, ps->line,
+		    "transport = '%s' is not a transport; use udp (the kernel's sockets) or "
+		    "dpdk (a DPDK port: dpdk_port and dpdk_eal, see docs/OPERATIONS.md)",
+		    val);
+	return true;
+}
+
+static bool get_string(struct cfg_parse *ps, const char *key, const char *val, char *out,
+		       size_t cap)
+{
+	size_t len = strlen(val);
+	if (len == 0 || len >= cap)
+		return fail(ps, ps->line, "%s must be 1 to %zu characters (it has %zu)", key,
+			    cap - 1, len);
+	memcpy(out, val, len + 1);
 	return true;
 }
 
@@ -598,6 +649,12 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 	case CF_SNAPSHOT_ENTRIES:
 		ok = get_u32(ps, key, val, 16, 1u << 30, &c->snapshot_entries);
 		break;
+	case CF_TRANSPORT:
+		ok = get_transport(ps, val, &c->transport);
+		break;
+	case CF_DPDK_EAL:
+		ok = get_string(ps, key, val, c->dpdk_eal, sizeof c->dpdk_eal);
+		break;
 	case CF_COUNT:
 		break;
 	}
@@ -668,6 +725,12 @@ static int node_key(struct cfg_parse *ps, const char *key, const char *val)
 		return 1;
 	case NF_JOIN:
 		return get_bool(ps, key, val, &nd->join) ? 1 : 0;
+	case NF_TRANSPORT:
+		return get_transport(ps, val, &nd->transport) ? 1 : 0;
+	case NF_DPDK_PORT:
+		return get_string(ps, key, val, nd->dpdk_port, sizeof nd->dpdk_port) ? 1 : 0;
+	case NF_DPDK_VDEV:
+		return get_string(ps, key, val, nd->dpdk_vdev, sizeof nd->dpdk_vdev) ? 1 : 0;
 	case NF_COUNT:
 		break;
 	}
@@ -752,6 +815,13 @@ static bool validate_nodes(struct cfg_parse *ps)
 				    "[node %u] uses port %u as both client_port and internal_port; "
 				    "give them different ports",
 				    nd->node_id, nd->client_port);
+		if (cfg_node_transport(c, nd) == CFG_TRANSPORT_DPDK && !nd->dpdk_port[0])
+			return fail(
+			    ps, nd->line,
+			    "[node %u] uses transport = dpdk but names no port; add "
+			    "dpdk_port = the DPDK device (e.g. net_af_xdp0, or a PCI address "
+			    "bound with nic-config/bind.sh)",
+			    nd->node_id);
 	}
 	/* Every (addr, port) a node binds must be its own. O(n^2) over at most 64. */
 	for (uint32_t i = 0; i < c->nnodes; i++) {
@@ -874,6 +944,7 @@ static void set_defaults(struct cfg_cluster *c, const char *name)
 	c->election_ms = ORDO_ELECTION_MS_DEFAULT;
 	c->heartbeat_ms = ORDO_HEARTBEAT_MS_DEFAULT;
 	c->snapshot_entries = ORDO_SNAPSHOT_ENTRIES_DEFAULT;
+	c->transport = CFG_TRANSPORT_UDP;
 	c->applied_reply_max_age_ms = ORDO_APPLIED_REPLY_MAX_AGE_MS_DEFAULT;
 	c->session_idle_min_ms = ORDO_SESSION_IDLE_MIN_MS_DEFAULT;
 	c->epoch_log_bytes = ORDO_EPOCH_LOG_BYTES_DEFAULT;
@@ -1006,6 +1077,11 @@ uint16_t cfg_groups(const struct cfg_cluster *c)
 		if (c->nodes[i].role == CFG_ROLE_SEQUENCER && c->nodes[i].group + 1u > groups)
 			groups = (uint16_t)(c->nodes[i].group + 1u);
 	return groups;
+}
+
+enum cfg_transport cfg_node_transport(const struct cfg_cluster *c, const struct cfg_node *n)
+{
+	return n->transport != CFG_TRANSPORT_DEFAULT ? n->transport : c->transport;
 }
 
 void cfg_client_keyring(struct cfg_cluster *c, struct wire_keyring *kr)

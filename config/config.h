@@ -64,6 +64,14 @@ enum cfg_applied_reply {
 	CFG_APPLIED_ALL = 1,
 };
 
+/* How a node's datagrams reach it: the kernel's UDP sockets, or a DPDK port
+ * (dataplane/dpdk.h). */
+enum cfg_transport {
+	CFG_TRANSPORT_DEFAULT = 0, /* node: as the cluster says */
+	CFG_TRANSPORT_UDP = 1,
+	CFG_TRANSPORT_DPDK = 2,
+};
+
 struct cfg_node {
 	uint32_t node_id; /* nonzero, unique */
 	enum cfg_role role;
@@ -73,6 +81,9 @@ struct cfg_node {
 	uint16_t internal_port; /* 7410 sequencers, 7411 replicas by default */
 	bool join;		/* sequencers: not a founding voter; joins with ordo member add */
 	uint32_t line;		/* line of its section, for messages */
+	enum cfg_transport transport; /* DEFAULT: the cluster's */
+	char dpdk_port[64];	      /* DPDK device name of its port ("net_af_xdp0") */
+	char dpdk_vdev[192];	      /* EAL --vdev for it ("net_af_xdp0,iface=veth1"), or "" */
 };
 
 struct cfg_cluster {
@@ -98,10 +109,12 @@ struct cfg_cluster {
 	uint32_t session_idle_min_ms;
 	uint64_t epoch_log_bytes;
 	uint64_t applied_log_bytes;
-	bool durability_fsync;	   /* durability = fsync (default) or memory */
-	uint32_t election_ms;	   /* Raft election timeout T: randomized in [T, 2T) */
-	uint32_t heartbeat_ms;	   /* leader heartbeat interval; < election_ms */
-	uint32_t snapshot_entries; /* a sequencer snapshots after this many log entries */
+	bool durability_fsync;	      /* durability = fsync (default) or memory */
+	uint32_t election_ms;	      /* Raft election timeout T: randomized in [T, 2T) */
+	uint32_t heartbeat_ms;	      /* leader heartbeat interval; < election_ms */
+	uint32_t snapshot_entries;    /* a sequencer snapshots after this many log entries */
+	enum cfg_transport transport; /* udp (default) or dpdk; a node may override it */
+	char dpdk_eal[256];	      /* EAL arguments every DPDK node starts with */
 	struct cfg_node nodes[ORDO_NODES_MAX]; /* sorted by node_id after load */
 	uint32_t nnodes;
 };
@@ -121,6 +134,8 @@ bool cfg_ip_is_node(const struct cfg_cluster *c, uint32_t ip);
 uint32_t cfg_replicas(const struct cfg_cluster *c, const struct cfg_node **out, uint32_t max);
 uint32_t cfg_count_role(const struct cfg_cluster *c, enum cfg_role role);
 uint16_t cfg_groups(const struct cfg_cluster *c);
+/* The transport node n uses: its own setting, else the cluster's. */
+enum cfg_transport cfg_node_transport(const struct cfg_cluster *c, const struct cfg_node *n);
 
 /* The keys a client-facing port holds (the [key N] sections, sorted). */
 void cfg_client_keyring(struct cfg_cluster *c, struct wire_keyring *kr);

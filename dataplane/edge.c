@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/ordo_time.h"
+#include "dataplane/dpdk.h"
 
 int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_args *a)
 {
@@ -45,11 +46,88 @@ int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_
 			return c == 'h' ? 0 : 2;
 		}
 	}
+	if (optind < argc && optind > 1 && strcmp(argv[optind - 1], "--") == 0) {
+		a->eal_argc = argc - optind; /* after --: the DPDK EAL's */
+		a->eal_argv = argv + optind;
+		optind = argc;
+	}
 	if (!a->cluster || !a->node_id || optind != argc) {
 		fputs(usage, stderr);
 		return 2;
 	}
 	return -1;
+}
+
+/* The kernel's UDP sockets on the node's two ports. */
+static int open_udp(struct dp_edge *e, const struct dp_edge_args *a, const char *verb,
+		    uint32_t rcvbuf_bytes)
+{
+	struct dp_udp_cfg ucfg = {
+	    .bind = {{.ip = e->self->ip, .port = e->self->client_port},
+		     {.ip = e->self->ip, .port = e->self->internal_port}},
+	    .nbind = 2,
+	    .max_datagram = e->cfg.max_datagram,
+	    .pool = ORDO_DP_POOL_DEFAULT,
+	    .rcvbuf_bytes = rcvbuf_bytes,
+	};
+	int rc = dp_udp_open(&ucfg, &e->t);
+	if (rc)
+		fprintf(stderr, "%s: cannot bind node %u's ports %u and %u: %s\n", verb, a->node_id,
+			e->self->client_port, e->self->internal_port, strerror(-rc));
+	return rc;
+}
+
+#define EAL_ARGS_MAX 32
+
+/* A DPDK port with the node's address and ports. EAL arguments: those after
+ * `--` on the command line, else the cluster file's dpdk_eal; then the
+ * node's dpdk_vdev as --vdev, and a file prefix of its own (so several nodes
+ * share a host) unless one was given. */
+static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char *verb)
+{
+	static char words[sizeof e->cfg.dpdk_eal];
+	static char vdev[sizeof e->self->dpdk_vdev + 8];
+	static char prefix[32];
+	static char *argv[EAL_ARGS_MAX + 4];
+	int argc = 0;
+	argv[argc++] = (char *)"ordo";
+	bool has_prefix = false;
+	if (a->eal_argc > 0) {
+		for (int i = 0; i < a->eal_argc && argc < EAL_ARGS_MAX; i++)
+			argv[argc++] = a->eal_argv[i];
+	} else {
+		memcpy(words, e->cfg.dpdk_eal, sizeof words);
+		for (char *save = NULL, *w = strtok_r(words, " \t", &save);
+		     w && argc < EAL_ARGS_MAX; w = strtok_r(NULL, " \t", &save))
+			argv[argc++] = w;
+	}
+	for (int i = 1; i < argc; i++)
+		if (strncmp(argv[i], "--file-prefix", 13) == 0)
+			has_prefix = true;
+	if (e->self->dpdk_vdev[0]) {
+		snprintf(vdev, sizeof vdev, "--vdev=%s", e->self->dpdk_vdev);
+		argv[argc++] = vdev;
+	}
+	if (!has_prefix) {
+		snprintf(prefix, sizeof prefix, "--file-prefix=ordo-n%u", e->self->node_id);
+		argv[argc++] = prefix;
+	}
+	argv[argc] = NULL;
+	struct dp_dpdk_cfg dc;
+	dp_dpdk_cfg_default(&dc);
+	dc.eal_argc = argc;
+	dc.eal_argv = argv;
+	dc.port_name = e->self->dpdk_port;
+	dc.ip = e->self->ip;
+	dc.udp_ports[0] = e->self->client_port;
+	dc.udp_ports[1] = e->self->internal_port;
+	dc.nudp_ports = 2;
+	dc.max_datagram = e->cfg.max_datagram;
+	int rc = dp_dpdk_open(&dc, &e->t);
+	if (rc)
+		fprintf(stderr, "%s: cannot open node %u's DPDK port %s: %s\n", verb, a->node_id,
+			e->self->dpdk_port, strerror(-rc));
+	return rc;
 }
 
 int dp_edge_open(struct dp_edge *e, const struct dp_edge_args *a, enum cfg_role role,
@@ -80,20 +158,12 @@ int dp_edge_open(struct dp_edge *e, const struct dp_edge_args *a, enum cfg_role 
 					       .require_auth = e->cfg.internal_auth};
 	e->client_kind = role == CFG_ROLE_SEQUENCER ? WIRE_PORT_SEQUENCER : WIRE_PORT_REPLICA;
 
-	struct dp_udp_cfg ucfg = {
-	    .bind = {{.ip = e->self->ip, .port = e->self->client_port},
-		     {.ip = e->self->ip, .port = e->self->internal_port}},
-	    .nbind = 2,
-	    .max_datagram = e->cfg.max_datagram,
-	    .pool = ORDO_DP_POOL_DEFAULT,
-	    .rcvbuf_bytes = rcvbuf_bytes,
-	};
-	rc = dp_udp_open(&ucfg, &e->t);
-	if (rc) {
-		fprintf(stderr, "%s: cannot bind node %u's ports %u and %u: %s\n", verb, a->node_id,
-			e->self->client_port, e->self->internal_port, strerror(-rc));
+	if (cfg_node_transport(&e->cfg, e->self) == CFG_TRANSPORT_DPDK)
+		rc = open_dpdk(e, a, verb);
+	else
+		rc = open_udp(e, a, verb, rcvbuf_bytes);
+	if (rc)
 		return rc;
-	}
 	if (a->fault && *a->fault) {
 		struct dp_fault_cfg fc;
 		struct dp_transport *ft;

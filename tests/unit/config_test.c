@@ -490,3 +490,39 @@ Test(config, raft_settings)
 	cr_assert_not_null(strstr(err, "heartbeat_ms"), "%s", err);
 	cr_assert_not_null(strstr(err, "t.ini:5:"), "%s", err);
 }
+
+/* Transport: udp by default; dpdk for the cluster or per node, which then
+ * needs its DPDK port named. */
+Test(config, transport)
+{
+	cr_assert_eq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			  "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"),
+		     0, "%s", err);
+	cr_assert_eq(cl.transport, CFG_TRANSPORT_UDP);
+	cr_assert_eq(cfg_node_transport(&cl, &cl.nodes[0]), CFG_TRANSPORT_UDP);
+
+	cr_assert_eq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\ntransport = dpdk\n"
+			  "dpdk_eal = --in-memory --no-pci\n"
+			  "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_port = net_af_xdp0\n"
+			  "dpdk_vdev = net_af_xdp0,iface=ordo-n1\n"
+			  "[node 11]\nrole = replica\naddr = 10.0.0.11\ntransport = udp\n"),
+		     0, "%s", err);
+	cr_assert_eq(cl.transport, CFG_TRANSPORT_DPDK);
+	cr_assert_str_eq(cl.dpdk_eal, "--in-memory --no-pci");
+	cr_assert_eq(cfg_node_transport(&cl, cfg_node_find(&cl, 1)), CFG_TRANSPORT_DPDK);
+	cr_assert_str_eq(cfg_node_find(&cl, 1)->dpdk_port, "net_af_xdp0");
+	cr_assert_str_eq(cfg_node_find(&cl, 1)->dpdk_vdev, "net_af_xdp0,iface=ordo-n1");
+	cr_assert_eq(cfg_node_transport(&cl, cfg_node_find(&cl, 11)), CFG_TRANSPORT_UDP);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			   "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ntransport = dpdk\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
+	cr_assert_not_null(strstr(err, "dpdk_port"), "%s", err);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\ntransport = xdp\n"
+			   "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
+	cr_assert_not_null(strstr(err, "transport"), "%s", err);
+}

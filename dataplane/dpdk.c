@@ -1,0 +1,648 @@
+/* The DPDK transport; see dpdk.h. One RX and one TX queue per port for now. */
+#include "dataplane/dpdk.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "common/ordo_time.h"
+#include "dataplane/pkt.h"
+
+#define BURST		 32u
+#define PRIV_BYTES	 RTE_ALIGN(sizeof(struct dp_buf), RTE_MBUF_PRIV_ALIGN)
+#define IDLE_MIN_NS	 10000ull   /* first sleep after an empty poll */
+#define IDLE_MAX_NS	 1000000ull /* longest sleep while idle */
+#define ARP_TTL_NS	 (300ull * ORDO_NS_PER_S)
+#define ARP_RETRY_NS	 (200ull * ORDO_NS_PER_MS)
+#define ARP_HOLD_NS	 (1000ull * ORDO_NS_PER_MS) /* a held datagram waits this long */
+#define VLAN_SLACK_BYTES 4u
+
+ORDO_STATIC_ASSERT(sizeof(struct dp_buf) <= 128, "dp_buf fits the mbuf private area");
+
+/* A datagram waiting for its peer's MAC. */
+struct held {
+	struct rte_mbuf *m;
+	uint32_t ip;
+	uint64_t deadline_ns;
+};
+
+struct dpdk {
+	struct dp_transport t; /* first: the interface */
+	struct dp_dpdk_cfg cfg;
+	uint16_t port;
+	struct rte_mempool *pool;
+	uint8_t mac[6];
+	uint32_t tx_flags; /* PKT_TX_* the port offloads */
+	uint64_t tx_ol;	   /* the matching mbuf ol_flags */
+	struct pkt_arp_cache arp;
+	struct pkt_arp_entry *arp_mem;
+	struct held *held;
+	uint32_t nheld;
+	uint16_t ip_id;
+	uint64_t idle_ns;
+	struct rte_mbuf *ctl[BURST]; /* ARP, ICMP, IGMP frames to send */
+	uint32_t nctl;
+	struct dp_dpdk_counters c;
+};
+
+static bool eal_ready;
+
+static struct dpdk *of(struct dp_transport *t)
+{
+	return (struct dpdk *)t;
+}
+
+static struct dp_buf *buf_of(struct rte_mbuf *m)
+{
+	return (struct dp_buf *)rte_mbuf_to_priv(m);
+}
+
+static const uint8_t broadcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* Sends n frames; frees and counts what the queue did not take. */
+static uint16_t tx_frames(struct dpdk *d, struct rte_mbuf **out, uint32_t n)
+{
+	uint16_t sent = rte_eth_tx_burst(d->port, 0, out, (uint16_t)n);
+	for (uint32_t k = sent; k < n; k++)
+		rte_pktmbuf_free(out[k]);
+	d->t.stats.tx_dropped += n - sent;
+	return sent;
+}
+
+/* ------------------------------------------------------------ control */
+
+static void ctl_flush(struct dpdk *d)
+{
+	if (!d->nctl)
+		return;
+	(void)tx_frames(d, d->ctl, d->nctl);
+	d->nctl = 0;
+}
+
+/* A fresh mbuf for a control frame of len bytes, written by the caller. */
+static uint8_t *ctl_frame(struct dpdk *d, uint32_t len, struct rte_mbuf **out)
+{
+	if (d->nctl == BURST)
+		ctl_flush(d);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(d->pool);
+	if (!m) {
+		d->t.stats.alloc_failed++;
+		return NULL;
+	}
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)len);
+	if (!p) {
+		rte_pktmbuf_free(m);
+		return NULL;
+	}
+	*out = m;
+	return p;
+}
+
+static void ctl_queue(struct dpdk *d, struct rte_mbuf *m)
+{
+	d->ctl[d->nctl++] = m;
+}
+
+static void send_arp(struct dpdk *d, uint16_t op, const uint8_t tha[6], uint32_t tpa)
+{
+	struct rte_mbuf *m;
+	uint8_t *p = ctl_frame(d, PKT_ETH_MIN_BYTES, &m);
+	if (!p)
+		return;
+	static const uint8_t zero[6];
+	pkt_build_arp(p, op, d->mac, d->cfg.ip, op == 1 ? zero : tha, tpa);
+	ctl_queue(d, m);
+	if (op == 1)
+		d->c.arp_requests_sent++;
+	else
+		d->c.arp_requests_answered++;
+}
+
+static void send_igmp_report(struct dpdk *d)
+{
+	if (!d->cfg.mcast_group)
+		return;
+	struct rte_mbuf *m;
+	uint8_t *p = ctl_frame(d, PKT_ETH_MIN_BYTES, &m);
+	if (!p)
+		return;
+	uint32_t len = pkt_build_igmp_report(p, d->mac, d->cfg.ip, d->cfg.mcast_group);
+	if (len < PKT_ETH_MIN_BYTES)
+		rte_pktmbuf_trim(m, (uint16_t)(PKT_ETH_MIN_BYTES - len));
+	ctl_queue(d, m);
+	d->c.igmp_reports_sent++;
+}
+
+/* ------------------------------------------------------------ ARP hold */
+
+static void held_send(struct dpdk *d, uint32_t ip, const uint8_t mac[6])
+{
+	struct rte_mbuf *out[BURST];
+	uint32_t n = 0, keep = 0;
+	for (uint32_t i = 0; i < d->nheld; i++) {
+		struct held *h = &d->held[i];
+		if (h->ip != ip) {
+			d->held[keep++] = *h;
+			continue;
+		}
+		memcpy(rte_pktmbuf_mtod(h->m, uint8_t *), mac, 6);
+		out[n++] = h->m;
+		if (n == BURST) {
+			d->t.stats.tx_datagrams += tx_frames(d, out, n);
+			n = 0;
+		}
+	}
+	d->nheld = keep;
+	if (n)
+		d->t.stats.tx_datagrams += tx_frames(d, out, n);
+}
+
+/* Drops held datagrams whose peer never answered; asks again for the rest. */
+static void held_expire(struct dpdk *d, uint64_t now)
+{
+	uint32_t keep = 0;
+	for (uint32_t i = 0; i < d->nheld; i++) {
+		struct held *h = &d->held[i];
+		if (now >= h->deadline_ns) {
+			rte_pktmbuf_free(h->m);
+			d->c.tx_arp_dropped++;
+			d->t.stats.tx_dropped++;
+			continue;
+		}
+		uint8_t mac[6];
+		if (pkt_arp_lookup(&d->arp, h->ip, now, mac) == PKT_ARP_ASK)
+			send_arp(d, 1, broadcast_mac, h->ip);
+		d->held[keep++] = *h;
+	}
+	d->nheld = keep;
+}
+
+/* ------------------------------------------------------------ rx */
+
+static bool our_port(const struct dpdk *d, uint16_t port)
+{
+	for (uint32_t i = 0; i < d->cfg.nudp_ports; i++)
+		if (d->cfg.udp_ports[i] == port)
+			return true;
+	return false;
+}
+
+/* One received frame: true if it is a datagram for the caller (b filled). */
+static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
+{
+	if (m->nb_segs != 1) {
+		d->c.rx_bad++;
+		return false;
+	}
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
+	uint32_t rxf = 0;
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		rxf |= PKT_RX_IP_CSUM_GOOD;
+	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+		rxf |= PKT_RX_L4_CSUM_GOOD;
+	struct pkt_info in;
+	enum pkt_kind k = pkt_parse(f, len, rxf, &in);
+	switch (k) {
+	case PKT_UDP: {
+		bool to_us = in.dst_ip == d->cfg.ip ||
+			     (d->cfg.mcast_group && in.dst_ip == d->cfg.mcast_group);
+		if (!to_us || !our_port(d, in.dst_port)) {
+			d->c.rx_not_for_us++;
+			return false;
+		}
+		if (in.payload_len > d->t.max_datagram) {
+			d->t.stats.rx_truncated++;
+			return false;
+		}
+		/* The sender is on our link: its MAC answers for its address
+		 * (replies need no ARP round trip). */
+		if (!pkt_ip_is_multicast(in.src_ip) && in.src_ip != 0)
+			pkt_arp_learn(&d->arp, in.src_ip, in.src_mac, now);
+		struct dp_buf *b = buf_of(m);
+		b->data = f + in.payload_off;
+		b->len = in.payload_len;
+		b->cap = in.payload_len;
+		b->peer = (struct dp_addr){.ip = in.src_ip, .port = in.src_port};
+		b->local = (struct dp_addr){.ip = in.dst_ip, .port = in.dst_port};
+		b->rx_flags = 0;
+		b->priv = m;
+		d->t.stats.rx_datagrams++;
+		d->t.stats.rx_bytes += in.payload_len;
+		return true;
+	}
+	case PKT_ARP_REQUEST:
+		if (in.arp_spa)
+			pkt_arp_learn(&d->arp, in.arp_spa, in.arp_sha, now);
+		if (in.arp_tpa == d->cfg.ip && in.arp_spa != d->cfg.ip)
+			send_arp(d, 2, in.arp_sha, in.arp_spa);
+		else
+			d->c.rx_not_for_us++;
+		return false;
+	case PKT_ARP_REPLY:
+		if (in.arp_spa) {
+			pkt_arp_learn(&d->arp, in.arp_spa, in.arp_sha, now);
+			d->c.arp_replies_learned++;
+			held_send(d, in.arp_spa, in.arp_sha);
+		}
+		return false;
+	case PKT_ICMP_ECHO: {
+		if (in.dst_ip != d->cfg.ip) {
+			d->c.rx_not_for_us++;
+			return false;
+		}
+		struct rte_mbuf *r;
+		uint32_t room = len < PKT_ETH_MIN_BYTES ? PKT_ETH_MIN_BYTES : len;
+		uint8_t *p = ctl_frame(d, room, &r);
+		if (!p)
+			return false;
+		uint32_t rl = pkt_build_icmp_echo_reply(p, room, f, &in, d->mac);
+		if (rl == 0) {
+			rte_pktmbuf_free(r);
+			d->c.rx_bad++;
+			return false;
+		}
+		if (rl < room)
+			rte_pktmbuf_trim(r, (uint16_t)(room - rl));
+		ctl_queue(d, r);
+		d->c.icmp_echo_answered++;
+		return false;
+	}
+	case PKT_IGMP_QUERY:
+		if (d->cfg.mcast_group &&
+		    (in.igmp_group == 0 || in.igmp_group == d->cfg.mcast_group))
+			send_igmp_report(d);
+		return false;
+	case PKT_IGNORED:
+		d->c.rx_not_for_us++;
+		return false;
+	default:
+		d->c.rx_bad++;
+		return false;
+	}
+}
+
+static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
+{
+	struct dpdk *d = of(t);
+	struct rte_mbuf *ms[BURST];
+	unsigned got = 0;
+	uint64_t now = ordo_mono_ns();
+	while (got < n) {
+		uint16_t want = (uint16_t)(n - got < BURST ? n - got : BURST);
+		uint16_t k = rte_eth_rx_burst(d->port, 0, ms, want);
+		for (uint16_t i = 0; i < k; i++) {
+			if (rx_one(d, ms[i], now))
+				bufs[got++] = buf_of(ms[i]);
+			else
+				rte_pktmbuf_free(ms[i]);
+		}
+		if (k < want)
+			break;
+	}
+	ctl_flush(d);
+	if (got)
+		d->idle_ns = 0;
+	return got;
+}
+
+/* ------------------------------------------------------------ tx */
+
+static struct dp_buf *dpdk_alloc(struct dp_transport *t)
+{
+	struct dpdk *d = of(t);
+	struct rte_mbuf *m = rte_pktmbuf_alloc(d->pool);
+	if (!m) {
+		t->stats.alloc_failed++;
+		return NULL;
+	}
+	struct dp_buf *b = buf_of(m);
+	memset(b, 0, sizeof *b);
+	b->data = rte_pktmbuf_mtod(m, uint8_t *) + PKT_UDP_HEADROOM;
+	b->cap = t->max_datagram;
+	b->priv = m;
+	return b;
+}
+
+static void dpdk_free(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
+{
+	(void)t;
+	for (unsigned i = 0; i < n; i++)
+		rte_pktmbuf_free((struct rte_mbuf *)bufs[i]->priv);
+}
+
+/* Frames b in its mbuf: headers in front of the payload. false: no room. */
+static bool frame(struct dpdk *d, struct dp_buf *b, const uint8_t dst_mac[6])
+{
+	struct rte_mbuf *m = b->priv;
+	uint8_t *base = (uint8_t *)m->buf_addr;
+	uint8_t *f = b->data - PKT_UDP_HEADROOM;
+	if (f < base || b->len > d->t.max_datagram ||
+	    (uint64_t)(f - base) + PKT_UDP_HEADROOM + b->len > m->buf_len)
+		return false;
+	m->data_off = (uint16_t)(f - base);
+	m->data_len = (uint16_t)(PKT_UDP_HEADROOM + b->len);
+	m->pkt_len = m->data_len;
+	m->nb_segs = 1;
+	m->next = NULL;
+	pkt_build_udp(f, d->mac, dst_mac, d->cfg.ip, b->peer.ip, b->local.port, b->peer.port,
+		      b->len, d->ip_id++, d->tx_flags);
+	m->ol_flags = d->tx_ol;
+	m->l2_len = PKT_ETH_HDR_BYTES;
+	m->l3_len = PKT_IPV4_HDR_BYTES;
+	return true;
+}
+
+static unsigned dpdk_tx_burst(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
+{
+	struct dpdk *d = of(t);
+	struct rte_mbuf *out[BURST];
+	unsigned k = 0, sent = 0;
+	uint64_t now = ordo_mono_ns();
+	for (unsigned i = 0; i < n; i++) {
+		struct dp_buf *b = bufs[i];
+		struct rte_mbuf *m = b->priv;
+		uint8_t mac[6];
+		bool hold = false;
+		uint32_t ip = b->peer.ip;
+		if (pkt_ip_is_multicast(ip)) {
+			pkt_mcast_mac(ip, mac);
+		} else if (ip == 0xFFFFFFFFu) {
+			memcpy(mac, broadcast_mac, 6);
+		} else {
+			switch (pkt_arp_lookup(&d->arp, ip, now, mac)) {
+			case PKT_ARP_RESOLVED:
+				break;
+			case PKT_ARP_ASK:
+				send_arp(d, 1, broadcast_mac, ip);
+				/* fall through */
+			case PKT_ARP_WAIT:
+				hold = true;
+				memset(mac, 0, 6);
+				break;
+			case PKT_ARP_FULL:
+				rte_pktmbuf_free(m);
+				d->c.tx_arp_dropped++;
+				t->stats.tx_dropped++;
+				continue;
+			}
+		}
+		if (!frame(d, b, mac)) {
+			rte_pktmbuf_free(m);
+			t->stats.tx_dropped++;
+			continue;
+		}
+		t->stats.tx_bytes += b->len;
+		if (hold) {
+			if (d->nheld == d->cfg.arp_pending) {
+				rte_pktmbuf_free(m);
+				d->c.tx_arp_dropped++;
+				t->stats.tx_dropped++;
+			} else {
+				d->held[d->nheld++] = (struct held){
+				    .m = m, .ip = ip, .deadline_ns = now + ARP_HOLD_NS};
+				d->c.tx_arp_held++;
+			}
+			continue;
+		}
+		out[k++] = m;
+		if (k == BURST) {
+			sent += tx_frames(d, out, k);
+			k = 0;
+		}
+	}
+	if (k)
+		sent += tx_frames(d, out, k);
+	ctl_flush(d);
+	t->stats.tx_datagrams += sent;
+	return sent;
+}
+
+/* ------------------------------------------------------------ wait, close */
+
+static void dpdk_wait(struct dp_transport *t, uint64_t timeout_ns)
+{
+	struct dpdk *d = of(t);
+	if (d->nheld)
+		held_expire(d, ordo_mono_ns());
+	ctl_flush(d);
+	if (timeout_ns == 0 || d->cfg.busy_poll)
+		return;
+	/* Idle back-off: the caller polled and found nothing. Sleep a little,
+	 * longer while it stays idle; traffic resets it (rx_burst). */
+	d->idle_ns = d->idle_ns ? 2 * d->idle_ns : IDLE_MIN_NS;
+	if (d->idle_ns > IDLE_MAX_NS)
+		d->idle_ns = IDLE_MAX_NS;
+	uint64_t ns = timeout_ns < d->idle_ns ? timeout_ns : d->idle_ns;
+	struct timespec ts = {.tv_sec = (time_t)(ns / ORDO_NS_PER_S),
+			      .tv_nsec = (long)(ns % ORDO_NS_PER_S)};
+	nanosleep(&ts, NULL);
+	d->c.idle_sleeps++;
+}
+
+static void dpdk_close(struct dp_transport *t)
+{
+	struct dpdk *d = of(t);
+	ctl_flush(d);
+	for (uint32_t i = 0; i < d->nheld; i++)
+		rte_pktmbuf_free(d->held[i].m);
+	int rc = rte_eth_dev_stop(d->port);
+	(void)rc;
+	rte_eth_dev_close(d->port);
+	rte_mempool_free(d->pool);
+	free(d->arp_mem);
+	free(d->held);
+	free(d);
+}
+
+static const struct dp_ops dpdk_ops = {
+    .rx_burst = dpdk_rx_burst,
+    .tx_burst = dpdk_tx_burst,
+    .alloc = dpdk_alloc,
+    .free = dpdk_free,
+    .wait = dpdk_wait,
+    .close = dpdk_close,
+};
+
+/* ------------------------------------------------------------ open */
+
+void dp_dpdk_cfg_default(struct dp_dpdk_cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	c->max_datagram = ORDO_DATAGRAM_MIN_MAX;
+	c->mbufs = 8191;
+	c->rx_desc = 1024;
+	c->tx_desc = 1024;
+	c->arp_entries = 256;
+	c->arp_pending = 256;
+}
+
+static int eal_init(const struct dp_dpdk_cfg *cfg)
+{
+	if (eal_ready)
+		return 0;
+	/* rte_eal_init may permute argv: hand it a copy. */
+	char **argv = calloc((size_t)cfg->eal_argc + 1, sizeof *argv);
+	if (!argv)
+		return -ENOMEM;
+	for (int i = 0; i < cfg->eal_argc; i++)
+		argv[i] = cfg->eal_argv[i];
+	int rc = rte_eal_init(cfg->eal_argc, argv);
+	free(argv);
+	if (rc < 0 && rte_errno == EALREADY)
+		rc = 0; /* the program initialized it itself */
+	if (rc < 0) {
+		fprintf(stderr,
+			"ordo dpdk: EAL initialization failed: %s (hugepages: echo 1024 > "
+			"/proc/sys/vm/nr_hugepages, or pass --no-huge; see "
+			"docs/OPERATIONS.md)\n",
+			rte_strerror(rte_errno));
+		return -rte_errno ? -rte_errno : -EINVAL;
+	}
+	eal_ready = true;
+	return 0;
+}
+
+int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
+{
+	if (cfg->max_datagram < ORDO_DATAGRAM_MIN_MAX || cfg->max_datagram > ORDO_DATAGRAM_MAX ||
+	    cfg->nudp_ports == 0 || cfg->nudp_ports > ORDO_DP_PORTS_MAX || cfg->ip == 0 ||
+	    cfg->mbufs < 2 * BURST || cfg->arp_entries == 0)
+		return -EINVAL;
+	int rc = eal_init(cfg);
+	if (rc)
+		return rc;
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf conf;
+	memset(&info, 0, sizeof info);
+	memset(&conf, 0, sizeof conf);
+	uint16_t port = cfg->port_id;
+	if (cfg->port_name && rte_eth_dev_get_port_by_name(cfg->port_name, &port) != 0) {
+		fprintf(stderr,
+			"ordo dpdk: no port named %s (pass it to the EAL, e.g. "
+			"--vdev=%s,iface=IFNAME, or bind the NIC with nic-config/bind.sh)\n",
+			cfg->port_name, cfg->port_name);
+		return -ENODEV;
+	}
+	if (!rte_eth_dev_is_valid_port(port)) {
+		fprintf(stderr, "ordo dpdk: port %u does not exist (%u ports available)\n", port,
+			rte_eth_dev_count_avail());
+		return -ENODEV;
+	}
+	struct dpdk *d = calloc(1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	d->cfg = *cfg;
+	d->port = port;
+	d->t.ops = &dpdk_ops;
+	d->t.max_datagram = cfg->max_datagram;
+	d->arp_mem = calloc(cfg->arp_entries, sizeof *d->arp_mem);
+	d->held = calloc(cfg->arp_pending ? cfg->arp_pending : 1, sizeof *d->held);
+	if (!d->arp_mem || !d->held) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	pkt_arp_init(&d->arp, d->arp_mem, cfg->arp_entries, ARP_TTL_NS, ARP_RETRY_NS);
+
+	char name[RTE_MEMPOOL_NAMESIZE];
+	snprintf(name, sizeof name, "ordo_%u", port);
+	uint32_t room =
+	    RTE_PKTMBUF_HEADROOM + PKT_UDP_HEADROOM + VLAN_SLACK_BYTES + cfg->max_datagram;
+	d->pool = rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
+					  (uint16_t)room, (int)rte_eth_dev_socket_id(port));
+	if (!d->pool) {
+		fprintf(stderr, "ordo dpdk: mempool of %u mbufs x %u bytes: %s\n", cfg->mbufs, room,
+			rte_strerror(rte_errno));
+		rc = -ENOMEM;
+		goto err;
+	}
+
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc)
+		goto err_port;
+	uint32_t mtu = cfg->max_datagram + PKT_IPV4_HDR_BYTES + PKT_UDP_HDR_BYTES;
+	if (info.max_mtu >= mtu)
+		conf.rxmode.mtu = mtu;
+	if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) &&
+	    (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_UDP_CKSUM)) {
+		conf.txmode.offloads |=
+		    RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+		d->tx_flags = PKT_TX_IP_CSUM_OFFLOAD | PKT_TX_L4_CSUM_OFFLOAD;
+		d->tx_ol = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+	}
+	if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_CHECKSUM) == RTE_ETH_RX_OFFLOAD_CHECKSUM)
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_CHECKSUM;
+	rc = rte_eth_dev_configure(port, 1, 1, &conf);
+	if (rc)
+		goto err_port;
+	uint16_t nrx = cfg->rx_desc, ntx = cfg->tx_desc;
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
+	if (rc)
+		goto err_port;
+	int socket = rte_eth_dev_socket_id(port);
+	rc = rte_eth_rx_queue_setup(port, 0, nrx, (unsigned)(socket < 0 ? 0 : socket), NULL,
+				    d->pool);
+	if (rc)
+		goto err_port;
+	rc = rte_eth_tx_queue_setup(port, 0, ntx, (unsigned)(socket < 0 ? 0 : socket), NULL);
+	if (rc)
+		goto err_port;
+	rc = rte_eth_dev_start(port);
+	if (rc)
+		goto err_port;
+	if (cfg->mcast_group)
+		(void)rte_eth_allmulticast_enable(port); /* some PMDs filter multicast */
+	struct rte_ether_addr ea;
+	rc = rte_eth_macaddr_get(port, &ea);
+	if (rc)
+		goto err_started;
+	memcpy(d->mac, ea.addr_bytes, 6);
+	static const uint8_t zero_mac[6];
+	if (memcmp(d->mac, zero_mac, 6) == 0) {
+		/* net_ring and net_null have no address: take a locally
+		 * administered unicast one from ours, 02:00:a.b.c.d */
+		d->mac[0] = 0x02;
+		d->mac[1] = 0x00;
+		for (int i = 0; i < 4; i++)
+			d->mac[2 + i] = (uint8_t)(cfg->ip >> (24 - 8 * i));
+	}
+
+	/* Announce ourselves (gratuitous ARP) and join the group. */
+	send_arp(d, 1, broadcast_mac, cfg->ip);
+	d->c.arp_requests_sent--; /* not a resolution */
+	send_igmp_report(d);
+	ctl_flush(d);
+	*out = &d->t;
+	return 0;
+
+err_started:
+	(void)rte_eth_dev_stop(port);
+err_port:
+	fprintf(stderr, "ordo dpdk: port %u (%s): setup failed: %s\n", port,
+		info.driver_name ? info.driver_name : "?", rte_strerror(rc < 0 ? -rc : rc));
+	rte_mempool_free(d->pool);
+err:
+	free(d->arp_mem);
+	free(d->held);
+	free(d);
+	return rc < 0 ? rc : -EIO;
+}
+
+void dp_dpdk_counters(const struct dp_transport *t, struct dp_dpdk_counters *out)
+{
+	*out = ((const struct dpdk *)t)->c;
+}
+
+void dp_dpdk_mac(const struct dp_transport *t, uint8_t mac[6])
+{
+	memcpy(mac, ((const struct dpdk *)t)->mac, 6);
+}
