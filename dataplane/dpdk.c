@@ -557,6 +557,8 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	snprintf(name, sizeof name, "ordo_%u", port);
 	uint32_t room =
 	    RTE_PKTMBUF_HEADROOM + PKT_UDP_HEADROOM + VLAN_SLACK_BYTES + cfg->max_datagram;
+	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
+		room = RTE_MBUF_DEFAULT_BUF_SIZE; /* what PMDs expect (AF_PACKET frames, AF_XDP) */
 	d->pool = rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
 					  (uint16_t)room, (int)rte_eth_dev_socket_id(port));
 	if (!d->pool) {
