@@ -79,9 +79,19 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 			dup2(fd, 1);
 			close(fd);
 		}
-		const char *argv[12];
+		const char *argv[16];
 		int k = 0;
-		argv[k++] = "ordo";
+		if (nd->netns[0]) {
+			/* its own network namespace (nic-config/netns.sh made it):
+			 * ip netns exec also gives it that namespace's /sys */
+			argv[k++] = "ip";
+			argv[k++] = "netns";
+			argv[k++] = "exec";
+			argv[k++] = nd->netns;
+			argv[k++] = exe;
+		} else {
+			argv[k++] = "ordo";
+		}
 		argv[k++] = nd->role == CFG_ROLE_SEQUENCER ? "sequencer" : "replica";
 		argv[k++] = "--cluster";
 		argv[k++] = cluster_path;
@@ -96,8 +106,12 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 			argv[k++] = fault;
 		}
 		argv[k] = NULL;
-		execv(exe, (char *const *)argv);
-		fprintf(stderr, "ordo: cannot run %s: %s\n", exe, strerror(errno));
+		if (nd->netns[0])
+			execvp("ip", (char *const *)argv);
+		else
+			execv(exe, (char *const *)argv);
+		fprintf(stderr, "ordo: cannot run %s: %s\n", nd->netns[0] ? "ip netns exec" : exe,
+			strerror(errno));
 		_exit(127);
 	}
 	p->pid[index] = pid;

@@ -32,21 +32,21 @@ static const char usage_text[] =
     "  Adds sequencer ID (a [node ID] of FILE with join = yes, running) to its\n"
     "  group's voters, or removes it, while the group serves. Run it on the host\n"
     "  of a cluster node: the request is signed with the node key and must come\n"
-    "  from a node's address.\n";
+    "  from a node's address or from trusted_networks.\n";
 
-/* Opens a transport on the first sequencer address this host holds. */
+/* Opens a transport on the first node address this host holds; else (a
+ * DPDK node's host: the port's address is not the kernel's) on any
+ * address, which the group accepts from trusted_networks. */
 static int open_local(const struct cfg_cluster *cl, struct dp_transport **t)
 {
-	int rc = -EADDRNOTAVAIL;
+	struct dp_udp_cfg u = {.nbind = 1, .max_datagram = cl->max_datagram, .pool = 16};
 	for (uint32_t i = 0; i < cl->nnodes; i++) {
-		struct dp_udp_cfg u = {.bind = {{.ip = cl->nodes[i].ip, .port = 0}},
-				       .nbind = 1,
-				       .max_datagram = cl->max_datagram,
-				       .pool = 16};
-		if ((rc = dp_udp_open(&u, t)) == 0)
+		u.bind[0] = (struct dp_addr){.ip = cl->nodes[i].ip, .port = 0};
+		if (dp_udp_open(&u, t) == 0)
 			return 0;
 	}
-	return rc;
+	u.bind[0] = (struct dp_addr){.ip = 0, .port = 0};
+	return dp_udp_open(&u, t);
 }
 
 int member_main(int argc, char **argv)
@@ -95,10 +95,7 @@ int member_main(int argc, char **argv)
 	struct dp_transport *t;
 	int rc = open_local(&cl, &t);
 	if (rc) {
-		fprintf(stderr,
-			"ordo member: this host holds none of the cluster's addresses (%s); "
-			"run it on a node's host\n",
-			strerror(-rc));
+		fprintf(stderr, "ordo member: cannot open a UDP socket (%s)\n", strerror(-rc));
 		return 1;
 	}
 	struct wire_keyring kr = {.keys = &cl.internal_key,

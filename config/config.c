@@ -56,7 +56,7 @@ enum cluster_field {
 	CF_COUNT,
 };
 
-static const char *const cluster_names[CF_COUNT] = {
+static const char *const cluster_names[] = {
     "cluster_id",
     "session_window",
     "sessions_max",
@@ -83,6 +83,7 @@ static const char *const cluster_names[CF_COUNT] = {
     "transport",
     "dpdk_eal",
 };
+ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(cluster_names) == CF_COUNT, "a name for every cluster key");
 
 enum node_field {
 	NF_ROLE,
@@ -94,13 +95,15 @@ enum node_field {
 	NF_TRANSPORT,
 	NF_DPDK_PORT,
 	NF_DPDK_VDEV,
+	NF_NETNS,
 	NF_COUNT,
 };
 
-static const char *const node_names[NF_COUNT] = {
+static const char *const node_names[] = {
     "role", "group",	 "addr",      "client_port", "internal_port",
-    "join", "transport", "dpdk_port", "dpdk_vdev",
+    "join", "transport", "dpdk_port", "dpdk_vdev",   "netns",
 };
+ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(node_names) == NF_COUNT, "a name for every node key");
 
 #define CFG_MS_MAX	  (24u * 3600u * 1000u) /* a day: bound of the _ms settings */
 #define CFG_LOG_BYTES_MIN (1ull << 20)
@@ -731,6 +734,8 @@ static int node_key(struct cfg_parse *ps, const char *key, const char *val)
 		return get_string(ps, key, val, nd->dpdk_port, sizeof nd->dpdk_port) ? 1 : 0;
 	case NF_DPDK_VDEV:
 		return get_string(ps, key, val, nd->dpdk_vdev, sizeof nd->dpdk_vdev) ? 1 : 0;
+	case NF_NETNS:
+		return get_string(ps, key, val, nd->netns, sizeof nd->netns) ? 1 : 0;
 	case NF_COUNT:
 		break;
 	}

@@ -84,6 +84,7 @@ struct cfg_node {
 	enum cfg_transport transport; /* DEFAULT: the cluster's */
 	char dpdk_port[64];	      /* DPDK device name of its port ("net_af_xdp0") */
 	char dpdk_vdev[192];	      /* EAL --vdev for it ("net_af_xdp0,iface=veth1"), or "" */
+	char netns[32]; /* network namespace `ordo demo` and the tests start it in, or "" */
 };
 
 struct cfg_cluster {

@@ -214,10 +214,13 @@ bool dp_edge_receive(struct dp_edge *e, const struct dp_buf *b, struct dp_edge_r
 	if (rx->internal) {
 		/* Rule 5: only from a member's internal port, under the node key.
 		 * MEMBER (ordo member, an operator's tool on a node's host) comes
-		 * from a member's address but from a port of its own. */
+		 * from a member's or a trusted address, from a port of its own. */
 		d = WIRE_DROP_INTERNAL_PEER;
 		if (rx->h.type == WIRE_MEMBER) {
-			if (!cfg_ip_is_node(&e->cfg, b->peer.ip))
+			/* A DPDK node's host reaches it from another address
+			 * than the port's: a trusted network will do too. */
+			if (!cfg_ip_is_node(&e->cfg, b->peer.ip) &&
+			    !wire_cidr_match(e->cfg.trusted, e->cfg.ntrusted, b->peer.ip))
 				goto drop;
 		} else {
 			rx->peer = cfg_node_by_addr(&e->cfg, b->peer.ip, b->peer.port);
