@@ -314,7 +314,11 @@ int demo_main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	printf("demo: transport=udp cluster=%s nodes=%u logs=%s (removed on success)\n",
+	uint32_t ndpdk = 0;
+	for (uint32_t i = 0; i < d->cl.nnodes; i++)
+		ndpdk += cfg_node_transport(&d->cl, &d->cl.nodes[i]) == CFG_TRANSPORT_DPDK;
+	const char *transport = ndpdk == 0 ? "udp" : ndpdk == d->cl.nnodes ? "dpdk" : "dpdk+udp";
+	printf("demo: transport=%s cluster=%s nodes=%u logs=%s (removed on success)\n", transport,
 	       d->cluster_path, d->cl.nnodes, logdir);
 	ordo_prng_seed(&d->rng, 42);
 	int rc = 1;

@@ -20,7 +20,7 @@
 #define BURST		 32u
 #define PRIV_BYTES	 RTE_ALIGN(sizeof(struct dp_buf), RTE_MBUF_PRIV_ALIGN)
 #define IDLE_MIN_NS	 10000ull   /* first sleep after an empty poll */
-#define IDLE_MAX_NS	 1000000ull /* longest sleep while idle */
+#define IDLE_MAX_NS	 4000000ull /* longest sleep while idle (after ~8 ms of it) */
 #define ARP_TTL_NS	 (300ull * ORDO_NS_PER_S)
 #define ARP_RETRY_NS	 (200ull * ORDO_NS_PER_MS)
 #define ARP_HOLD_NS	 (1000ull * ORDO_NS_PER_MS) /* a held datagram waits this long */

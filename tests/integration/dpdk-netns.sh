@@ -67,6 +67,30 @@ fi
 echo "ok - a DPDK node on $pmd answers ping from the ordo-client namespace:" \
   "$(tail -1 "$work/ping.txt")"
 
+# The idle cluster: 3 sequencers and 3 replicas (and the joiner, not
+# counted) polling their ports must stay under 10% of one core in total.
+ip netns exec ordo-client "$ordo" demo --cluster "$ini" --serve >"$work/demo.log" 2>&1 &
+demo=$!
+for _ in $(seq 1 100); do grep -q "cluster running" "$work/demo.log" && break; sleep 0.1; done
+grep -q "cluster running" "$work/demo.log" || { keep=1; fail "the idle cluster did not start (logs in $work)"; }
+sleep 3 # elections and the first heartbeats settle
+pids=$(for n in 1 2 3 11 12 13; do pgrep -f "ordo (sequencer|replica) --cluster $ini --node $n( |$)"; done)
+ticks() { for p in $pids; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s += $1} END {print s}'; }
+hz=$(getconf CLK_TCK)
+t1=$(ticks)
+sleep 10
+t2=$(ticks)
+kill -INT $demo
+wait $demo 2>/dev/null
+pct=$(awk -v a="$t1" -v b="$t2" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) * 100 / hz / 10}')
+n=$(echo "$pids" | wc -w)
+if [ "$n" -eq 6 ] && awk -v p="$pct" 'BEGIN {exit !(p < 10)}'; then
+  echo "ok - the idle cluster (3 sequencers, 3 replicas on $pmd) used $pct% of one core over 10 s"
+else
+  keep=1
+  fail "the idle cluster used $pct% of one core over 10 s ($n of 6 node processes found)"
+fi
+
 echo "# the failover test, every node on $pmd in its own namespace, clients in ordo-client"
 ip netns exec ordo-client "$e2e" "$ordo" "$ini" "$requests" failover
 rc=$?
