@@ -12,14 +12,18 @@
 int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_args *a)
 {
 	static const struct option opts[] = {
-	    {"cluster", required_argument, NULL, 'c'}, {"node", required_argument, NULL, 'n'},
-	    {"fault", required_argument, NULL, 'f'},   {"data", required_argument, NULL, 'd'},
-	    {"help", no_argument, NULL, 'h'},	       {0},
+	    {"cluster", required_argument, NULL, 'c'},
+	    {"node", required_argument, NULL, 'n'},
+	    {"fault", required_argument, NULL, 'f'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"busy-poll", no_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	memset(a, 0, sizeof *a);
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:n:f:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:f:d:bh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			a->cluster = optarg;
@@ -40,6 +44,9 @@ int dp_edge_parse_args(int argc, char **argv, const char *usage, struct dp_edge_
 			break;
 		case 'd':
 			a->data = optarg;
+			break;
+		case 'b':
+			a->busy_poll = true;
 			break;
 		default:
 			fputs(usage, c == 'h' ? stdout : stderr);
@@ -123,6 +130,7 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	dc.udp_ports[1] = e->self->internal_port;
 	dc.nudp_ports = 2;
 	dc.max_datagram = e->cfg.max_datagram;
+	dc.busy_poll = a->busy_poll;
 	int rc = dp_dpdk_open(&dc, &e->t);
 	if (rc)
 		fprintf(stderr, "%s: cannot open node %u's DPDK port %s: %s\n", verb, a->node_id,

@@ -24,6 +24,7 @@ struct dp_edge_args {
 	uint32_t node_id;    /* this node */
 	const char *fault;   /* --fault spec, or NULL */
 	const char *data;    /* --data DIR, or NULL */
+	bool busy_poll;	     /* --busy-poll: a DPDK port never sleeps when idle */
 	int eal_argc;	     /* arguments after `--`: DPDK EAL arguments */
 	char **eal_argv;     /* (override the cluster file's dpdk_eal) */
 };

@@ -381,10 +381,13 @@ static void handle_datagram(struct rep_node *n, struct dp_buf *b)
 }
 
 static const char usage_text[] =
-    "usage: ordo replica --cluster FILE --node ID [--fault SPEC]\n"
+    "usage: ordo replica --cluster FILE --node ID [--fault SPEC] [--busy-poll]\n"
+    "                    [-- EAL ARGS]\n"
     "  Runs replica node ID of the cluster file until SIGINT or SIGTERM.\n"
     "  --fault SPEC  inject faults into this node's transport, e.g.\n"
-    "                drop=5%,dup=1% (tests)\n";
+    "                drop=5%,dup=1% (tests)\n"
+    "  --busy-poll   transport = dpdk: keep polling when idle (latency; a core)\n"
+    "  -- ARGS       transport = dpdk: EAL arguments instead of the file's dpdk_eal\n";
 
 static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 {

@@ -575,10 +575,13 @@ static bool begin_transfer(struct seq_node *n)
 
 static const char usage_text[] =
     "usage: ordo sequencer --cluster FILE --node ID --data DIR [--fault SPEC]\n"
+    "                      [--busy-poll] [-- EAL ARGS]\n"
     "  Runs sequencer node ID of the cluster file until SIGINT or SIGTERM, with\n"
     "  its Raft log in DIR (created by ordo format).\n"
     "  --fault SPEC  inject faults into this node's transport, e.g.\n"
-    "                drop=1%,dup=1%,delay=1%:2ms (tests)\n";
+    "                drop=1%,dup=1%,delay=1%:2ms (tests)\n"
+    "  --busy-poll   transport = dpdk: keep polling when idle (latency; a core)\n"
+    "  -- ARGS       transport = dpdk: EAL arguments instead of the file's dpdk_eal\n";
 
 /* Checks that dir was formatted for this node with this file's constants. */
 static int check_identity(struct seq_node *n)
