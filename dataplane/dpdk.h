@@ -15,7 +15,7 @@
  *
  * IPv4 and UDP checksums are offloaded when the port offers it, computed in
  * software otherwise. Idle back-off: dp_wait sleeps (10 us doubling to
- * 1 ms) after empty polls, so a whole cluster fits on a 2-core host;
+ * 4 ms) after empty polls, so a whole cluster fits on a 2-core host;
  * busy_poll keeps it spinning.
  *
  * This header has no DPDK types, so callers need no DPDK flags; the pure
