@@ -53,6 +53,7 @@ enum cluster_field {
 	CF_SNAPSHOT_ENTRIES,
 	CF_TRANSPORT,
 	CF_DPDK_EAL,
+	CF_MULTICAST_GROUP,
 	CF_COUNT,
 };
 
@@ -82,6 +83,7 @@ static const char *const cluster_names[] = {
     "snapshot_entries",
     "transport",
     "dpdk_eal",
+    "multicast_group",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(cluster_names) == CF_COUNT, "a name for every cluster key");
 
@@ -658,6 +660,13 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 	case CF_DPDK_EAL:
 		ok = get_string(ps, key, val, c->dpdk_eal, sizeof c->dpdk_eal);
 		break;
+	case CF_MULTICAST_GROUP:
+		if (!parse_ip(val, &c->multicast_group) || (c->multicast_group >> 28) != 0xE)
+			ok = fail(ps, ps->line,
+				  "multicast_group = '%s' is not an IPv4 multicast address; write "
+				  "one in 224.0.0.0/4, e.g. 239.0.77.1 (organization-local)",
+				  val);
+		break;
 	case CF_COUNT:
 		break;
 	}
@@ -827,6 +836,30 @@ static bool validate_nodes(struct cfg_parse *ps)
 			    "dpdk_port = the DPDK device (e.g. net_af_xdp0, or a PCI address "
 			    "bound with nic-config/bind.sh)",
 			    nd->node_id);
+	}
+	if (c->multicast_group) {
+		const struct cfg_node *first = NULL;
+		for (uint32_t i = 0; i < c->nnodes; i++) {
+			const struct cfg_node *nd = &c->nodes[i];
+			if (nd->role != CFG_ROLE_REPLICA)
+				continue;
+			if (cfg_node_transport(c, nd) != CFG_TRANSPORT_DPDK)
+				return fail(
+				    ps, nd->line,
+				    "multicast_group is set but [node %u], a replica, is not on "
+				    "transport = dpdk (a kernel-UDP replica does not join the "
+				    "group); move it to DPDK or remove multicast_group",
+				    nd->node_id);
+			if (first && nd->internal_port != first->internal_port)
+				return fail(
+				    ps, nd->line,
+				    "multicast_group is set but [node %u] has internal_port %u "
+				    "and [node %u] %u; the stream goes to one port: give every "
+				    "replica the same internal_port",
+				    nd->node_id, nd->internal_port, first->node_id,
+				    first->internal_port);
+			first = nd;
+		}
 	}
 	/* Every (addr, port) a node binds must be its own. O(n^2) over at most 64. */
 	for (uint32_t i = 0; i < c->nnodes; i++) {

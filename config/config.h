@@ -116,6 +116,10 @@ struct cfg_cluster {
 	uint32_t snapshot_entries;    /* a sequencer snapshots after this many log entries */
 	enum cfg_transport transport; /* udp (default) or dpdk; a node may override it */
 	char dpdk_eal[256];	      /* EAL arguments every DPDK node starts with */
+	/* The leader streams committed epochs to this IPv4 multicast group (at
+	 * the replicas' internal port) instead of to each replica; 0: unicast
+	 * fan-out. Replicas must be on DPDK (they join it with IGMP). */
+	uint32_t multicast_group;
 	struct cfg_node nodes[ORDO_NODES_MAX]; /* sorted by node_id after load */
 	uint32_t nnodes;
 };

@@ -131,6 +131,8 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	dc.nudp_ports = 2;
 	dc.max_datagram = e->cfg.max_datagram;
 	dc.busy_poll = a->busy_poll;
+	if (e->self->role == CFG_ROLE_REPLICA)
+		dc.mcast_group = e->cfg.multicast_group; /* the epoch stream */
 	int rc = dp_dpdk_open(&dc, &e->t);
 	if (rc)
 		fprintf(stderr, "%s: cannot open node %u's DPDK port %s: %s\n", verb, a->node_id,

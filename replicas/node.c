@@ -81,7 +81,8 @@ struct rep_node {
 	uint64_t nack_due_ns;	  /* next NACK for this gap */
 	uint64_t nack_backoff_ns; /* doubles while the gap stays */
 	uint64_t nacks_sent;
-	uint64_t bad_epoch_logged; /* last epoch reported as malformed */
+	uint64_t epoch_data_multicast; /* EPOCH_DATA received on multicast_group */
+	uint64_t bad_epoch_logged;     /* last epoch reported as malformed */
 	struct lookup_ans *lookups;
 };
 
@@ -326,6 +327,8 @@ static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, con
 	}
 	n->sequencer = b->peer;
 	if (rx->h.type == WIRE_EPOCH_DATA) {
+		if (n->e.cfg.multicast_group && b->local.ip == n->e.cfg.multicast_group)
+			n->epoch_data_multicast++;
 		handle_epoch_data(n, rx->body, rx->body_len);
 	} else if (rx->h.type == WIRE_EPOCH_HEARTBEAT) {
 		struct wire_epoch_heartbeat hb;
@@ -485,10 +488,11 @@ int rep_main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
-		"dropped=%llu\n",
+		"multicast=%llu dropped=%llu\n",
 		self->node_id, (unsigned long long)n->st.applied_position,
 		(unsigned long long)n->st.applied_epoch, (unsigned long long)n->st.requests_applied,
-		(unsigned long long)n->nacks_sent, (unsigned long long)dp_edge_drops_total(&n->e));
+		(unsigned long long)n->nacks_sent, (unsigned long long)n->epoch_data_multicast,
+		(unsigned long long)dp_edge_drops_total(&n->e));
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

@@ -160,12 +160,13 @@ static void send_status(struct seq_node *n, const struct wire_hdr *h, uint64_t n
 	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), peer, local_port);
 }
 
-/* Sends one epoch to one replica in EPOCH_DATA fragments. */
-static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_t epoch,
-			 const uint8_t *bytes, uint32_t len)
+/* Sends one epoch in EPOCH_DATA fragments to ip:port: a replica, or the
+ * replicas' multicast group (multicast_group). */
+static void stream_epoch_to(struct seq_node *n, uint32_t ip, uint16_t port, uint64_t epoch,
+			    const uint8_t *bytes, uint32_t len)
 {
 	const struct wire_key *key = dp_edge_internal_key(&n->e);
-	const struct dp_addr to = {.ip = rep->ip, .port = rep->internal_port};
+	const struct dp_addr to = {.ip = ip, .port = port};
 	for (uint32_t off = 0; off < len; off += n->frag_bytes) {
 		struct wire_writer w;
 		struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_DATA);
@@ -185,6 +186,13 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 		ORDO_ASSERT(ok); /* frag_bytes was sized to fit */
 		dp_edge_send(&n->e, b, &w, key, &to, n->e.self->internal_port);
 	}
+}
+
+/* Sends one epoch to one replica (unicast: NACK repair, or no group). */
+static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_t epoch,
+			 const uint8_t *bytes, uint32_t len)
+{
+	stream_epoch_to(n, rep->ip, rep->internal_port, epoch, bytes, len);
 }
 
 static void send_heartbeats(struct seq_node *n, uint64_t now)
@@ -227,7 +235,10 @@ static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *b
 	seq_epochlog_append(&n->log, h->epoch, bytes, len);
 	if (n->m.role == RAFT_LEADER) {
 		dp_reply_flush(&n->ordered);
-		if (leading)
+		if (leading && n->e.cfg.multicast_group && n->nreplicas)
+			stream_epoch_to(n, n->e.cfg.multicast_group, n->replicas[0]->internal_port,
+					h->epoch, bytes, len);
+		else if (leading)
 			for (uint32_t i = 0; i < n->nreplicas; i++)
 				stream_epoch(n, n->replicas[i], h->epoch, bytes, len);
 	}

@@ -92,7 +92,25 @@ else
 fi
 
 echo "# the failover test, every node on $pmd in its own namespace, clients in ordo-client"
-ip netns exec ordo-client "$e2e" "$ordo" "$ini" "$requests" failover
-rc=$?
-[ $rc -eq 0 ] || keep=1
-exit $rc
+ORDO_KEEP_LOGS=1 ip netns exec ordo-client "$e2e" "$ordo" "$ini" "$requests" failover |
+  tee "$work/e2e.out"
+rc=${PIPESTATUS[0]}
+logs=$(sed -n 's/^# logs in \([^;]*\);.*/\1/p' "$work/e2e.out")
+# The stream went by multicast: each replica counted EPOCH_DATA on the group.
+mc_ok=1
+for n in 11 12 13; do
+  m=$(sed -n 's/.*ordo replica '"$n"': applied .* multicast=\([0-9]*\).*/\1/p' "$logs/node-$n.log" |
+    tail -1)
+  if [ "${m:-0}" -gt 0 ]; then
+    echo "ok - replica $n received $m EPOCH_DATA datagrams on multicast_group"
+  else
+    echo "not ok - replica $n received no EPOCH_DATA on multicast_group (see $logs)"
+    mc_ok=0
+  fi
+done
+if [ $rc -eq 0 ] && [ $mc_ok -eq 1 ]; then
+  rm -rf "$logs"
+  exit 0
+fi
+keep=1
+exit 1

@@ -526,3 +526,39 @@ Test(config, transport)
 	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
 	cr_assert_not_null(strstr(err, "transport"), "%s", err);
 }
+
+/* multicast_group: a multicast address, and only with DPDK replicas that
+ * share one internal port. */
+Test(config, multicast_group)
+{
+	static const char dpdk_reps[] =
+	    "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"
+	    "[node 11]\nrole = replica\naddr = 10.0.0.11\ntransport = dpdk\ndpdk_port = p0\n"
+	    "[node 12]\nrole = replica\naddr = 10.0.0.12\ntransport = dpdk\ndpdk_port = p0\n";
+	char text[1024];
+	snprintf(text, sizeof text,
+		 "[cluster]\ncluster_id = 1\ninternal_auth = off\nmulticast_group = 239.0.77.1\n%s",
+		 dpdk_reps);
+	cr_assert_eq(load(text), 0, "%s", err);
+	cr_assert_eq(cl.multicast_group, 0xEF004D01u);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			   "multicast_group = 10.0.0.1\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
+	cr_assert_not_null(strstr(err, "multicast"), "%s", err);
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			   "multicast_group = 239.0.77.1\n"
+			   "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"
+			   "[node 11]\nrole = replica\naddr = 10.0.0.11\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "transport = dpdk"), "%s", err);
+
+	snprintf(text, sizeof text,
+		 "[cluster]\ncluster_id = 1\ninternal_auth = off\nmulticast_group = 239.0.77.1\n%s"
+		 "internal_port = 7412\n",
+		 dpdk_reps);
+	cr_assert_neq(load(text), 0);
+	cr_assert_not_null(strstr(err, "internal_port"), "%s", err);
+}
