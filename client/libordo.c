@@ -33,10 +33,11 @@ struct slot {
 	uint64_t n;    /* request number; valid unless FREE */
 	uint8_t state; /* enum slot_state */
 	uint16_t op;
-	uint16_t size;	  /* payload bytes */
-	uint32_t tries;	  /* sends so far */
-	uint64_t due_ns;  /* next (re)send, monotonic; 0 = now */
-	uint64_t sent_ns; /* first send: the round-trip sample if it is not resent */
+	uint16_t size;	    /* payload bytes */
+	uint32_t tries;	    /* sends so far */
+	uint64_t due_ns;    /* next (re)send, monotonic; 0 = now */
+	uint64_t sent_ns;   /* first send: the round-trip sample if it is not resent */
+	uint32_t redirects; /* NOT_LEADER answers naming a leader */
 	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
 };
 
@@ -269,6 +270,7 @@ static void queue_request(struct ordo_client *c, uint16_t op, const void *payloa
 	s->op = op;
 	s->size = size;
 	s->tries = 0;
+	s->redirects = 0;
 	s->due_ns = 0;
 	if (size)
 		memcpy(s->payload, payload, size);
@@ -423,12 +425,21 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		push_event(c, &e);
 		mark_done(c, s);
 		break;
-	case WIRE_ST_NOT_LEADER:
+	case WIRE_ST_NOT_LEADER: {
+		/* A named leader: go there now. None known (an election is on):
+		 * wait a timeout rather than resend at once, which only loops
+		 * NOT_LEADER until the election ends. */
+		bool named = false;
 		for (uint32_t i = 0; i < c->nseqs; i++)
-			if (c->seqs[i]->node_id == hint)
+			if (hint && c->seqs[i]->node_id == hint) {
 				c->leader = i;
-		s->due_ns = now;
+				named = true;
+			}
+		/* Two stale views can name each other: after two redirects a
+		 * request waits its timeout too. */
+		s->due_ns = named && s->redirects++ < 2 ? now : now + backoff_ns(c, s->tries);
 		break;
+	}
 	case WIRE_ST_OVERLOADED:
 		s->due_ns = now + backoff_ns(c, s->tries);
 		break;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,9 @@ static void errf(char *err, size_t err_len, const char *fmt, ...)
 	vsnprintf(err, err_len, fmt, ap);
 	va_end(ap);
 }
+
+/* A deleted segment's name until its thread has unlinked it. */
+#define SEG_TRASH_SUFFIX ".del"
 
 static void seg_name(char *out, size_t n, uint64_t first_index, bool tmp)
 {
@@ -375,6 +379,27 @@ out_close_fd:
 }
 
 /* Closes and deletes the file of segment s (if it was created). */
+/* A segment file renamed aside, freed by a thread of its own. */
+struct seg_trash {
+	int dir_fd; /* a dup of the log's */
+	char name[72];
+};
+
+static void *trash_unlink(void *arg)
+{
+	struct seg_trash *t = arg;
+	(void)unlinkat(t->dir_fd, t->name, 0); /* a leftover is deleted at the next open */
+	close(t->dir_fd);
+	free(t);
+	return NULL;
+}
+
+/* Deletes the file of segment s. Freeing a preallocated 64 MiB file takes
+ * the filesystem 40 ms or more, long enough, done on the event loop at
+ * every compaction, to cost the group its leader (an election timeout is
+ * 150 ms). So the file is renamed aside at once (its name is free for a new
+ * segment) and unlinked by a detached thread; a name left by a crash in
+ * between is removed when the log is next opened. */
 static int seg_unlink(struct stor_log *log, struct stor_seg *s)
 {
 	log->stats.segments_removed++;
@@ -384,8 +409,27 @@ static int seg_unlink(struct stor_log *log, struct stor_seg *s)
 	s->fd = -1;
 	char name[64];
 	seg_name(name, sizeof name, s->first_index, false);
-	if (unlinkat(log->dir_fd, name, 0) != 0)
-		return -errno;
+	struct seg_trash *t = malloc(sizeof *t);
+	if (t)
+		t->dir_fd = dup(log->dir_fd);
+	if (!t || t->dir_fd < 0) {
+		free(t);
+		return unlinkat(log->dir_fd, name, 0) == 0 ? 0 : -errno;
+	}
+	snprintf(t->name, sizeof t->name, "%s%s", name, SEG_TRASH_SUFFIX);
+	if (renameat(log->dir_fd, name, log->dir_fd, t->name) != 0) {
+		int rc = -errno;
+		close(t->dir_fd);
+		free(t);
+		return rc;
+	}
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, trash_unlink, t) != 0)
+		trash_unlink(t); /* no thread: free it here */
+	pthread_attr_destroy(&attr);
 	return 0;
 }
 
@@ -877,7 +921,10 @@ static int list_segments(struct stor_log *log, uint64_t **out, uint64_t *n, char
 	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
-		if (seg_parse(de->d_name, true) != 0) {
+		size_t nl = strlen(de->d_name), tl = strlen(SEG_TRASH_SUFFIX);
+		bool trash = nl > tl && strcmp(de->d_name + nl - tl, SEG_TRASH_SUFFIX) == 0 &&
+			     memcmp(de->d_name, "log-", 4) == 0;
+		if (trash || seg_parse(de->d_name, true) != 0) {
 			if (unlinkat(log->dir_fd, de->d_name, 0) != 0) {
 				rc = -errno;
 				goto out_closedir;
