@@ -1,19 +1,52 @@
 #!/usr/bin/env bash
 # The etcd side of ordo's comparison: a 3-member etcd cluster (Debian's
-# etcd-server, WAL fsync on, as shipped) on this host, loaded by
-# bench/peers/etcd/load.js with 64-byte writes, closed loop then open loop.
-# Installs etcd-server and the npm client when missing. Prints each run's
-# summary and JSON line. Usage: bench/peers/etcd.sh [DURATION_S] [RATE]
+# etcd-server 3.4, WAL fsync on, as shipped) on this host, on 127.0.9.1-3
+# (clients 2379, peers 2380), each member's data in a temp dir. Loaded by
+# bench/peers/etcd/load.js with Puts of 64-byte values, closed loop (4 clients
+# x 64 outstanding) then open loop at RATE/s. An unreported closed-loop run of
+# PRIME_S seconds (default 10; 0 for none) comes first, as for every system of
+# bench/compare. Installs etcd-server and the npm client when missing; prints
+# each run's summary and JSON line; stops the cluster and removes the temp dir
+# on exit.
+# Usage: bench/peers/etcd.sh [DURATION_S] [RATE] [WARMUP_S]
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${1:-8}
 rate=${2:-2000}
-command -v etcd >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq etcd-server etcd-client >/dev/null; }
-[ -d etcd/node_modules/etcd3 ] || (cd etcd && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+warmup=${3:-2}
+prime=${PRIME_S:-10}
+apt_install() { # PACKAGE...: install from Debian, refreshing the lists once if needed
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "$@" > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq "$@" > /dev/null; }
+}
+{ command -v node && command -v npm; } > /dev/null || apt_install nodejs npm
+{ command -v etcd && command -v etcdctl; } > /dev/null || apt_install etcd-server etcd-client
+[ -d etcd/node_modules/etcd3 ] || (cd etcd && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+version=$(etcd --version | awk '/^etcd Version/ {print $3}')
+
 dir=$(mktemp -d /tmp/ordo-etcd-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+child=""
+# run CMD...: in the background, so that a signal to this script is handled at
+# once (bash runs traps only between foreground commands)
+run() { local rc=0; "$@" & child=$!; wait "$child" || rc=$?; child=""; return "$rc"; }
+cleanup() {
+  local p i
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 1 50); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.2
+  done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 cluster="e1=http://127.0.9.1:2380,e2=http://127.0.9.2:2380,e3=http://127.0.9.3:2380"
 for i in 1 2 3; do
   etcd --name e$i --data-dir "$dir/e$i" \
@@ -24,11 +57,25 @@ for i in 1 2 3; do
   pids+=($!)
 done
 eps=127.0.9.1:2379,127.0.9.2:2379,127.0.9.3:2379
-for i in $(seq 1 100); do
-  ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint health >/dev/null 2>&1 && break
+healthy=no
+for _ in $(seq 1 150); do
+  if ETCDCTL_API=3 etcdctl --endpoints "$eps" --command-timeout=1s endpoint health >/dev/null 2>&1; then
+    healthy=yes
+    break
+  fi
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || break 2; done
   sleep 0.2
 done
+if [ $healthy != yes ]; then
+  echo "etcd: the cluster did not come up; member logs:" >&2
+  tail -n 20 "$dir"/e*.log >&2
+  exit 1
+fi
 cpus=$(IFS=,; echo "${pids[*]}")
-echo "== etcd $(etcd --version | head -1 | cut -d' ' -f3), 3 members on 127.0.9.1-3, $(nproc) cores"
-node etcd/load.js --endpoints "$eps" --closed --clients 4 --window 64 --duration "$duration" --warmup 2 --size 64 --cpu-pids "$cpus"
-node etcd/load.js --endpoints "$eps" --rate "$rate" --clients 4 --duration "$duration" --warmup 2 --size 64 --cpu-pids "$cpus"
+echo "== etcd $version, 3 members on 127.0.9.1-3, WAL fsync on, $(nproc) cores"
+export ETCD_VERSION=$version
+if [ "$prime" != 0 ]; then
+  run node etcd/load.js --endpoints "$eps" --closed --clients 4 --window 64 --duration "$prime" --warmup 0 --size 64 > /dev/null
+fi
+run node etcd/load.js --endpoints "$eps" --closed --clients 4 --window 64 --duration "$duration" --warmup "$warmup" --size 64 --cpu-pids "$cpus"
+run node etcd/load.js --endpoints "$eps" --rate "$rate" --clients 4 --duration "$duration" --warmup "$warmup" --size 64 --cpu-pids "$cpus"
