@@ -9,12 +9,16 @@
 # each run's summary and JSON line; stops the cluster and removes the temp dir
 # on exit.
 # Usage: bench/peers/etcd.sh [DURATION_S] [RATE] [WARMUP_S]
+# (CLIENTS and WINDOW in the environment set the closed loop's concurrency.)
 set -euo pipefail
 cd "$(dirname "$0")"
 duration=${1:-8}
 rate=${2:-2000}
 warmup=${3:-2}
 prime=${PRIME_S:-10}
+# closed-loop concurrency (CLIENTS x WINDOW outstanding), 4 x 64 unless set
+clients=${CLIENTS:-4}
+window=${WINDOW:-64}
 apt_install() { # PACKAGE...: install from Debian, refreshing the lists once if needed
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq "$@" > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq "$@" > /dev/null; }
@@ -77,5 +81,5 @@ export ETCD_VERSION=$version
 if [ "$prime" != 0 ]; then
   run node etcd/load.js --endpoints "$eps" --closed --clients 4 --window 64 --duration "$prime" --warmup 0 --size 64 > /dev/null
 fi
-run node etcd/load.js --endpoints "$eps" --closed --clients 4 --window 64 --duration "$duration" --warmup "$warmup" --size 64 --cpu-pids "$cpus"
+run node etcd/load.js --endpoints "$eps" --closed --clients "$clients" --window "$window" --duration "$duration" --warmup "$warmup" --size 64 --cpu-pids "$cpus"
 run node etcd/load.js --endpoints "$eps" --rate "$rate" --clients 4 --duration "$duration" --warmup "$warmup" --size 64 --cpu-pids "$cpus"
