@@ -79,9 +79,8 @@ struct ordo_client {
 	 * once (Karn): a loaded cluster answers late, not never, and resending
 	 * what is only slow doubles its load. */
 	uint64_t rttvar_ns;
-	/* stats.srtt_ns and stats.rto_ns: the estimate and the current timeout
-	 * (doubled by timeouts until a fresh sample) */
-	uint64_t rto_backoff_ns; /* when it was last doubled */
+	/* stats.srtt_ns and stats.rto_ns: the estimate and the timeout of a
+	 * first send; each resend of a request doubles its own (backoff_ns) */
 };
 
 static struct slot *slot_of(struct ordo_client *c, uint64_t n)
@@ -122,17 +121,6 @@ static void rtt_sample(struct ordo_client *c, uint64_t r)
 	if (rto < c->cfg.retry_ns)
 		rto = c->cfg.retry_ns;
 	c->stats.rto_ns = rto < c->cfg.retry_max_ns ? rto : c->cfg.retry_max_ns;
-}
-
-/* RFC 6298 §5.5: a timeout doubles the timeout until a fresh sample; once
- * per timeout period, however many requests of the window expired. */
-static void rto_backoff(struct ordo_client *c, uint64_t now)
-{
-	if (now - c->rto_backoff_ns < c->stats.rto_ns)
-		return;
-	c->rto_backoff_ns = now;
-	c->stats.rto_ns =
-	    2 * c->stats.rto_ns < c->cfg.retry_max_ns ? 2 * c->stats.rto_ns : c->cfg.retry_max_ns;
 }
 
 int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out)
@@ -358,8 +346,6 @@ static uint64_t send_due(struct ordo_client *c, uint64_t now)
 			c->stats.retries++;
 		if (s->tries == 0)
 			s->sent_ns = now;
-		else
-			rto_backoff(c, now);
 		s->tries++;
 		s->due_ns = now + backoff_ns(c, s->tries - 1);
 		if (s->due_ns < next_due)
