@@ -102,8 +102,8 @@
  * with t the seconds elapsed at the end of the row's second, ordered the
  * requests that became ordered in it, p50/p99 the ORDERED latency of those.
  *
- * What is not here: PNG plots, the DPDK transport, bench/peers and the
- * comparison (issue 7's other parts).
+ * What is not here: the peers and the comparison with its plots
+ * (bench/peers/, bench/compare), the DPDK transport for the load generator.
  */
 #include "bench.h"
 
