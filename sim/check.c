@@ -262,7 +262,9 @@ void check_applied(struct sim *s, uint32_t rep, uint64_t position, uint64_t key,
 		s->order_len = position;
 		sim_map_put(&s->placed, key, position);
 		uint64_t ans;
-		if (sim_map_get(&s->answered, key, &ans) && ans != position)
+		/* request 1 may be in the order twice (gap 14): its answer may name
+		 * either place, which check_end verifies holds it */
+		if (sim_map_get(&s->answered, key, &ans) && ans != position && (key & 0xFFFFF) != 1)
 			sim_fail(s, "answered place",
 				 "request %llu/%llu was answered at position %llu but is at %llu",
 				 (unsigned long long)(key >> 20),

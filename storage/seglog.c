@@ -944,7 +944,8 @@ static int list_segments(struct stor_log *log, uint64_t **out, uint64_t *n, char
 		bool trash = nl > tl && strcmp(de->d_name + nl - tl, SEG_TRASH_SUFFIX) == 0 &&
 			     memcmp(de->d_name, "log-", 4) == 0;
 		if (trash || seg_parse(de->d_name, true) != 0) {
-			if (unlinkat(log->dir_fd, de->d_name, 0) != 0) {
+			/* ENOENT: a deleted segment's thread got there first */
+			if (unlinkat(log->dir_fd, de->d_name, 0) != 0 && errno != ENOENT) {
 				rc = -errno;
 				goto out_closedir;
 			}
