@@ -46,7 +46,7 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 	snprintf(data, sizeof data, "%s/data-%u", logdir, nd->node_id);
 	snprintf(format_file, sizeof format_file, "%s/FORMAT", data);
 	fflush(NULL);
-	if (nd->role == CFG_ROLE_SEQUENCER && access(format_file, F_OK) != 0) {
+	if (access(format_file, F_OK) != 0) {
 		/* a new node: ordo format its data directory first */
 		pid_t f = fork();
 		if (f < 0)
@@ -97,10 +97,8 @@ int ordo_procs_start_one(struct ordo_procs *p, const struct cfg_cluster *cl, uin
 		argv[k++] = cluster_path;
 		argv[k++] = "--node";
 		argv[k++] = id;
-		if (nd->role == CFG_ROLE_SEQUENCER) {
-			argv[k++] = "--data";
-			argv[k++] = data;
-		}
+		argv[k++] = "--data";
+		argv[k++] = data;
 		if (fault && *fault) {
 			argv[k++] = "--fault";
 			argv[k++] = fault;

@@ -73,6 +73,7 @@
 #define ORDO_TRANSFERS_MAX_LIMIT   (1ull << 31)
 /* Bytes of applied history a replica keeps for FETCH and RESULT_Q. */
 #define ORDO_APPLIED_LOG_BYTES_DEFAULT (64ull << 20)
+#define ORDO_CHECKPOINT_BYTES_DEFAULT  (256ull << 20)
 
 /* ---- Replies ---- */
 #define ORDO_APPLIED_REPLY_MAX_AGE_MS_DEFAULT 10000u

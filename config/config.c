@@ -47,6 +47,7 @@ enum cluster_field {
 	CF_SESSION_IDLE_MIN_MS,
 	CF_EPOCH_LOG_BYTES,
 	CF_APPLIED_LOG_BYTES,
+	CF_CHECKPOINT_BYTES,
 	CF_DURABILITY,
 	CF_ELECTION_MS,
 	CF_HEARTBEAT_MS,
@@ -58,32 +59,13 @@ enum cluster_field {
 };
 
 static const char *const cluster_names[] = {
-    "cluster_id",
-    "session_window",
-    "sessions_max",
-    "accounts_max",
-    "transfers_max",
-    "epoch_us",
-    "epoch_bytes",
-    "epochs_inflight",
-    "max_datagram",
-    "require_auth",
-    "internal_auth",
-    "internal_key_id",
-    "internal_secret",
-    "trusted_networks",
-    "applied_reply",
-    "applied_reply_max_age_ms",
-    "session_idle_min_ms",
-    "epoch_log_bytes",
-    "applied_log_bytes",
-    "durability",
-    "election_ms",
-    "heartbeat_ms",
-    "snapshot_entries",
-    "transport",
-    "dpdk_eal",
-    "multicast_group",
+    "cluster_id",	   "session_window",   "sessions_max",	    "accounts_max",
+    "transfers_max",	   "epoch_us",	       "epoch_bytes",	    "epochs_inflight",
+    "max_datagram",	   "require_auth",     "internal_auth",	    "internal_key_id",
+    "internal_secret",	   "trusted_networks", "applied_reply",	    "applied_reply_max_age_ms",
+    "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes", "checkpoint_bytes",
+    "durability",	   "election_ms",      "heartbeat_ms",	    "snapshot_entries",
+    "transport",	   "dpdk_eal",	       "multicast_group",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(cluster_names) == CF_COUNT, "a name for every cluster key");
 
@@ -107,9 +89,10 @@ static const char *const node_names[] = {
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(node_names) == NF_COUNT, "a name for every node key");
 
-#define CFG_MS_MAX	  (24u * 3600u * 1000u) /* a day: bound of the _ms settings */
-#define CFG_LOG_BYTES_MIN (1ull << 20)
-#define CFG_LOG_BYTES_MAX (1ull << 40)
+#define CFG_MS_MAX		 (24u * 3600u * 1000u) /* a day: bound of the _ms settings */
+#define CFG_LOG_BYTES_MIN	 (1ull << 20)
+#define CFG_LOG_BYTES_MAX	 (1ull << 40)
+#define CFG_CHECKPOINT_BYTES_MIN (64ull << 10)
 
 enum cfg_section {
 	SEC_NONE,    /* before the first header */
@@ -633,6 +616,10 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 		ok = get_u64(ps, key, val, CFG_LOG_BYTES_MIN, CFG_LOG_BYTES_MAX, &v);
 		c->applied_log_bytes = ok ? v : c->applied_log_bytes;
 		break;
+	case CF_CHECKPOINT_BYTES:
+		ok = get_u64(ps, key, val, CFG_CHECKPOINT_BYTES_MIN, CFG_LOG_BYTES_MAX, &v);
+		c->checkpoint_bytes = ok ? v : c->checkpoint_bytes;
+		break;
 	case CF_DURABILITY:
 		if (strcmp(val, "fsync") == 0)
 			c->durability_fsync = true;
@@ -987,6 +974,7 @@ static void set_defaults(struct cfg_cluster *c, const char *name)
 	c->session_idle_min_ms = ORDO_SESSION_IDLE_MIN_MS_DEFAULT;
 	c->epoch_log_bytes = ORDO_EPOCH_LOG_BYTES_DEFAULT;
 	c->applied_log_bytes = ORDO_APPLIED_LOG_BYTES_DEFAULT;
+	c->checkpoint_bytes = ORDO_CHECKPOINT_BYTES_DEFAULT;
 }
 
 static int run(struct cfg_parse *ps)

@@ -11,16 +11,30 @@
  * is encoded, the digest advances (PROTOCOL.md §5), the applied log keeps it
  * for FETCH and RESULT_Q, and APPLIED is sent per the reply policy (§3.3).
  *
- * Durability of the ledger (io_uring storage, checkpoints, state transfer) is
- * the replicas issue; here the applied state lives in memory.
+ * Storage (--data DIR, replicas/store.h): every applied epoch is appended to
+ * the applied log and fdatasync'd by group commit, checkpoints are taken
+ * while applying goes on, and a restart loads the newest valid checkpoint
+ * and replays the log. Without --data the ledger lives in memory only.
+ *
+ * Repair: NACKs go first to the member that streamed to us, then to each
+ * member of the group in turn (every member keeps the committed epochs).
+ * Members say in EPOCH_HEARTBEAT which epochs they still hold; a replica
+ * that needs an older one than any member holds (it fell behind, or starts
+ * empty after the sequencers compacted) catches up by state transfer: it
+ * pulls a checkpoint file from another replica (CKPT_Q/OFFER/READ/DATA,
+ * docs/PROTOCOL.md §1.6), verifies it, installs it, and follows the stream.
  */
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/le.h"
 #include "common/ordo_time.h"
@@ -31,6 +45,7 @@
 #include "replicas/applog.h"
 #include "replicas/apply.h"
 #include "replicas/ledger.h"
+#include "replicas/store.h"
 #include "wire/wire.h"
 
 #define REASSEMBLY_SLOTS    64u
@@ -39,6 +54,24 @@
 #define NACK_EPOCHS	    16u
 #define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
+#define STORE_WAIT_NS	    (1ull * ORDO_NS_PER_MS) /* storage I/O in flight: come back soon */
+
+/* State transfer (docs/PROTOCOL.md §1.6). */
+#define XFER_AFTER_NS	 (1000ull * ORDO_NS_PER_MS) /* a gap no member can repair, this long */
+#define XFER_QUERY_NS	 (200ull * ORDO_NS_PER_MS)  /* between CKPT_Q to the next donor */
+#define XFER_WINDOW	 64u			    /* CKPT_READ outstanding */
+#define XFER_RTO_NS	 (30ull * ORDO_NS_PER_MS)   /* a CKPT_READ unanswered this long is resent */
+#define XFER_STALL_NS	 (3000ull * ORDO_NS_PER_MS) /* no progress this long: another donor */
+#define WIRE_CKPT_Q	 34u
+#define WIRE_CKPT_OFFER	 35u
+#define WIRE_CKPT_READ	 36u
+#define WIRE_CKPT_DATA	 37u
+#define CKPT_Q_BYTES	 16u
+#define CKPT_OFFER_BYTES 48u
+#define CKPT_READ_BYTES	 24u
+#define CKPT_DATA_HEAD	 24u
+#define CKPT_DATA_OK	 0u
+#define CKPT_DATA_GONE	 1u
 
 static volatile sig_atomic_t stop_requested;
 
@@ -63,6 +96,33 @@ struct lookup_ans {
 	uint8_t data[32];
 };
 
+/* A state transfer this replica is receiving. */
+struct xfer_slot {
+	uint64_t off;	  /* offset asked for */
+	uint64_t sent_ns; /* when; 0: slot free */
+};
+
+struct xfer {
+	int phase;		/* XFER_IDLE, XFER_QUERY, XFER_PULL */
+	uint64_t need_epoch;	/* the checkpoint must reach at least epoch need_epoch - 1 */
+	uint64_t nonce;		/* of the current CKPT_Q */
+	uint32_t donor;		/* index into rep_node.peers of the donor asked */
+	uint64_t next_query_ns; /* next CKPT_Q */
+	uint64_t position;	/* the offered checkpoint */
+	uint64_t epoch;
+	uint64_t file_bytes;
+	uint8_t digest[16];
+	int fd; /* the temp file being filled; -1 */
+	char tmp[PATH_MAX];
+	char path[PATH_MAX];
+	uint64_t next_off;    /* next offset to ask for */
+	uint64_t done_bytes;  /* bytes received and written */
+	uint64_t started_ns;  /* pull began */
+	uint64_t progress_ns; /* last DATA that was new */
+	struct xfer_slot win[XFER_WINDOW];
+};
+enum { XFER_IDLE = 0, XFER_QUERY = 1, XFER_PULL = 2 };
+
 struct rep_node {
 	struct dp_edge e;	/* cluster file, ports, receipt rules, drop counters */
 	uint32_t replica_index; /* among replicas sorted by node_id */
@@ -86,6 +146,25 @@ struct rep_node {
 	bool live;		       /* its timestamp is recent enough to send APPLIED */
 	uint64_t bad_epoch_logged;     /* last epoch reported as malformed */
 	struct lookup_ans *lookups;
+
+	/* Storage (--data). */
+	bool durable;
+	struct rep_store store;
+
+	/* Repair: the group's members, what each said it retains. */
+	const struct cfg_node *seqs[ORDO_NODES_MAX];
+	uint32_t nseqs;
+	uint64_t retained_from[ORDO_NODES_MAX]; /* per seqs[i]; 0 unknown */
+	uint32_t nack_round;			/* NACKs sent for the current gap */
+
+	/* State transfer: the other replicas, what we receive, what we serve. */
+	const struct cfg_node *peers[ORDO_NODES_MAX];
+	uint32_t npeers;
+	struct xfer x;
+	uint32_t xfer_chunk; /* data bytes per CKPT_DATA */
+	int serve_fd;	     /* the checkpoint file being served; -1 */
+	uint64_t serve_position;
+	uint64_t xfers_done, xfer_bytes, xfer_ms_last, served_reads;
 };
 
 static bool replies_to(const struct rep_node *n, uint64_t client_id)
@@ -102,6 +181,8 @@ static void on_applied(void *ctx, const struct wire_epoch_hdr *h, const struct w
 {
 	struct rep_node *n = ctx;
 	rep_applog_append(&n->log, ent, digest_before);
+	if (n->durable)
+		rep_store_epoch_add(&n->store, ent);
 	if (data) {
 		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
 		la->position = ent->position;
@@ -137,8 +218,16 @@ static void on_applied(void *ctx, const struct wire_epoch_hdr *h, const struct w
 /* Applies one complete epoch, which must be the next one. */
 static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 {
-	if (rep_state_apply_epoch(&n->st, bytes, len, on_applied, n))
+	if (n->durable)
+		rep_store_epoch_begin(&n->store, &n->st, n->st.next_epoch);
+	if (rep_state_apply_epoch(&n->st, bytes, len, on_applied, n)) {
+		if (n->durable && rep_store_epoch_end(&n->store, &n->st) != 0) {
+			fprintf(stderr, "ordo replica %u: %s; stopping\n", n->e.self->node_id,
+				n->store.err);
+			stop_requested = 1;
+		}
 		return true;
+	}
 	/* The stream is checksummed (and MAC'd with internal_auth): an epoch
 	 * that is malformed or does not continue our order means a sequencer
 	 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
@@ -223,6 +312,7 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 		n->gap_since_ns = now;
 		n->nack_due_ns = now + NACK_DELAY_NS;
 		n->nack_backoff_ns = NACK_DELAY_NS;
+		n->nack_round = 0;
 		return;
 	}
 	if (now < n->nack_due_ns)
@@ -250,8 +340,15 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 		nack.count--;
 	}
 	wire_put_epoch_nack(&w, &nack);
-	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &n->sequencer,
-		     n->e.self->internal_port);
+	/* First the member that streamed to us, then every member in turn:
+	 * a dead or partitioned leader does not stall repair. */
+	struct dp_addr to = n->sequencer;
+	if (n->nack_round > 0 && n->nseqs > 0) {
+		const struct cfg_node *m = n->seqs[(n->nack_round - 1) % n->nseqs];
+		to = (struct dp_addr){.ip = m->ip, .port = m->internal_port};
+	}
+	n->nack_round++;
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &to, n->e.self->internal_port);
 	n->nacks_sent++;
 }
 
@@ -293,7 +390,14 @@ static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const str
 		cap = f->max_bytes < ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  ? ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES + ORDO_MAC_BYTES
 			  : f->max_bytes;
-	rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->st.digest);
+	uint64_t from = f->from_position ? f->from_position : 1;
+	int rc = -1;
+	if (n->durable && from < rep_applog_retained_from(&n->log) &&
+	    from >= rep_store_first_position(&n->store))
+		rep_store_fill_entries(&n->store, &w, f->nonce, from, n->st.applied_position, cap,
+				       &rc);
+	if (rc != 0) /* from memory, or the answer that it is not retained */
+		rep_applog_fill_entries(&n->log, &w, f->nonce, f->from_position, cap, n->st.digest);
 	dp_edge_send(&n->e, b, &w, dp_edge_reply_key(&n->e, h), &req->peer, req->local.port);
 }
 
@@ -325,14 +429,397 @@ static void handle_result_q(struct rep_node *n, const struct wire_hdr *h,
 	dp_reply_applied(&n->applied, &req->peer, dp_edge_reply_key(&n->e, h), &ar);
 }
 
+/* ------------------------------------------------------------ state transfer */
+
+static void xfer_send(struct rep_node *n, uint8_t type, const uint8_t *body, uint32_t len,
+		      const uint8_t *data, uint32_t data_len, const struct dp_addr *to)
+{
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, type);
+	if (!b)
+		return; /* the other side's retry covers it */
+	bool ok = wire_put(&w, body, len);
+	if (ok && data_len) {
+		static const uint8_t zero[8];
+		ok = wire_put(&w, data, data_len) && wire_put(&w, zero, (8 - data_len % 8) % 8);
+	}
+	ORDO_ASSERT(ok); /* xfer_chunk was sized for max_datagram */
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), to, n->e.self->internal_port);
+}
+
+static struct dp_addr peer_addr(const struct cfg_node *p)
+{
+	return (struct dp_addr){.ip = p->ip, .port = p->internal_port};
+}
+
+static void xfer_close_file(struct xfer *x, bool remove)
+{
+	if (x->fd >= 0)
+		close(x->fd);
+	x->fd = -1;
+	if (remove && x->tmp[0])
+		unlink(x->tmp);
+}
+
+static void xfer_query(struct rep_node *n, uint64_t now)
+{
+	struct xfer *x = &n->x;
+	if (n->npeers == 0)
+		return;
+	x->donor = (x->donor + 1) % n->npeers;
+	x->nonce++;
+	uint8_t q[CKPT_Q_BYTES];
+	ordo_st64(q + 0, x->nonce);
+	ordo_st64(q + 8, x->need_epoch);
+	struct dp_addr to = peer_addr(n->peers[x->donor]);
+	xfer_send(n, WIRE_CKPT_Q, q, sizeof q, NULL, 0, &to);
+	x->next_query_ns = now + XFER_QUERY_NS;
+}
+
+static void xfer_start(struct rep_node *n, uint64_t need_epoch, uint64_t now)
+{
+	struct xfer *x = &n->x;
+	if (!n->durable || n->npeers == 0) {
+		if (x->phase != XFER_QUERY) /* say it once */
+			fprintf(
+			    stderr,
+			    "ordo replica %u: epoch %llu is no longer held by any sequencer and "
+			    "state transfer needs --data and another replica; this replica "
+			    "cannot catch up\n",
+			    n->e.self->node_id, (unsigned long long)n->st.next_epoch);
+		x->phase = XFER_QUERY;
+		x->next_query_ns = UINT64_MAX;
+		return;
+	}
+	fprintf(stderr,
+		"ordo replica %u: needs epoch %llu, which no sequencer holds any more (oldest "
+		"held: %llu); catching up by state transfer from another replica\n",
+		n->e.self->node_id, (unsigned long long)n->st.next_epoch,
+		(unsigned long long)need_epoch);
+	x->phase = XFER_QUERY;
+	x->need_epoch = need_epoch;
+	xfer_query(n, now);
+}
+
+/* Asks for as many chunks as the window allows, and again for late ones. */
+static void xfer_pump(struct rep_node *n, uint64_t now)
+{
+	struct xfer *x = &n->x;
+	struct dp_addr to = peer_addr(n->peers[x->donor]);
+	for (uint32_t i = 0; i < XFER_WINDOW; i++) {
+		struct xfer_slot *sl = &x->win[i];
+		if (sl->sent_ns == 0) {
+			if (x->next_off >= x->file_bytes)
+				continue;
+			sl->off = x->next_off;
+			x->next_off += n->xfer_chunk;
+		} else if (now - sl->sent_ns < XFER_RTO_NS) {
+			continue;
+		}
+		uint64_t left = x->file_bytes - sl->off;
+		uint8_t r[CKPT_READ_BYTES] = {0};
+		ordo_st64(r + 0, x->position);
+		ordo_st64(r + 8, sl->off);
+		ordo_st32(r + 16, (uint32_t)(left < n->xfer_chunk ? left : n->xfer_chunk));
+		xfer_send(n, WIRE_CKPT_READ, r, sizeof r, NULL, 0, &to);
+		sl->sent_ns = now ? now : 1;
+	}
+}
+
+static void handle_ckpt_offer(struct rep_node *n, const struct dp_edge_rx *rx)
+{
+	struct xfer *x = &n->x;
+	if (rx->body_len != CKPT_OFFER_BYTES || x->phase != XFER_QUERY ||
+	    ordo_ld64(rx->body) != x->nonce || rx->peer != n->peers[x->donor])
+		return; /* late or not ours */
+	uint64_t position = ordo_ld64(rx->body + 8);
+	uint64_t epoch = ordo_ld64(rx->body + 16);
+	uint64_t bytes = ordo_ld64(rx->body + 24);
+	if (position == 0 || epoch + 1 < x->need_epoch || bytes < REP_CKPT_HDR_BYTES ||
+	    position <= n->st.applied_position)
+		return; /* not ready (a fresh checkpoint is being made): ask again later */
+	x->position = position;
+	x->epoch = epoch;
+	x->file_bytes = bytes;
+	memcpy(x->digest, rx->body + 32, 16);
+	snprintf(x->tmp, sizeof x->tmp, "%s/ckpt-%020llu.ordo.tmp", n->store.ckpt_dir,
+		 (unsigned long long)position);
+	snprintf(x->path, sizeof x->path, "%s/ckpt-%020llu.ordo", n->store.ckpt_dir,
+		 (unsigned long long)position);
+	xfer_close_file(x, false);
+	x->fd = open(x->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (x->fd < 0) {
+		fprintf(stderr, "ordo replica %u: state transfer: cannot create %s: %s\n",
+			n->e.self->node_id, x->tmp, strerror(errno));
+		return;
+	}
+	uint64_t now = ordo_mono_ns();
+	x->phase = XFER_PULL;
+	x->next_off = 0;
+	x->done_bytes = 0;
+	x->started_ns = now;
+	x->progress_ns = now;
+	memset(x->win, 0, sizeof x->win);
+	fprintf(stderr,
+		"ordo replica %u: state transfer from replica %u: checkpoint at position %llu "
+		"(epoch %llu), %llu bytes\n",
+		n->e.self->node_id, n->peers[x->donor]->node_id, (unsigned long long)position,
+		(unsigned long long)epoch, (unsigned long long)bytes);
+	xfer_pump(n, now);
+}
+
+/* The whole file is here: make it durable, load and verify it, install it. */
+static void xfer_finish(struct rep_node *n)
+{
+	struct xfer *x = &n->x;
+	uint32_t id = n->e.self->node_id;
+	x->phase = XFER_IDLE;
+	if (fdatasync(x->fd) != 0 || rename(x->tmp, x->path) != 0) {
+		fprintf(stderr, "ordo replica %u: state transfer: writing %s: %s\n", id, x->path,
+			strerror(errno));
+		xfer_close_file(x, true);
+		return;
+	}
+	xfer_close_file(x, false);
+	int dfd = open(n->store.ckpt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	/* Our own checkpoint, if one is being written, is older: drop it. */
+	rep_ckpt_abort(&n->store.ckpt);
+	struct ledger_cfg lcfg = n->st.ledger.cfg;
+	char err[REP_CKPT_ERR_BYTES];
+	rep_state_free(&n->st);
+	int rc = rep_ckpt_load_file(x->path, n->e.cfg.cluster_id, &lcfg, &n->st, err, sizeof err);
+	bool ok = rc == 0 && n->st.applied_position == x->position &&
+		  memcmp(n->st.digest, x->digest, 16) == 0;
+	if (!ok) {
+		fprintf(stderr, "ordo replica %u: state transfer: %s rejected (%s); asking again\n",
+			id, x->path, rc ? err : "its position or digest is not the one offered");
+		if (rc == 0)
+			rep_state_free(&n->st);
+		unlink(x->path);
+		if (rep_state_init(&n->st, &lcfg) != 0) {
+			fprintf(stderr, "ordo replica %u: out of memory; stopping\n", id);
+			stop_requested = 1;
+			return;
+		}
+	}
+	/* The applied history starts afresh after the installed state. */
+	rep_applog_reset(&n->log, n->st.applied_position);
+	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
+		if (n->slots[i].epoch < n->st.next_epoch)
+			n->slots[i].epoch = 0;
+	n->gap_epoch = 0;
+	if (rep_store_installed(&n->store, &n->st) != 0) {
+		fprintf(stderr, "ordo replica %u: %s; stopping\n", id, n->store.err);
+		stop_requested = 1;
+		return;
+	}
+	if (!ok)
+		return;
+	uint64_t ms = (ordo_mono_ns() - x->started_ns) / ORDO_NS_PER_MS;
+	n->xfers_done++;
+	n->xfer_bytes += x->file_bytes;
+	n->xfer_ms_last = ms;
+	fprintf(stderr,
+		"ordo replica %u: state transfer done: position %llu, epoch %llu, %llu bytes in "
+		"%llu ms; following the stream\n",
+		id, (unsigned long long)n->st.applied_position,
+		(unsigned long long)n->st.applied_epoch, (unsigned long long)x->file_bytes,
+		(unsigned long long)ms);
+	drain(n);
+}
+
+static void handle_ckpt_data(struct rep_node *n, const struct dp_edge_rx *rx)
+{
+	struct xfer *x = &n->x;
+	if (rx->body_len < CKPT_DATA_HEAD || x->phase != XFER_PULL ||
+	    rx->peer != n->peers[x->donor] || ordo_ld64(rx->body) != x->position)
+		return;
+	uint64_t off = ordo_ld64(rx->body + 8);
+	uint32_t len = ordo_ld32(rx->body + 16);
+	uint32_t status = ordo_ld32(rx->body + 20);
+	if (status != CKPT_DATA_OK) { /* the donor no longer has it: start over */
+		xfer_close_file(x, true);
+		x->phase = XFER_QUERY;
+		x->next_query_ns = 0;
+		return;
+	}
+	if (CKPT_DATA_HEAD + len > rx->body_len || off >= x->file_bytes ||
+	    len != (x->file_bytes - off < n->xfer_chunk ? x->file_bytes - off : n->xfer_chunk)) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
+		return;
+	}
+	struct xfer_slot *sl = NULL;
+	for (uint32_t i = 0; i < XFER_WINDOW; i++)
+		if (x->win[i].sent_ns && x->win[i].off == off)
+			sl = &x->win[i];
+	if (!sl)
+		return; /* a duplicate */
+	if (pwrite(x->fd, rx->body + CKPT_DATA_HEAD, len, (off_t)off) != (ssize_t)len) {
+		fprintf(stderr, "ordo replica %u: state transfer: writing %s: %s\n",
+			n->e.self->node_id, x->tmp, strerror(errno));
+		xfer_close_file(x, true);
+		x->phase = XFER_QUERY;
+		x->next_query_ns = ordo_mono_ns() + XFER_STALL_NS;
+		return;
+	}
+	sl->sent_ns = 0;
+	x->done_bytes += len;
+	uint64_t now = ordo_mono_ns();
+	x->progress_ns = now;
+	if (x->done_bytes == x->file_bytes)
+		xfer_finish(n);
+	else
+		xfer_pump(n, now);
+}
+
+/* Timers of the transfer in progress, and whether one must start. */
+static void xfer_tick(struct rep_node *n, uint64_t now)
+{
+	struct xfer *x = &n->x;
+	if (x->phase == XFER_IDLE) {
+		/* Needed when the next epoch is committed, missing, and older
+		 * than what members hold: at once if every member said so,
+		 * after XFER_AFTER_NS if one did. */
+		uint64_t need = n->st.next_epoch;
+		if (n->known_committed < need || n->gap_epoch != need)
+			return;
+		uint32_t past = 0;
+		uint64_t oldest = UINT64_MAX;
+		for (uint32_t i = 0; i < n->nseqs; i++)
+			if (n->retained_from[i] > need) {
+				past++;
+				if (n->retained_from[i] < oldest)
+					oldest = n->retained_from[i];
+			}
+		if (past > 0 && (past == n->nseqs || now - n->gap_since_ns >= XFER_AFTER_NS))
+			xfer_start(n, oldest, now);
+		return;
+	}
+	if (x->phase == XFER_QUERY) {
+		if (n->st.next_epoch >= x->need_epoch && n->gap_epoch != n->st.next_epoch) {
+			x->phase = XFER_IDLE; /* the stream caught us up after all */
+			return;
+		}
+		if (now >= x->next_query_ns)
+			xfer_query(n, now);
+		return;
+	}
+	if (now - x->progress_ns >= XFER_STALL_NS) { /* donor gone: another one */
+		fprintf(stderr,
+			"ordo replica %u: state transfer from replica %u stalled; "
+			"asking another replica\n",
+			n->e.self->node_id, n->peers[x->donor]->node_id);
+		xfer_close_file(x, true);
+		x->phase = XFER_QUERY;
+		xfer_query(n, now);
+		return;
+	}
+	xfer_pump(n, now);
+}
+
+/* Donor side: offer our newest durable checkpoint if it is recent enough,
+ * else begin one and answer "not yet" (position 0). */
+static void handle_ckpt_q(struct rep_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
+{
+	if (rx->body_len != CKPT_Q_BYTES) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
+		return;
+	}
+	uint64_t need = ordo_ld64(rx->body + 8);
+	uint8_t o[CKPT_OFFER_BYTES] = {0};
+	memcpy(o, rx->body, 8); /* nonce */
+	if (n->durable && rep_store_ckpt_position(&n->store) > 0 &&
+	    rep_store_ckpt_epoch(&n->store) + 1 >= need) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/ckpt-%020llu.ordo", n->store.ckpt_dir,
+			 (unsigned long long)rep_store_ckpt_position(&n->store));
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		uint8_t h[REP_CKPT_HDR_BYTES];
+		struct stat stt;
+		if (fd >= 0 && pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h &&
+		    fstat(fd, &stt) == 0) {
+			if (n->serve_fd >= 0)
+				close(n->serve_fd);
+			n->serve_fd = fd; /* kept open: served even once a newer one replaces it */
+			n->serve_position = ordo_ld64(h + 16);
+			memcpy(o + 8, h + 16, 16); /* position, epoch */
+			ordo_st64(o + 24, (uint64_t)stt.st_size);
+			memcpy(o + 32, h + 48, 16); /* digest */
+			fd = -1;
+		}
+		if (fd >= 0)
+			close(fd);
+	} else if (n->durable && n->st.next_epoch >= need) {
+		rep_store_checkpoint_now(&n->store, &n->st);
+	}
+	xfer_send(n, WIRE_CKPT_OFFER, o, sizeof o, NULL, 0, &b->peer);
+}
+
+static void handle_ckpt_read(struct rep_node *n, const struct dp_edge_rx *rx,
+			     const struct dp_buf *b)
+{
+	if (rx->body_len != CKPT_READ_BYTES) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
+		return;
+	}
+	uint64_t position = ordo_ld64(rx->body);
+	uint64_t off = ordo_ld64(rx->body + 8);
+	uint32_t len = ordo_ld32(rx->body + 16);
+	uint8_t head[CKPT_DATA_HEAD] = {0};
+	memcpy(head, rx->body, 16);
+	uint8_t data[ORDO_DATAGRAM_MAX];
+	ssize_t got = -1;
+	if (n->serve_fd >= 0 && position == n->serve_position && len <= n->xfer_chunk)
+		got = pread(n->serve_fd, data, len, (off_t)off);
+	if (got != (ssize_t)len) {
+		ordo_st32(head + 20, CKPT_DATA_GONE);
+		xfer_send(n, WIRE_CKPT_DATA, head, sizeof head, NULL, 0, &b->peer);
+		return;
+	}
+	ordo_st32(head + 16, len);
+	n->served_reads++;
+	xfer_send(n, WIRE_CKPT_DATA, head, sizeof head, data, len, &b->peer);
+}
+
+/* Index of a sequencer member in n->seqs, or -1. */
+static int seq_index(const struct rep_node *n, const struct cfg_node *p)
+{
+	for (uint32_t i = 0; i < n->nseqs; i++)
+		if (n->seqs[i] == p)
+			return (int)i;
+	return -1;
+}
+
 static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
 {
+	if (rx->peer && rx->peer->role == CFG_ROLE_REPLICA && rx->peer != n->e.self) {
+		switch (rx->h.type) { /* state transfer, between replicas */
+		case WIRE_CKPT_Q:
+			handle_ckpt_q(n, rx, b);
+			return;
+		case WIRE_CKPT_OFFER:
+			handle_ckpt_offer(n, rx);
+			return;
+		case WIRE_CKPT_READ:
+			handle_ckpt_read(n, rx, b);
+			return;
+		case WIRE_CKPT_DATA:
+			handle_ckpt_data(n, rx);
+			return;
+		default:
+			break;
+		}
+	}
 	if (!rx->peer || rx->peer->role != CFG_ROLE_SEQUENCER) { /* MEMBER is for sequencers */
 		dp_edge_drop(&n->e, WIRE_DROP_INTERNAL_PEER);
 		return;
 	}
-	n->sequencer = b->peer;
 	if (rx->h.type == WIRE_EPOCH_DATA) {
+		n->sequencer = b->peer;
 		if (n->e.cfg.multicast_group && b->local.ip == n->e.cfg.multicast_group)
 			n->epoch_data_multicast++;
 		handle_epoch_data(n, rx->body, rx->body_len);
@@ -344,6 +831,11 @@ static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, con
 		}
 		if (hb.committed_epoch > n->known_committed)
 			n->known_committed = hb.committed_epoch;
+		int i = seq_index(n, rx->peer);
+		if (i >= 0 && hb.retained_from > n->retained_from[i])
+			n->retained_from[i] = hb.retained_from;
+		if (n->sequencer.port == 0)
+			n->sequencer = b->peer;
 	} else {
 		dp_edge_drop(&n->e, WIRE_DROP_TYPE);
 	}
@@ -389,10 +881,27 @@ static void handle_datagram(struct rep_node *n, struct dp_buf *b)
 		handle_result_q(n, &rx.h, &q, b);
 }
 
+/* rep_store's replay callback: rebuild the applied log for FETCH/RESULT_Q. */
+static void on_replayed(void *ctx, const struct wire_entry_rec *ent,
+			const uint8_t digest_before[16], const uint8_t *data)
+{
+	struct rep_node *n = ctx;
+	if (rep_applog_applied(&n->log) + 1 != ent->position)
+		rep_applog_reset(&n->log, ent->position - 1);
+	rep_applog_append(&n->log, ent, digest_before);
+	if (data) {
+		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
+		la->position = ent->position;
+		memcpy(la->data, data, 32);
+	}
+}
+
 static const char usage_text[] =
-    "usage: ordo replica --cluster FILE --node ID [--fault SPEC] [--busy-poll]\n"
-    "                    [-- EAL ARGS]\n"
+    "usage: ordo replica --cluster FILE --node ID [--data DIR] [--fault SPEC]\n"
+    "                    [--busy-poll] [-- EAL ARGS]\n"
     "  Runs replica node ID of the cluster file until SIGINT or SIGTERM.\n"
+    "  --data DIR    the ledger's storage (made by ordo format): applied log and\n"
+    "                checkpoints; without it the ledger is in memory only\n"
     "  --fault SPEC  inject faults into this node's transport, e.g.\n"
     "                drop=5%,dup=1% (tests)\n"
     "  --busy-poll   transport = dpdk: keep polling when idle (latency; a core)\n"
@@ -400,20 +909,25 @@ static const char usage_text[] =
 
 static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 {
-	if (a->data) {
-		fprintf(stderr, "ordo replica: --data is not supported yet: a replica keeps its "
-				"ledger in memory until the replicas issue lands\n");
-		return -EINVAL;
-	}
+	n->serve_fd = -1;
+	n->x.fd = -1;
 	int rc = dp_edge_open(&n->e, a, CFG_ROLE_REPLICA, "ordo replica", 16u << 20);
 	if (rc)
 		return rc;
 	const struct cfg_cluster *cfg = &n->e.cfg;
 	const struct cfg_node *reps[ORDO_NODES_MAX];
 	n->nreplicas = cfg_replicas(cfg, reps, ORDO_NODES_MAX);
-	for (uint32_t i = 0; i < n->nreplicas; i++)
+	for (uint32_t i = 0; i < n->nreplicas; i++) {
 		if (reps[i] == n->e.self)
 			n->replica_index = i;
+		else
+			n->peers[n->npeers++] = reps[i];
+	}
+	for (uint32_t i = 0; i < cfg->nnodes; i++)
+		if (cfg->nodes[i].role == CFG_ROLE_SEQUENCER && cfg->nodes[i].group == 0)
+			n->seqs[n->nseqs++] = &cfg->nodes[i];
+	n->xfer_chunk =
+	    (cfg->max_datagram - ORDO_HDR_BYTES - CKPT_DATA_HEAD - ORDO_MAC_BYTES) & ~7u;
 	n->frag_bytes =
 	    (cfg->max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
 	    ~7u;
@@ -427,14 +941,6 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		if (!n->slots[i].bytes)
 			return -ENOMEM;
 	}
-	struct ledger_cfg lcfg = {.accounts_max = cfg->accounts_max,
-				  .transfers_max = cfg->transfers_max};
-	rc = rep_state_init(&n->st, &lcfg);
-	if (rc) {
-		fprintf(stderr, "ordo replica: ledger (%zu bytes): %s\n", ledger_bytes(&lcfg),
-			strerror(-rc));
-		return rc;
-	}
 	rc = rep_applog_init(&n->log, cfg->applied_log_bytes,
 			     cfg->applied_log_bytes / ORDO_ENTRY_REC_BYTES);
 	if (rc)
@@ -442,6 +948,45 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 	n->lookups = calloc(LOOKUP_RING, sizeof *n->lookups);
 	if (!n->lookups)
 		return -ENOMEM;
+	struct ledger_cfg lcfg = {.accounts_max = cfg->accounts_max,
+				  .transfers_max = cfg->transfers_max};
+	if (a->data) {
+		struct rep_store_config sc = {
+		    .dir = a->data,
+		    .cluster_id = cfg->cluster_id,
+		    .node_id = n->e.self->node_id,
+		    .ledger = lcfg,
+		    .epoch_bytes = cfg->epoch_bytes,
+		    .checkpoint_bytes = cfg->checkpoint_bytes,
+		    .retain_bytes = cfg->applied_log_bytes,
+		};
+		uint64_t t0 = ordo_mono_ns();
+		rc = rep_store_open(&n->store, &sc, &n->st, on_replayed, n);
+		if (rc) {
+			fprintf(stderr, "ordo replica: %s\n", n->store.err);
+			return rc;
+		}
+		n->durable = true;
+		fprintf(stderr,
+			"ordo replica %u: recovered position %llu (epoch %llu) from %s in %llu ms: "
+			"replayed %llu epochs, %llu positions\n",
+			n->e.self->node_id, (unsigned long long)n->st.applied_position,
+			(unsigned long long)n->st.applied_epoch, a->data,
+			(unsigned long long)((ordo_mono_ns() - t0) / ORDO_NS_PER_MS),
+			(unsigned long long)n->store.stats.replayed_epochs,
+			(unsigned long long)n->store.stats.replayed_positions);
+	} else {
+		rc = rep_state_init(&n->st, &lcfg);
+		if (rc) {
+			fprintf(stderr, "ordo replica: ledger (%zu bytes): %s\n",
+				ledger_bytes(&lcfg), strerror(-rc));
+			return rc;
+		}
+		fprintf(stderr, "ordo replica %u: no --data: the ledger is in memory only\n",
+			n->e.self->node_id);
+	}
+	if (rep_applog_applied(&n->log) != n->st.applied_position)
+		rep_applog_reset(&n->log, n->st.applied_position);
 	dp_reply_init(&n->applied, n->e.t, cfg->cluster_id, WIRE_APPLIED, n->e.self->node_id,
 		      n->e.self->client_port);
 	return 0;
@@ -449,6 +994,11 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 
 static void node_close(struct rep_node *n)
 {
+	if (n->durable)
+		rep_store_close(&n->store);
+	xfer_close_file(&n->x, true);
+	if (n->serve_fd >= 0)
+		close(n->serve_fd);
 	dp_edge_close(&n->e);
 	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
 		free(n->slots[i].bytes);
@@ -483,22 +1033,36 @@ int rep_main(int argc, char **argv)
 			handle_datagram(n, bufs[i]);
 		dp_free(n->e.t, bufs, got);
 		dp_reply_flush(&n->applied);
+		if (n->durable && rep_store_poll(&n->store, &n->st) != 0) {
+			fprintf(stderr, "ordo replica %u: %s; stopping\n", self->node_id,
+				n->store.err);
+			break;
+		}
+		if (got == 0 || n->x.phase == XFER_PULL) {
+			uint64_t now = ordo_mono_ns();
+			if (n->x.phase != XFER_PULL)
+				maybe_nack(n, now);
+			xfer_tick(n, now);
+		}
 		if (got == 0) {
 			uint64_t now = ordo_mono_ns();
-			maybe_nack(n, now);
 			uint64_t wait = IDLE_WAIT_MAX_NS;
 			if (n->gap_epoch)
 				wait = n->nack_due_ns > now ? n->nack_due_ns - now : 0;
+			if (n->x.phase != XFER_IDLE || (n->durable && rep_store_busy(&n->store)))
+				wait = STORE_WAIT_NS;
 			dp_wait(n->e.t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
 		}
 	}
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
-		"multicast=%llu dropped=%llu\n",
+		"multicast=%llu dropped=%llu checkpoints=%llu transfers=%llu served_reads=%llu\n",
 		self->node_id, (unsigned long long)n->st.applied_position,
 		(unsigned long long)n->st.applied_epoch, (unsigned long long)n->st.requests_applied,
 		(unsigned long long)n->nacks_sent, (unsigned long long)n->epoch_data_multicast,
-		(unsigned long long)dp_edge_drops_total(&n->e));
+		(unsigned long long)dp_edge_drops_total(&n->e),
+		(unsigned long long)n->store.stats.checkpoints, (unsigned long long)n->xfers_done,
+		(unsigned long long)n->served_reads);
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

@@ -195,22 +195,31 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 	stream_epoch_to(n, rep->ip, rep->internal_port, epoch, bytes, len);
 }
 
+/* The oldest epoch this member can resend on EPOCH_NACK. */
+static uint64_t retained_from(const struct seq_node *n)
+{
+	return n->log.first_epoch ? n->log.first_epoch : n->m.committed_epoch + 1;
+}
+
+static void send_heartbeat(struct seq_node *n, const struct cfg_node *rep)
+{
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_HEARTBEAT);
+	if (!b)
+		return;
+	struct wire_epoch_heartbeat hb = {.committed_epoch = n->m.committed_epoch,
+					  .group = n->e.self->group,
+					  .retained_from = retained_from(n)};
+	wire_put_epoch_heartbeat(&w, &hb);
+	const struct dp_addr to = {.ip = rep->ip, .port = rep->internal_port};
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &to, n->e.self->internal_port);
+}
+
 static void send_heartbeats(struct seq_node *n, uint64_t now)
 {
-	const struct wire_key *key = dp_edge_internal_key(&n->e);
 	n->last_heartbeat_ns = now;
-	for (uint32_t i = 0; i < n->nreplicas; i++) {
-		struct wire_writer w;
-		struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_HEARTBEAT);
-		if (!b)
-			return;
-		struct wire_epoch_heartbeat hb = {.committed_epoch = n->m.committed_epoch,
-						  .group = n->e.self->group};
-		wire_put_epoch_heartbeat(&w, &hb);
-		const struct dp_addr to = {.ip = n->replicas[i]->ip,
-					   .port = n->replicas[i]->internal_port};
-		dp_edge_send(&n->e, b, &w, key, &to, n->e.self->internal_port);
-	}
+	for (uint32_t i = 0; i < n->nreplicas; i++)
+		send_heartbeat(n, n->replicas[i]);
 }
 
 /* seq_machine's ordered: ORDERED OK for a committed request of our term. */
@@ -501,6 +510,7 @@ static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_l
 		return;
 	}
 	uint32_t count = nack.count < NACK_EPOCHS_MAX ? nack.count : NACK_EPOCHS_MAX;
+	bool unretained = false;
 	for (uint64_t e = nack.from_epoch; e < nack.from_epoch + count; e++) {
 		const uint8_t *bytes;
 		uint32_t len;
@@ -508,10 +518,15 @@ static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_l
 			break;
 		if (seq_epochlog_get(&n->log, e, &bytes, &len) != 0) {
 			n->nacks_unretained++;
+			unretained = true;
 			continue;
 		}
 		stream_epoch(n, rep, e, bytes, len);
 	}
+	/* Tell the replica what this member still holds: one that needs older
+	 * epochs than any member retains catches up by state transfer. */
+	if (unretained)
+		send_heartbeat(n, rep);
 	n->nacks_served++;
 }
 

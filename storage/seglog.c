@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -162,6 +163,29 @@ static int sync_fd(struct stor_log *log, int fd, bool data_only)
 {
 	int rc = data_only ? fdatasync(fd) : fsync(fd);
 	return fault_filter(log, false, rc == 0 ? 0 : -errno);
+}
+
+/* Takes the segment's exclusive flock, waiting up to SEG_LOCK_WAIT_MS. Every
+ * segment a log has open is locked through its own descriptor, so a second
+ * process opening the same directory is refused instead of interleaving its
+ * writes with ours. The lock belongs to the open file, which the kernel
+ * releases only once nothing refers to it, io_uring requests of a process
+ * being torn down included: recovery waits for those to be finished or
+ * cancelled (a write that was in flight when its process was killed may be
+ * lost; one that completed is in the page cache and survives). */
+#define SEG_LOCK_WAIT_MS 10000u
+static int seg_lock(int fd)
+{
+	for (uint32_t waited = 0;; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (waited >= SEG_LOCK_WAIT_MS)
+			return -EBUSY;
+		struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Reserves [off, off + len) of fd with zeros (sparse where fallocate is
@@ -351,8 +375,11 @@ static int seg_create(struct stor_log *log, uint64_t seq)
 	if (fd < 0)
 		return log_fail(log, -errno);
 	uint8_t hdr[STOR_SEG_HDR_BYTES];
+	int rc = seg_lock(fd);
+	if (rc != 0)
+		goto out_close_fd;
 	stor_seg_hdr_encode(hdr, log->cfg.cluster_id, s->first_index);
-	int rc = prealloc(fd, 0, s->capacity_bytes);
+	rc = prealloc(fd, 0, s->capacity_bytes);
 	if (rc != 0)
 		goto out_close_fd;
 	ssize_t n = pwrite(fd, hdr, sizeof hdr, 0);
@@ -1138,6 +1165,15 @@ static int recover(struct stor_log *log, char *err, size_t err_len)
 			rc = -errno;
 			errf(err, err_len, "storage: %s/%s: open: %s", log->dir, name,
 			     strerror(errno));
+			goto out_free;
+		}
+		rc = seg_lock(fd);
+		if (rc != 0) {
+			errf(err, err_len,
+			     "storage: %s/%s: cannot lock it (%s): another process is using "
+			     "this data directory; stop it, or give this node its own --data",
+			     log->dir, name, strerror(-rc));
+			close(fd);
 			goto out_free;
 		}
 		uint64_t seq = log->seg_head + log->seg_count;

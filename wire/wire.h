@@ -443,10 +443,15 @@ int wire_parse_epoch_nack(const uint8_t *body, uint32_t body_len, struct wire_ep
 #define WIRE_MEMBER_ADD		 1u
 #define WIRE_MEMBER_REMOVE	 2u
 
-/* EPOCH_HEARTBEAT body (16 bytes): the sender's highest committed epoch. */
+/* EPOCH_HEARTBEAT body (24 bytes): the sender's highest committed epoch and
+ * the oldest epoch it can still resend on EPOCH_NACK (0: none; a replica
+ * that needs an older one catches up by state transfer). A 16-byte body
+ * (without retained_from) is accepted and read as retained_from 0. */
+#define WIRE_EPOCH_HEARTBEAT_BYTES 24u
 struct wire_epoch_heartbeat {
 	uint64_t committed_epoch;
 	uint16_t group;
+	uint64_t retained_from;
 };
 void wire_put_epoch_heartbeat(struct wire_writer *w, const struct wire_epoch_heartbeat *h);
 int wire_parse_epoch_heartbeat(const uint8_t *body, uint32_t body_len,

@@ -207,10 +207,11 @@ int wire_parse_epoch_nack(const uint8_t *body, uint32_t body_len, struct wire_ep
 void wire_put_epoch_heartbeat(struct wire_writer *w, const struct wire_epoch_heartbeat *h)
 {
 	ORDO_ASSERT(w->type == WIRE_EPOCH_HEARTBEAT && w->len == ORDO_HDR_BYTES);
-	uint8_t b[WIRE_EPOCH_SMALL_BYTES];
+	uint8_t b[WIRE_EPOCH_HEARTBEAT_BYTES];
 	memset(b, 0, sizeof b);
 	ordo_st64(b + 0, h->committed_epoch);
 	ordo_st16(b + 8, h->group);
+	ordo_st64(b + 16, h->retained_from);
 	bool ok = wire_put(w, b, sizeof b);
 	ORDO_ASSERT(ok);
 }
@@ -218,9 +219,10 @@ void wire_put_epoch_heartbeat(struct wire_writer *w, const struct wire_epoch_hea
 int wire_parse_epoch_heartbeat(const uint8_t *body, uint32_t body_len,
 			       struct wire_epoch_heartbeat *h)
 {
-	if (body_len != WIRE_EPOCH_SMALL_BYTES)
+	if (body_len != WIRE_EPOCH_SMALL_BYTES && body_len != WIRE_EPOCH_HEARTBEAT_BYTES)
 		return -EBADMSG;
 	h->committed_epoch = ordo_ld64(body + 0);
 	h->group = ordo_ld16(body + 8);
+	h->retained_from = body_len == WIRE_EPOCH_HEARTBEAT_BYTES ? ordo_ld64(body + 16) : 0;
 	return 0;
 }

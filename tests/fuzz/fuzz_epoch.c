@@ -108,10 +108,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		wire_begin(&w, out, 64, WIRE_EPOCH_HEARTBEAT, FUZZ_CLUSTER);
 		wire_put_epoch_heartbeat(&w, &hb);
-		ORDO_ASSERT(wire_finish(&w, NULL) == 48);
+		ORDO_ASSERT(wire_finish(&w, NULL) == 56);
 		ORDO_ASSERT(memcmp(out + 32, body, 10) == 0);
-		ORDO_ASSERT(wire_parse_epoch_heartbeat(out + 32, 16, &g) == 0);
-		ORDO_ASSERT(g.committed_epoch == hb.committed_epoch && g.group == hb.group);
+		ORDO_ASSERT(wire_parse_epoch_heartbeat(out + 32, 24, &g) == 0);
+		ORDO_ASSERT(g.committed_epoch == hb.committed_epoch && g.group == hb.group &&
+			    g.retained_from == hb.retained_from);
 		break;
 	}
 	}

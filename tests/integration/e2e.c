@@ -22,7 +22,17 @@
  * with SIGSTOP for longer than the election timeout and resumed. The checks
  * are the same: nothing answered is lost or ordered twice.
  *
- * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover]]
+ * Replicas mode (4th argument "replicas"; issue 6): every replica's transport
+ * drops 5% and duplicates 1% of datagrams (the epoch stream included), under
+ * a paced load: one replica is killed with SIGKILL while it applies and
+ * restarted; one is killed while a checkpoint is being written (its .tmp
+ * file exists) and restarted; one is killed, its data directory wiped, and
+ * restarted empty once the sequencers no longer hold the epochs it needs, so
+ * it must catch up by state transfer from another replica. The same checks
+ * follow; the wiped replica's stream, which begins after the checkpoint it
+ * received, must equal the others' from there, with the same digest.
+ *
+ * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas]]
  * With a sequencer marked join = yes in the cluster file, failover mode then
  * removes a follower (ordo member remove, then stops it) and adds the joiner
  * (ordo member add), and runs on under load: the joiner must hold the whole
@@ -36,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,11 +58,12 @@
 #include "common/prng.h"
 #include "replicas/ledger.h"
 
-#define CLIENTS	     4
-#define ACCOUNTS     48
-#define FAULT_CLIENT "drop=3%,dup=3%,delay=3%:3ms"
-#define FAULT_SEQ    "drop=1%,dup=1%,delay=1%:2ms"
-#define FAULT_REP    "drop=2%,dup=1%,delay=1%:2ms"
+#define CLIENTS		 4
+#define ACCOUNTS	 48
+#define FAULT_CLIENT	 "drop=3%,dup=3%,delay=3%:3ms"
+#define FAULT_SEQ	 "drop=1%,dup=1%,delay=1%:2ms"
+#define FAULT_REP	 "drop=2%,dup=1%,delay=1%:2ms"
+#define FAULT_REP_STREAM "drop=5%,dup=1%" /* replicas mode: the issue's stream faults */
 
 static int failures, passes;
 static uint64_t t0_ns;
@@ -304,14 +316,15 @@ struct stream {
 	bool heads_ok;
 };
 
-static int fetch_all(struct ordo_client *c, uint32_t node, uint64_t upto, struct stream *s)
+/* Fetches positions from..upto; s->digest must hold the digest after
+ * from - 1 (zero for 1). */
+static int fetch_range(struct ordo_client *c, uint32_t node, uint64_t from, uint64_t upto,
+		       struct stream *s)
 {
 	static uint8_t buf[ORDO_DATAGRAM_MAX];
 	static struct wire_entry_rec recs[ORDO_RECS_PER_DATAGRAM_MAX];
-	memset(s, 0, sizeof *s);
 	s->off = calloc(upto + 2, sizeof *s->off);
 	s->heads_ok = true;
-	uint64_t from = 1;
 	while (from <= upto) {
 		struct wire_entries_head h;
 		int k = ordo_fetch(c, node, from, 0, &h, recs, ORDO_RECS_PER_DATAGRAM_MAX, buf,
@@ -340,6 +353,146 @@ static int fetch_all(struct ordo_client *c, uint32_t node, uint64_t upto, struct
 		}
 	}
 	return 0;
+}
+
+/* The oldest position a replica still serves (FETCH from 1 answers with its
+ * retained history when it begins later), and the digest before it. */
+static uint64_t oldest_served(struct ordo_client *c, uint32_t node, uint8_t digest[16])
+{
+	static uint8_t buf[ORDO_DATAGRAM_MAX];
+	static struct wire_entry_rec recs[ORDO_RECS_PER_DATAGRAM_MAX];
+	struct wire_entries_head h;
+	int k =
+	    ordo_fetch(c, node, 1, 0, &h, recs, ORDO_RECS_PER_DATAGRAM_MAX, buf, 2 * ORDO_NS_PER_S);
+	if (k < 0)
+		return 0;
+	memcpy(digest, h.digest, 16);
+	return k > 0 ? 1 : h.first_position;
+}
+
+/* Replicas mode: kills replicas while they apply, while they checkpoint, and
+ * wipes one so it catches up by state transfer. */
+#define REPLICAS_RATE	   15000u
+#define REPLICAS_DOWN_NS   (300ull * ORDO_NS_PER_MS)
+#define REPLICAS_WIPE_NS   (3000ull * ORDO_NS_PER_MS) /* sequencers forget meanwhile */
+#define REPLICAS_CKPT_WAIT (30ull * ORDO_NS_PER_S)
+enum rep_phase { RP_APPLY, RP_CKPT, RP_WIPE, RP_SETTLE, RP_DONE };
+
+struct rchaos {
+	enum rep_phase phase;
+	uint64_t next_ns;    /* when the current phase acts */
+	uint64_t since_ns;   /* the phase began */
+	int down;	     /* index of a killed replica, -1 */
+	uint64_t restart_ns; /* when to start it again */
+	int idx[3];	     /* the replicas' indexes in the cluster's nodes */
+	bool ckpt_caught;    /* a kill found a checkpoint being written */
+	uint32_t wiped;	     /* node id of the wiped replica */
+};
+
+static bool has_tmp_checkpoint(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strstr(e->d_name, ".ordo.tmp"))
+			found = true;
+	closedir(d);
+	return found;
+}
+
+/* From a replica's log: the position its last start recovered to, how many
+ * epochs it replayed, and whether it received a state transfer. */
+static void log_facts(const char *logdir, uint32_t id, uint64_t *pos, uint64_t *epochs, bool *xfer)
+{
+	char path[600], line[1024];
+	snprintf(path, sizeof path, "%s/node-%u.log", logdir, id);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, "recovered position ");
+		const char *q = strstr(line, "replayed ");
+		if (p && q) {
+			*pos = strtoull(p + strlen("recovered position "), NULL, 10);
+			*epochs = strtoull(q + strlen("replayed "), NULL, 10);
+		}
+		if (strstr(line, "state transfer done"))
+			*xfer = true;
+	}
+	fclose(f);
+}
+
+static void kill_node(struct ordo_procs *procs, int k)
+{
+	kill(procs->pid[k], SIGKILL);
+	int status;
+	waitpid(procs->pid[k], &status, 0);
+	procs->pid[k] = 0;
+}
+
+static void rchaos_step(struct rchaos *ch, struct ordo_procs *procs, const struct cfg_cluster *cl,
+			const char *cluster, const char *exe, const char *logdir)
+{
+	uint64_t now = ordo_mono_ns();
+	if (ch->down >= 0) {
+		if (now < ch->restart_ns)
+			return;
+		int rc = ordo_procs_start_one(procs, cl, (uint32_t)ch->down, cluster, exe, logdir,
+					      FAULT_REP_STREAM);
+		check(rc == 0, "restart replica %u", cl->nodes[ch->down].node_id);
+		ch->down = -1;
+		ch->since_ns = now;
+		ch->next_ns = now + ORDO_NS_PER_S;
+		return;
+	}
+	if (now < ch->next_ns)
+		return;
+	char dir[600];
+	switch (ch->phase) {
+	case RP_APPLY: /* under load a replica is always applying */
+		kill_node(procs, ch->idx[0]);
+		printf("# killed replica %u while it applied\n", cl->nodes[ch->idx[0]].node_id);
+		ch->down = ch->idx[0];
+		ch->restart_ns = now + REPLICAS_DOWN_NS;
+		ch->phase = RP_CKPT;
+		break;
+	case RP_CKPT:
+		snprintf(dir, sizeof dir, "%s/data-%u/ckpt", logdir, cl->nodes[ch->idx[1]].node_id);
+		if (has_tmp_checkpoint(dir)) {
+			kill_node(procs, ch->idx[1]);
+			ch->ckpt_caught = true;
+			printf("# killed replica %u while it wrote a checkpoint\n",
+			       cl->nodes[ch->idx[1]].node_id);
+			ch->down = ch->idx[1];
+			ch->restart_ns = now + REPLICAS_DOWN_NS;
+			ch->phase = RP_WIPE;
+		} else if (now - ch->since_ns > REPLICAS_CKPT_WAIT) {
+			ch->phase = RP_WIPE; /* reported as a failed check */
+		}
+		break;
+	case RP_WIPE: {
+		int k = ch->idx[2];
+		kill_node(procs, k);
+		ch->wiped = cl->nodes[k].node_id;
+		char cmd[700];
+		snprintf(cmd, sizeof cmd, "rm -rf %s/data-%u", logdir, ch->wiped);
+		check(system(cmd) == 0, "wipe replica %u's data directory", ch->wiped);
+		printf("# killed replica %u and wiped its data\n", ch->wiped);
+		ch->down = k;
+		ch->restart_ns = now + REPLICAS_WIPE_NS;
+		ch->phase = RP_SETTLE;
+		break;
+	}
+	case RP_SETTLE: /* load on after the last restart */
+		if (now - ch->since_ns > 2 * ORDO_NS_PER_S)
+			ch->phase = RP_DONE;
+		break;
+	case RP_DONE:
+		break;
+	}
 }
 
 /* Failover mode: kills and pauses members of the sequencer group. */
@@ -483,9 +636,10 @@ int main(int argc, char **argv)
 	t0_ns = ordo_mono_ns();
 	uint64_t total = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
 	bool failover = argc > 4 && strcmp(argv[4], "failover") == 0;
-	const char *fault_seq = failover ? NULL : FAULT_SEQ;
-	const char *fault_rep = failover ? NULL : FAULT_REP;
-	const char *fault_client = failover ? NULL : FAULT_CLIENT;
+	bool replicas = argc > 4 && strcmp(argv[4], "replicas") == 0;
+	const char *fault_seq = failover || replicas ? NULL : FAULT_SEQ;
+	const char *fault_rep = failover ? NULL : replicas ? FAULT_REP_STREAM : FAULT_REP;
+	const char *fault_client = failover || replicas ? NULL : FAULT_CLIENT;
 	static struct cfg_cluster cl;
 	char err[512];
 	if (cfg_load(cluster, &cl, err, sizeof err)) {
@@ -555,14 +709,22 @@ int main(int argc, char **argv)
 	for (uint32_t k = 0; k < cl.nnodes; k++)
 		if (cl.nodes[k].role == CFG_ROLE_SEQUENCER && cl.nodes[k].join)
 			ch.joiner = (int)k;
+	struct rchaos rch = {.next_ns = start + ORDO_NS_PER_S, .since_ns = start, .down = -1};
+	for (uint32_t k = 0, r = 0; k < cl.nnodes && r < 3; k++)
+		if (cl.nodes[k].role == CFG_ROLE_REPLICA)
+			rch.idx[r++] = (int)k;
 	for (;;) {
 		uint32_t outstanding = 0;
 		uint64_t allowed = total;
-		if (failover) {
-			allowed = (ordo_mono_ns() - start) / 1000 * FAILOVER_RATE / 1000000;
+		if (failover || replicas) {
+			uint32_t rate = failover ? FAILOVER_RATE : REPLICAS_RATE;
+			allowed = (ordo_mono_ns() - start) / 1000 * rate / 1000000;
 			allowed = allowed < total ? allowed : total;
-			chaos_step(&ch, &procs, admin, &cl, cluster, exe, logdir);
 		}
+		if (failover)
+			chaos_step(&ch, &procs, admin, &cl, cluster, exe, logdir);
+		if (replicas)
+			rchaos_step(&rch, &procs, &cl, cluster, exe, logdir);
 		for (int i = 0; i < CLIENTS; i++) {
 			while (sent < allowed && submit_one(&clients[i], &rng, &transfer_seq) == 0)
 				sent++;
@@ -571,7 +733,8 @@ int main(int argc, char **argv)
 		}
 		if (sent >= total && outstanding == 0 &&
 		    (!failover || (ch.kills >= FAILOVER_KILLS && ch.down < 0 && ch.paused < 0 &&
-				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))))
+				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))) &&
+		    (!replicas || rch.phase == RP_DONE))
 			break;
 		if (ordo_mono_ns() > deadline) {
 			check(false, "all requests answered within 300 s (%u outstanding)",
@@ -587,11 +750,31 @@ int main(int argc, char **argv)
 	check(sent >= total,
 	      "%" PRIu64 " requests submitted and answered in %.1f s (%" PRIu64 " resends)", sent,
 	      secs, retries);
-	check(retries > 0, "faults forced resends");
+	if (!replicas) /* there, only replicas' datagrams are dropped */
+		check(retries > 0, "faults forced resends");
 	if (failover)
 		check(ch.kills == FAILOVER_KILLS && ch.pause_done,
 		      "the leader was killed and restarted %d times, a follower paused and resumed",
 		      ch.kills);
+	if (replicas) {
+		check(rch.phase == RP_DONE, "every replica was killed and restarted under load");
+		check(rch.ckpt_caught, "a replica was killed while writing a checkpoint");
+		for (int r = 0; r < 3; r++) {
+			uint32_t id = cl.nodes[rch.idx[r]].node_id;
+			uint64_t pos = 0, epochs = 0;
+			bool xfer = false;
+			log_facts(logdir, id, &pos, &epochs, &xfer);
+			if (r < 2)
+				check(pos > 0 && !xfer,
+				      "replica %u restarted from its own disk: checkpoint and log "
+				      "replay to position %" PRIu64 " (%" PRIu64
+				      " epochs replayed)",
+				      id, pos, epochs);
+			else
+				check(xfer,
+				      "replica %u, started empty, caught up by state transfer", id);
+		}
+	}
 	check((ordo_client_id(clients[CLIENTS - 1].c) >> 48) == 3,
 	      "the AUTH client's id lies in its key's range (§3.1.3)");
 	check(ordo_client_stats(clients[CLIENTS - 1].c)->applied > 0,
@@ -641,20 +824,52 @@ int main(int argc, char **argv)
 		      reps[r]->node_id, rst[r].commit, committed);
 	}
 	static struct stream streams[ORDO_NODES_MAX];
+	uint64_t from_pos[ORDO_NODES_MAX] = {0};
+	uint8_t head_digest[ORDO_NODES_MAX][16];
 	for (uint32_t r = 0; r < nreps; r++) {
-		int rc = fetch_all(admin, reps[r]->node_id, committed, &streams[r]);
-		check(rc == 0 && streams[r].count == committed,
-		      "replica %u serves positions 1..%" PRIu64 " gapless by FETCH",
-		      reps[r]->node_id, committed);
+		/* A replica that caught up by state transfer serves history
+		 * from the checkpoint it received on (replicas mode). */
+		uint8_t *d0 = head_digest[r];
+		memset(d0, 0, 16);
+		from_pos[r] = 1;
+		if (replicas && reps[r]->node_id == rch.wiped) {
+			from_pos[r] = oldest_served(admin, reps[r]->node_id, d0);
+			check(from_pos[r] > 1,
+			      "replica %u, wiped, serves history from %" PRIu64
+			      " (the checkpoint it received)",
+			      reps[r]->node_id, from_pos[r]);
+			if (from_pos[r] == 0)
+				from_pos[r] = 1;
+		}
+		memset(&streams[r], 0, sizeof streams[r]);
+		memcpy(streams[r].digest, d0, 16);
+		int rc = fetch_range(admin, reps[r]->node_id, from_pos[r], committed, &streams[r]);
+		check(rc == 0 && streams[r].count == committed - from_pos[r] + 1,
+		      "replica %u serves positions %" PRIu64 "..%" PRIu64 " gapless by FETCH",
+		      reps[r]->node_id, from_pos[r], committed);
 		check(streams[r].heads_ok, "replica %u ENTRIES heads carry the running digest",
 		      reps[r]->node_id);
 		check(memcmp(streams[r].digest, rst[r].digest, 16) == 0,
 		      "replica %u STATUS digest equals the digest recomputed from its stream",
 		      reps[r]->node_id);
 	}
+	check(from_pos[0] == 1, "replica %u serves the whole history", reps[0]->node_id);
 	for (uint32_t r = 1; r < nreps; r++) {
-		check(streams[r].len == streams[0].len &&
-			  memcmp(streams[r].bytes, streams[0].bytes, streams[0].len) == 0,
+		/* streams[r] holds positions from_pos[r].. : compare with the
+		 * same positions of streams[0], and the digest before them */
+		uint64_t at = from_pos[r] <= streams[0].count ? streams[0].off[from_pos[r]] : 0;
+		uint8_t before[16] = {0};
+		for (uint64_t p = 1; p < from_pos[r] && p <= streams[0].count; p++) {
+			const uint8_t *rec = streams[0].bytes + streams[0].off[p];
+			ledger_digest_step(before, rec, wire_entry_bytes(ordo_ld16(rec + 34)));
+		}
+		if (from_pos[r] > 1)
+			check(memcmp(head_digest[r], before, 16) == 0,
+			      "replica %u's digest after position %" PRIu64
+			      " (from the checkpoint it received) is replica %u's there",
+			      reps[r]->node_id, from_pos[r] - 1, reps[0]->node_id);
+		check(streams[r].len == streams[0].len - at &&
+			  memcmp(streams[r].bytes, streams[0].bytes + at, streams[r].len) == 0,
 		      "replica %u stream is byte-identical to replica %u's", reps[r]->node_id,
 		      reps[0]->node_id);
 		check(memcmp(rst[r].digest, rst[0].digest, 16) == 0,

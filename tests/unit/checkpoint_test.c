@@ -32,6 +32,8 @@
 #include "common/prng.h"
 #include "replicas/apply.h"
 #include "replicas/checkpoint.h"
+#include "replicas/store.h"
+#include "storage/format.h"
 
 #define CLUSTER	      0x6f72646f636b7074ull
 #define CAP_ACCOUNTS  1024u
@@ -187,7 +189,9 @@ static void state_at(struct rep_state *s, uint64_t epoch)
 /* Everything a replica holds, equal; the tables slot for slot. */
 static void state_eq(const struct rep_state *a, struct rep_state *b)
 {
-	cr_assert_eq(memcmp(a->digest, b->digest, 16), 0, "digest");
+	cr_assert_eq(memcmp(a->digest, b->digest, 16), 0,
+		     "digest (positions %" PRIu64 " and %" PRIu64 ")", a->applied_position,
+		     b->applied_position);
 	cr_assert_eq(a->applied_position, b->applied_position);
 	cr_assert_eq(a->applied_epoch, b->applied_epoch);
 	cr_assert_eq(a->next_epoch, b->next_epoch);
@@ -1061,4 +1065,291 @@ Test(checkpoint, bad_config)
 	rep_ckpt_config_default(&c, "/nonexistent/ordo", CLUSTER, &CAPS);
 	cr_assert_eq(rep_ckpt_writer_init(&w, &c, ERR, sizeof ERR), -ENOENT);
 	cr_assert_not_null(strstr(ERR, "/nonexistent/ordo"), "%s", ERR);
+}
+
+/* ---- replicas/store.h: the applied log, recovery, FETCH from disk ---- */
+
+#define STORE_NODE 11u
+
+static char SDIR[64];
+
+static void store_setup(void)
+{
+	strcpy(SDIR, "/tmp/ordo-store-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(SDIR));
+	struct stor_identity id;
+	stor_identity_default(&id, CLUSTER, STORE_NODE);
+	id.accounts_max = CAP_ACCOUNTS;
+	id.transfers_max = CAP_TRANSFERS;
+	cr_assert_eq(stor_format(SDIR, &id, true, ERR, sizeof ERR), 0, "%s", ERR);
+}
+
+static void store_teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", SDIR);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(store, .init = store_setup, .fini = store_teardown);
+
+static void store_cfg(struct rep_store_config *c, uint64_t checkpoint_bytes)
+{
+	*c = (struct rep_store_config){.dir = SDIR,
+				       .cluster_id = CLUSTER,
+				       .node_id = STORE_NODE,
+				       .ledger = CAPS,
+				       .epoch_bytes = 1u << 16,
+				       .checkpoint_bytes = checkpoint_bytes,
+				       .retain_bytes = 64u << 20};
+}
+
+static void store_add(void *ctx, ORDO_UNUSED const struct wire_epoch_hdr *h,
+		      const struct wire_entry_rec *ent, ORDO_UNUSED const struct wire_epoch_rec *er,
+		      ORDO_UNUSED const uint8_t digest_before[16], ORDO_UNUSED const uint8_t *data)
+{
+	rep_store_epoch_add(ctx, ent);
+}
+
+/* Applies epochs up to to_epoch as replicas/node.c does: each one logged,
+ * the store polled after each. */
+static void store_drive(struct rep_store *st, struct rep_state *s, uint64_t to_epoch)
+{
+	static uint8_t buf[ORDO_EPOCH_HDR_BYTES + RECS * (ORDO_EPOCH_REC_BYTES + 32)];
+	while (s->next_epoch <= to_epoch) {
+		uint32_t len = make_epoch(buf, s->next_epoch, s->applied_position + 1);
+		rep_store_epoch_begin(st, s, s->next_epoch);
+		cr_assert(rep_state_apply_epoch(s, buf, len, store_add, st));
+		cr_assert_eq(rep_store_epoch_end(st, s), 0, "%s", st->err);
+		cr_assert_eq(rep_store_poll(st, s), 0, "%s", st->err);
+	}
+}
+
+/* store_drive for a forked child, where a Criterion assertion cannot
+ * report: the exit status says what failed. */
+static void child_drive(struct rep_store *st, struct rep_state *s, uint64_t to_epoch)
+{
+	static uint8_t buf[ORDO_EPOCH_HDR_BYTES + RECS * (ORDO_EPOCH_REC_BYTES + 32)];
+	while (s->next_epoch <= to_epoch) {
+		uint32_t len = make_epoch(buf, s->next_epoch, s->applied_position + 1);
+		rep_store_epoch_begin(st, s, s->next_epoch);
+		if (!rep_state_apply_epoch(s, buf, len, store_add, st))
+			_exit(10);
+		if (rep_store_epoch_end(st, s) != 0)
+			_exit(11);
+		if (rep_store_poll(st, s) != 0)
+			_exit(12);
+	}
+}
+
+static uint64_t replayed_positions;
+static void count_replayed(ORDO_UNUSED void *ctx, ORDO_UNUSED const struct wire_entry_rec *ent,
+			   ORDO_UNUSED const uint8_t digest_before[16],
+			   ORDO_UNUSED const uint8_t *data)
+{
+	replayed_positions++;
+}
+
+/* A child process applies epochs 1..epochs, optionally begins a checkpoint
+ * just before the last ones, and dies by SIGKILL without closing anything. */
+static void child_applies_then_dies(uint64_t epochs, uint64_t checkpoint_bytes, bool ckpt_at_end)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		struct rep_store st;
+		struct rep_state s;
+		struct rep_store_config c;
+		store_cfg(&c, checkpoint_bytes);
+		if (rep_store_open(&st, &c, &s, NULL, NULL) != 0)
+			_exit(3);
+		child_drive(&st, &s, ckpt_at_end ? epochs - 2 : epochs);
+		if (ckpt_at_end) {
+			rep_store_checkpoint_now(&st, &s);
+			if (!rep_ckpt_busy(&st.ckpt))
+				_exit(4);
+			child_drive(&st, &s, epochs); /* on applying while it is written */
+			if (!rep_ckpt_busy(&st.ckpt))
+				_exit(5); /* the kill must find it unfinished */
+		}
+		/* As a running replica would: what was applied so far is written
+		 * (the kill finds it in the page cache), and one last epoch is
+		 * still in flight, which the kill may lose. */
+		for (uint32_t i = 0; st.log.written_index < st.log.last_index; i++) {
+			if (stor_log_sync(&st.log) != 0 || stor_log_poll(&st.log, NULL) != 0 ||
+			    i > 1000000)
+				_exit(7);
+			usleep(10);
+		}
+		child_drive(&st, &s, epochs + 1);
+		if (ckpt_at_end && !rep_ckpt_busy(&st.ckpt))
+			_exit(8); /* the kill must find the checkpoint unfinished */
+		raise(SIGKILL);
+		_exit(6);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+}
+
+/* Recovery reaches every epoch that was written: epochs, or epochs + 1 if
+ * the write in flight at the kill landed. */
+static void reopen_equals(uint64_t epochs)
+{
+	struct rep_store st;
+	struct rep_state s, want;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	replayed_positions = 0;
+	cr_assert_eq(rep_store_open(&st, &c, &s, count_replayed, NULL), 0, "%s", st.err);
+	cr_assert(s.applied_epoch == epochs || s.applied_epoch == epochs + 1,
+		  "recovered epoch %" PRIu64 ", written %" PRIu64, s.applied_epoch, epochs);
+	state_at(&want, s.applied_epoch);
+	state_eq(&want, &s);
+	cr_assert_eq(replayed_positions, st.stats.replayed_positions);
+	rep_store_close(&st);
+	rep_state_free(&s);
+	rep_state_free(&want);
+}
+
+Test(store, sigkill_during_apply_recovers_the_same_state)
+{
+	/* checkpoints every 64 KiB of log: recovery is a checkpoint and a replay */
+	child_applies_then_dies(40, 64u << 10, false);
+	reopen_equals(40);
+}
+
+Test(store, sigkill_during_checkpoint_recovers_the_same_state)
+{
+	child_applies_then_dies(30, 64u << 20, true);
+	/* the temp file of the unfinished checkpoint is there, and ignored */
+	char p[128];
+	snprintf(p, sizeof p, "%s/ckpt", SDIR);
+	DIR *d = opendir(p);
+	cr_assert_not_null(d);
+	bool tmp = false;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		tmp |= strstr(de->d_name, ".tmp") != NULL;
+	closedir(d);
+	cr_assert(tmp, "the kill left the checkpoint unfinished");
+	reopen_equals(30);
+}
+
+Test(store, a_flipped_bit_in_the_newest_checkpoint_falls_back_and_replays)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	store_drive(&st, &s, 10);
+	rep_store_checkpoint_now(&st, &s);
+	cr_assert_eq(rep_ckpt_wait(&st.ckpt), REP_CKPT_DONE);
+	st.kept_epoch[1] = st.kept_epoch[0];
+	st.kept_epoch[0] = 10;
+	uint64_t older = s.applied_position;
+	store_drive(&st, &s, 20);
+	rep_store_checkpoint_now(&st, &s);
+	cr_assert_eq(rep_store_poll(&st, &s), 0);
+	uint64_t newer = s.applied_position;
+	store_drive(&st, &s, 25);
+	rep_store_close(&st);
+	rep_state_free(&s);
+
+	char p[160];
+	snprintf(p, sizeof p, "%s/ckpt/ckpt-%020" PRIu64 ".ordo", SDIR, newer);
+	int fd = open(p, O_RDWR);
+	cr_assert_geq(fd, 0, "%s", p);
+	uint8_t b;
+	cr_assert_eq(pread(fd, &b, 1, 200), 1);
+	b ^= 0x10;
+	cr_assert_eq(pwrite(fd, &b, 1, 200), 1);
+	close(fd);
+
+	replayed_positions = 0;
+	cr_assert_eq(rep_store_open(&st, &c, &s, count_replayed, NULL), 0, "%s", st.err);
+	struct rep_state want;
+	state_at(&want, 25);
+	state_eq(&want, &s);
+	/* it replayed from the older checkpoint: epochs 11-25 */
+	cr_assert_eq(replayed_positions, s.applied_position - older);
+	rep_store_close(&st);
+	rep_state_free(&s);
+	rep_state_free(&want);
+}
+
+Test(store, fetch_from_disk_serves_what_was_applied)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	store_drive(&st, &s, 8);
+	cr_assert_eq(rep_store_first_position(&st), 1);
+	/* from position 350 (inside epoch 2): records 350.. with the digest after 349 */
+	static uint8_t dg[ORDO_DATAGRAM_MAX];
+	struct wire_writer w;
+	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
+	int rc;
+	uint32_t n = rep_store_fill_entries(&st, &w, 99, 350, s.applied_position, 1472, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_gt(n, 0);
+	uint32_t len = wire_finish(&w, NULL);
+	cr_assert_leq(len + ORDO_MAC_BYTES, 1472);
+	struct wire_entries_head h;
+	static struct wire_entry_rec recs[64];
+	cr_assert_eq(wire_parse_entries(dg + 32, len - 32, &h, recs, 64), (int)n);
+	cr_assert_eq(h.first_position, 350);
+	cr_assert_eq(h.nonce, 99);
+	cr_assert_eq(recs[0].position, 350);
+	struct rep_state ref;
+	cr_assert_eq(rep_state_init(&ref, &CAPS), 0);
+	static uint8_t eb[ORDO_EPOCH_HDR_BYTES + RECS * (ORDO_EPOCH_REC_BYTES + 32)];
+	uint32_t elen = make_epoch(eb, 1, 1);
+	cr_assert(rep_state_apply_epoch(&ref, eb, elen, NULL, NULL));
+	/* digest after 349: epoch 1 (200 positions) and 149 of epoch 2 */
+	elen = make_epoch(eb, 2, 201);
+	struct wire_epoch_hdr eh;
+	cr_assert_eq(wire_epoch_decode_hdr(eb, elen, &eh), 0);
+	uint32_t off = ORDO_EPOCH_HDR_BYTES;
+	struct wire_epoch_rec er;
+	uint8_t rb[ORDO_ENTRY_REC_BYTES + ORDO_OPAQUE_BYTES_MAX], data[32];
+	for (uint64_t pos = 201; pos < 350; pos++) {
+		cr_assert_eq(wire_epoch_next_rec(eb, elen, &off, &er), 1);
+		struct wire_entry_rec ent = {.position = pos,
+					     .epoch = 2,
+					     .client_id = er.client_id,
+					     .request_number = er.request_number,
+					     .op = er.op,
+					     .size = er.size,
+					     .payload = er.payload};
+		ent.result = ledger_apply(&ref.ledger, er.op, er.payload, er.size, data);
+		wire_entry_encode(rb, &ent);
+		ledger_digest_step(ref.digest, rb, wire_entry_bytes(er.size));
+	}
+	cr_assert_eq(memcmp(h.digest, ref.digest, 16), 0, "the digest after position 349");
+	/* a position not logged */
+	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
+	n = rep_store_fill_entries(&st, &w, 1, s.applied_position + 1, s.applied_position, 1472,
+				   &rc);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(rc, -1);
+	rep_state_free(&ref);
+	rep_store_close(&st);
+	rep_state_free(&s);
+}
+
+Test(store, refuses_a_directory_formatted_with_other_capacities)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	c.ledger.accounts_max = 2048;
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), -EINVAL);
+	cr_assert_not_null(strstr(st.err, "accounts_max"), "%s", st.err);
+	cr_assert_not_null(strstr(st.err, SDIR), "%s", st.err);
 }

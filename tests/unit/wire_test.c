@@ -1582,17 +1582,23 @@ Test(epoch, data_nack_heartbeat, .init = setup_keys)
 
 	/* HEARTBEAT. */
 	wire_begin(&w, buf, sizeof buf, WIRE_EPOCH_HEARTBEAT, CLUSTER);
-	struct wire_epoch_heartbeat hb = {777, 5};
+	struct wire_epoch_heartbeat hb = {777, 5, 700};
 	wire_put_epoch_heartbeat(&w, &hb);
 	len = wire_finish(&w, NULL);
-	cr_assert_eq(len, 48);
+	cr_assert_eq(len, 56);
 	struct wire_epoch_heartbeat gh;
-	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 16, &gh), 0);
+	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 24, &gh), 0);
 	cr_assert_eq(gh.committed_epoch, 777);
 	cr_assert_eq(gh.group, 5);
+	cr_assert_eq(gh.retained_from, 700);
 	for (int i = 10; i < 16; i++)
 		cr_assert_eq(buf[32 + i], 0);
+	/* The 16-byte form (no retained_from) is read as retained_from 0. */
+	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 16, &gh), 0);
+	cr_assert_eq(gh.committed_epoch, 777);
+	cr_assert_eq(gh.retained_from, 0);
 	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 0, &gh), -EBADMSG);
+	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 20, &gh), -EBADMSG);
 	cr_assert_eq(wire_parse_epoch_heartbeat(buf + 32, 32, &gh), -EBADMSG);
 }
 
