@@ -22,14 +22,14 @@ ini=$work/catchup.ini
 sed -e "s/^accounts_max = .*/accounts_max = $((accounts + accounts / 2 + 1024))/" \
     -e 's/^transfers_max = .*/transfers_max = 1048576/' \
     -e 's/127\.0\.1\./127.0.5./; s/127\.0\.2\./127.0.6./' nic-config/demo.ini > "$ini"
-if $O status --cluster "$ini" 2>/dev/null | grep -qE 'leader|follower|replica'; then
+if $O status --cluster "$ini" 2>/dev/null | awk '$2 ~ /^(leader|follower|replica)$/' | grep -q .; then
   echo "catchup: a cluster already answers on $ini's addresses; stop it first" >&2
   exit 2
 fi
 $O demo --serve --cluster "$ini" > "$work/demo.log" 2>&1 &
 demo=$!
 cleanup() {
-  kill -INT $demo 2>/dev/null
+  kill -TERM $demo 2>/dev/null
   wait $demo 2>/dev/null
   pkill -TERM -f "ordo (sequencer|replica) --cluster $ini" 2>/dev/null
   sleep 1
@@ -48,11 +48,12 @@ $O bench --cluster "$ini" --op create --closed --clients 16 --window 256 --batch
 bench=$!
 while :; do
   pos=$($O status --cluster "$ini" --node 11 2>/dev/null | awk '$1=="11"{print $6}')
-  [ -n "$pos" ] && [ "$pos" -ge "$accounts" ] && break
+  case "$pos" in *[!0-9]* | "") pos=0 ;; esac
+  [ "$pos" -ge "$accounts" ] && break
   kill -0 $bench 2>/dev/null || { echo "catchup: the load stopped early" >&2; cat "$work/load.txt" >&2; exit 1; }
   sleep 1
 done
-kill -INT $bench 2>/dev/null; wait $bench 2>/dev/null
+kill -TERM $bench 2>/dev/null; wait $bench 2>/dev/null
 echo "catchup: $pos positions applied (CREATE_ACCOUNT) in $(( $(date +%s) - t0 )) s"
 
 status_of() { $O status --cluster "$ini" --node "$1" 2>/dev/null | awk -v n="$1" '$1==n{print $6, $8}'; }
@@ -65,7 +66,9 @@ done
 # Replica 13: stop, wipe, format again, start empty.
 pid=$(pgrep -f "ordo replica --cluster $ini --node 13( |$)")
 args=$(tr '\0' ' ' < /proc/"$pid"/cmdline | cut -d' ' -f2-)
-kill -TERM "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+kill -TERM "$pid"
+# until it has exited (a zombie of ordo demo's counts as exited)
+while [ -e /proc/"$pid" ] && ! awk '{exit $3 == "Z" ? 0 : 1}' /proc/"$pid"/stat 2>/dev/null; do sleep 0.1; done
 rm -rf "$logs/data-13"
 $O format --cluster "$ini" --node 13 --data "$logs/data-13" > /dev/null
 want=$(status_of 11)
