@@ -18,7 +18,7 @@ build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 demo: build
-	$(BUILD)/cmd/ordo demo --cluster nic-config/demo.ini
+	$(BUILD)/cmd/ordo demo
 
 test: build
 	@BUILD=$(BUILD) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/test.sh

@@ -56,11 +56,17 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ordo demo [--cluster FILE] [--seconds S] [--clients N] [--accounts A]\n"
-		"                 [--serve] [--transport udp]\n"
+		"                 [--serve] [--transport udp|dpdk]\n"
 		"  Starts the cluster's nodes on this machine, creates A accounts (default 16),\n"
 		"  drives transfers from N clients (default 4) for S seconds (default 3),\n"
 		"  prints the balances and checks that the replicas agree. --serve starts the\n"
-		"  cluster and keeps it running until Ctrl-C.\n");
+		"  cluster and keeps it running until Ctrl-C.\n"
+		"  Without --cluster: as root, on DPDK ports in the local virtual topology\n"
+		"  (nic-config/netns.sh up nic-config/virtual.ini: a namespace per node,\n"
+		"  net_af_xdp over veth, torn down after), and on kernel UDP over loopback\n"
+		"  (nic-config/demo.ini) when that cannot be set up. --transport udp picks\n"
+		"  loopback, --transport dpdk insists on the virtual topology. --serve\n"
+		"  stays on loopback unless given --transport dpdk.\n");
 }
 
 static int submit_transfer(struct demo *d, struct ordo_client *c, unsigned ci)
@@ -248,6 +254,62 @@ static int verify(struct demo *d, uint64_t *ordered, uint64_t *applied, uint32_t
 	return agree ? 0 : -1;
 }
 
+#define DEMO_LOOPBACK "nic-config/demo.ini"
+#define DEMO_VIRTUAL  "nic-config/virtual.ini"
+#define DEMO_NETNS    "nic-config/netns.sh"
+
+static int run(struct demo *d, bool *not_up);
+
+/* Whether to try the DPDK path: asked for, or by default for a one-shot
+ * demo as root with the virtual topology's files at hand. --serve stays on
+ * loopback unless asked, so the other verbs' default cluster file
+ * (nic-config/demo.ini) reaches what it serves. */
+static bool want_dpdk(const char *transport_opt, bool serve)
+{
+	if (transport_opt)
+		return strcmp(transport_opt, "dpdk") == 0;
+	return !serve && geteuid() == 0 && access(DEMO_VIRTUAL, R_OK) == 0 &&
+	       access(DEMO_NETNS, X_OK) == 0;
+}
+
+/* nic-config/netns.sh up: DEMO_VIRTUAL, or NULL after saying why not. */
+static const char *topology_up(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "demo: the DPDK path needs root (network namespaces, XDP)\n");
+		return NULL;
+	}
+	fflush(NULL);
+	int rc = system(DEMO_NETNS " down " DEMO_VIRTUAL " >/dev/null 2>&1; " DEMO_NETNS
+				   " up " DEMO_VIRTUAL " >/tmp/ordo-demo-netns.log 2>&1");
+	if (rc != 0) {
+		fprintf(stderr, "demo: could not set up the virtual DPDK topology (see "
+				"/tmp/ordo-demo-netns.log); running on kernel UDP over loopback\n");
+		(void)system(DEMO_NETNS " down " DEMO_VIRTUAL " >/dev/null 2>&1");
+		return NULL;
+	}
+	return DEMO_VIRTUAL;
+}
+
+static void topology_down(const char *cluster)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, DEMO_NETNS " down %s >/dev/null 2>&1", cluster);
+	fflush(NULL);
+	if (system(cmd) != 0)
+		fprintf(stderr, "demo: `%s` failed\n", cmd);
+}
+
+/* Forgets a run that did not come up, for a second one. */
+static void reset(struct demo *d)
+{
+	memset(&d->procs, 0, sizeof d->procs);
+	memset(d->clients, 0, sizeof d->clients);
+	d->ordered = d->applied = d->failed = d->transfer_seq = 0;
+	memset(d->results, 0, sizeof d->results);
+	interrupted = 0;
+}
+
 int demo_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -258,7 +320,8 @@ int demo_main(int argc, char **argv)
 	};
 	static struct demo demo;
 	struct demo *d = &demo;
-	d->cluster_path = "nic-config/demo.ini";
+	const char *transport_opt = NULL;
+	d->cluster_path = NULL;
 	d->seconds = 3;
 	d->nclients = 4;
 	d->accounts = 16;
@@ -282,13 +345,13 @@ int demo_main(int argc, char **argv)
 			d->serve = true;
 			break;
 		case 't':
-			if (strcmp(optarg, "udp") != 0) {
+			if (strcmp(optarg, "udp") != 0 && strcmp(optarg, "dpdk") != 0) {
 				fprintf(stderr,
-					"demo: transport '%s' is not available in this build; "
-					"use udp\n",
+					"demo: transport '%s' is not one; use udp or dpdk\n",
 					optarg);
 				return 2;
 			}
+			transport_opt = optarg;
 			break;
 		default:
 			usage();
@@ -303,6 +366,36 @@ int demo_main(int argc, char **argv)
 			DEMO_CLIENTS_MAX);
 		return 2;
 	}
+	const char *topo = NULL; /* the virtual topology this demo set up, to tear down */
+	if (!d->cluster_path) {
+		bool dpdk = want_dpdk(transport_opt, d->serve);
+		if (dpdk)
+			topo = topology_up();
+		if (!topo && transport_opt && strcmp(transport_opt, "dpdk") == 0)
+			return 1; /* topology_up said why */
+		d->cluster_path = topo ? DEMO_VIRTUAL : DEMO_LOOPBACK;
+	}
+	bool not_up = false;
+	int rc = run(d, &not_up);
+	if (not_up && topo && !transport_opt) {
+		topology_down(topo);
+		topo = NULL;
+		fprintf(stderr,
+			"demo: the DPDK cluster did not come up; running on kernel UDP over "
+			"loopback instead\n");
+		reset(d);
+		d->cluster_path = DEMO_LOOPBACK;
+		rc = run(d, &not_up);
+	}
+	if (topo)
+		topology_down(topo);
+	return rc;
+}
+
+/* Starts the cluster, drives it (or serves), stops it. *not_up: the
+ * cluster did not answer (the caller may try another transport). */
+static int run(struct demo *d, bool *not_up)
+{
 	if (ordo_load_cluster(d->cluster_path, &d->cl))
 		return 1;
 	char exe[512], logdir[] = "/tmp/ordo-demo-XXXXXX";
@@ -338,6 +431,7 @@ int demo_main(int argc, char **argv)
 			"demo: the cluster did not come up; is another demo running? "
 			"(logs in %s)\n",
 			logdir);
+		*not_up = true;
 		goto out_stop;
 	}
 	if (d->serve) {

@@ -13,6 +13,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_telemetry.h>
 
 #include "common/ordo_time.h"
 #include "dataplane/pkt.h"
@@ -55,6 +56,10 @@ struct dpdk {
 };
 
 static bool eal_ready;
+/* The transport /ordo/port (DPDK telemetry) reports on: one per process,
+ * set once its port runs, cleared before it is freed (the telemetry thread
+ * reads it). */
+static struct dpdk *_Atomic telemetry_port;
 
 static struct dpdk *of(struct dp_transport *t)
 {
@@ -452,6 +457,8 @@ static void dpdk_wait(struct dp_transport *t, uint64_t timeout_ns)
 static void dpdk_close(struct dp_transport *t)
 {
 	struct dpdk *d = of(t);
+	if (telemetry_port == d)
+		telemetry_port = NULL;
 	ctl_flush(d);
 	for (uint32_t i = 0; i < d->nheld; i++)
 		rte_pktmbuf_free(d->held[i].m);
@@ -485,6 +492,40 @@ void dp_dpdk_cfg_default(struct dp_dpdk_cfg *c)
 	c->arp_entries = 256;
 	c->arp_pending = 256;
 }
+
+/* ------------------------------------------------------------ telemetry */
+
+static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel_data *out)
+{
+	(void)cmd, (void)params;
+	struct dpdk *d = telemetry_port;
+	rte_tel_data_start_dict(out);
+	if (!d)
+		return 0;
+	const struct dp_stats *st = &d->t.stats;
+	const struct dp_dpdk_counters *c = &d->c;
+	rte_tel_data_add_dict_u64(out, "port_id", d->port);
+	rte_tel_data_add_dict_u64(out, "rx_datagrams", st->rx_datagrams);
+	rte_tel_data_add_dict_u64(out, "tx_datagrams", st->tx_datagrams);
+	rte_tel_data_add_dict_u64(out, "rx_bytes", st->rx_bytes);
+	rte_tel_data_add_dict_u64(out, "tx_bytes", st->tx_bytes);
+	rte_tel_data_add_dict_u64(out, "tx_dropped", st->tx_dropped);
+	rte_tel_data_add_dict_u64(out, "rx_truncated", st->rx_truncated);
+	rte_tel_data_add_dict_u64(out, "alloc_failed", st->alloc_failed);
+	rte_tel_data_add_dict_u64(out, "rx_not_for_us", c->rx_not_for_us);
+	rte_tel_data_add_dict_u64(out, "rx_bad", c->rx_bad);
+	rte_tel_data_add_dict_u64(out, "arp_requests_answered", c->arp_requests_answered);
+	rte_tel_data_add_dict_u64(out, "arp_requests_sent", c->arp_requests_sent);
+	rte_tel_data_add_dict_u64(out, "arp_replies_learned", c->arp_replies_learned);
+	rte_tel_data_add_dict_u64(out, "tx_arp_held", c->tx_arp_held);
+	rte_tel_data_add_dict_u64(out, "tx_arp_dropped", c->tx_arp_dropped);
+	rte_tel_data_add_dict_u64(out, "icmp_echo_answered", c->icmp_echo_answered);
+	rte_tel_data_add_dict_u64(out, "igmp_reports_sent", c->igmp_reports_sent);
+	rte_tel_data_add_dict_u64(out, "idle_sleeps", c->idle_sleeps);
+	return 0;
+}
+
+/* ------------------------------------------------------------ EAL */
 
 static int eal_init(const struct dp_dpdk_cfg *cfg)
 {
@@ -617,6 +658,16 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 		for (int i = 0; i < 4; i++)
 			d->mac[2 + i] = (uint8_t)(cfg->ip >> (24 - 8 * i));
 	}
+
+	/* /ordo/port in DPDK telemetry (the ethdev library adds /ethdev/stats
+	 * and /ethdev/xstats for the port itself). */
+	static bool registered;
+	if (!registered)
+		registered =
+		    rte_telemetry_register_cmd(
+			"/ordo/port", telemetry_port_cb,
+			"ordo: this node's DPDK transport counters. Takes no parameters") == 0;
+	telemetry_port = d;
 
 	/* Announce ourselves (gratuitous ARP) and join the group. */
 	send_arp(d, 1, broadcast_mac, cfg->ip);

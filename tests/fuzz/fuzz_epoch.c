@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct wire_epoch_heartbeat hb, g;
 		if (wire_parse_epoch_heartbeat(body, n, &hb) != 0)
 			break;
-		wire_begin(&w, out, 64, WIRE_EPOCH_HEARTBEAT, FUZZ_CLUSTER);
+		wire_begin(&w, out, 128, WIRE_EPOCH_HEARTBEAT, FUZZ_CLUSTER);
 		wire_put_epoch_heartbeat(&w, &hb);
 		ORDO_ASSERT(wire_finish(&w, NULL) == 56);
 		ORDO_ASSERT(memcmp(out + 32, body, 10) == 0);

@@ -80,6 +80,27 @@ hz=$(getconf CLK_TCK)
 t1=$(ticks)
 sleep 10
 t2=$(ticks)
+
+# DPDK telemetry: each node's runtime directory (--file-prefix ordo-nN) has
+# its socket; /ethdev/stats comes from DPDK, /ordo/port from ordo.
+tel() { # NODE COMMAND KEY: the value of KEY in COMMAND's answer, or nothing
+  echo "$2" | timeout 5 dpdk-telemetry.py -f "ordo-n$1" 2>/dev/null | tail -1 |
+    python3 -c 'import json,sys; print(list(json.loads(sys.stdin.read()).values())[0][sys.argv[1]])' "$3" 2>/dev/null
+}
+if command -v dpdk-telemetry.py >/dev/null; then
+  rx=$(tel 1 /ordo/port rx_datagrams)
+  ip11=$(tel 11 /ethdev/stats,0 ipackets)
+  if [ "${rx:-0}" -gt 0 ] && [ "${ip11:-0}" -gt 0 ]; then
+    echo "ok - DPDK telemetry: sequencer 1 /ordo/port rx_datagrams=$rx," \
+      "replica 11 /ethdev/stats,0 ipackets=$ip11 (dpdk-telemetry.py -f ordo-nN)"
+  else
+    kill -INT $demo
+    keep=1
+    fail "DPDK telemetry did not answer (/ordo/port rx_datagrams='$rx', /ethdev/stats ipackets='$ip11')"
+  fi
+else
+  echo "# dpdk-telemetry.py not found (package dpdk): telemetry not checked"
+fi
 kill -INT $demo
 wait $demo 2>/dev/null
 pct=$(awk -v a="$t1" -v b="$t2" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) * 100 / hz / 10}')
