@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "common/ordo_assert.h"
 #include "common/plant.h"
 
 int rep_state_init(struct rep_state *s, const struct ledger_cfg *cfg)
@@ -15,6 +16,22 @@ int rep_state_init(struct rep_state *s, const struct ledger_cfg *cfg)
 void rep_state_free(struct rep_state *s)
 {
 	ledger_free(&s->ledger);
+}
+
+void rep_state_copy(struct rep_state *dst, const struct rep_state *src)
+{
+	struct ledger *d = &dst->ledger;
+	const struct ledger *l = &src->ledger;
+	ORDO_ASSERT(d->accounts_cap == l->accounts_cap && d->transfers_cap == l->transfers_cap);
+	memcpy(d->accounts, l->accounts, l->accounts_cap * sizeof *l->accounts);
+	memcpy(d->transfers, l->transfers, l->transfers_cap * sizeof *l->transfers);
+	d->accounts_count = l->accounts_count;
+	d->transfers_count = l->transfers_count;
+	memcpy(dst->digest, src->digest, 16);
+	dst->applied_position = src->applied_position;
+	dst->applied_epoch = src->applied_epoch;
+	dst->next_epoch = src->next_epoch;
+	dst->requests_applied = src->requests_applied;
 }
 
 bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,

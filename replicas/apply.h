@@ -35,6 +35,11 @@ typedef void rep_apply_fn(void *ctx, const struct wire_epoch_hdr *h,
 ORDO_MUST_CHECK int rep_state_init(struct rep_state *s, const struct ledger_cfg *cfg);
 void rep_state_free(struct rep_state *s);
 
+/* Makes dst, initialised with the same capacities, an exact copy of src:
+ * what a state transfer installs (the node goes through a checkpoint file;
+ * the simulator copies). Tables slot for slot, digest, positions. */
+void rep_state_copy(struct rep_state *dst, const struct rep_state *src);
+
 /* Applies one complete epoch if it is the next one and continues the
  * positions: true. false (nothing applied) if it is malformed, another
  * epoch, or does not continue applied_position: the caller keeps it or asks

@@ -305,8 +305,7 @@ void check_answer(struct sim *s, uint32_t cli, uint64_t key, const struct wire_p
 			 cli + 1, (unsigned long long)pos, (unsigned long long)(key & 0xFFFFF));
 }
 
-/* True if some running sequencer still retains epoch e for a NACK. */
-static bool retained(const struct sim *s, uint64_t e)
+bool sim_retained(const struct sim *s, uint64_t e)
 {
 	for (uint32_t i = 0; i < s->nseq; i++) {
 		const struct sim_seq *n = &s->seqs[i];
@@ -355,15 +354,15 @@ void check_end(struct sim *s)
 	if (s->o.safety_only)
 		return;
 	/* Liveness: everything committed SIM_APPLY_BOUND_STEPS before the end
-	 * reached every replica by the end, unless no
-	 * running sequencer retains the epoch it needs (state transfer from
-	 * another replica is issue 6: counted, not failed). */
+	 * reached every replica by the end, unless no running sequencer
+	 * retains the epoch it needs and no other replica was far enough
+	 * ahead to transfer its state (counted, not failed). */
 	for (uint32_t j = 0; j < s->nrep; j++) {
 		const struct sim_rep *r = &s->reps[j];
 		if (r->st.applied_position >= s->committed_cutoff) {
 			continue;
 		}
-		if (!retained(s, r->st.next_epoch)) {
+		if (!sim_retained(s, r->st.next_epoch)) {
 			s->res->stranded++;
 			continue;
 		}

@@ -77,7 +77,7 @@ static double now_s(void)
 
 struct totals {
 	uint64_t seeds, failed, ordered, answered, crashes, msgs, elections, snapshots, dead,
-	    stranded, reopened;
+	    stranded, reopened, transfers;
 	uint64_t first_fail_seed;
 	uint64_t first_fail_index;
 };
@@ -101,6 +101,7 @@ static int one(struct sim_opts *o, uint64_t seed, bool safety_only, struct total
 	t->dead += r.dead;
 	t->stranded += r.stranded;
 	t->reopened += r.reopened;
+	t->transfers += r.transfers;
 	if (o->verbose)
 		fprintf(o->log,
 			"sim: seed %llu: %s: %s (%llu ordered, %llu answered, %llu crashes, %llu "
@@ -290,14 +291,15 @@ int sim_main(int argc, char **argv)
 	double dt = now_s() - t0;
 	printf("sim: %llu seeds, %llu failed, in %.1f s: %llu requests ordered, %llu answered, "
 	       "%llu crashes, %llu elections, %llu snapshots installed, %llu nodes lost to "
-	       "damaged disks, %llu replicas stranded behind the retained epochs, %llu "
-	       "sessions reopened by a replayed request 1, %llu datagrams\n",
+	       "damaged disks, %llu state transfers, %llu replicas stranded behind the "
+	       "retained epochs, %llu sessions reopened by a replayed request 1, %llu "
+	       "datagrams\n",
 	       (unsigned long long)t.seeds, (unsigned long long)t.failed, dt,
 	       (unsigned long long)t.ordered, (unsigned long long)t.answered,
 	       (unsigned long long)t.crashes, (unsigned long long)t.elections,
 	       (unsigned long long)t.snapshots, (unsigned long long)t.dead,
-	       (unsigned long long)t.stranded, (unsigned long long)t.reopened,
-	       (unsigned long long)t.msgs);
+	       (unsigned long long)t.transfers, (unsigned long long)t.stranded,
+	       (unsigned long long)t.reopened, (unsigned long long)t.msgs);
 	if (expect_fail) {
 		if (t.failed) {
 			uint64_t i = t.first_fail_index;

@@ -811,11 +811,58 @@ static void rep_deliver(struct sim *s, uint32_t j, struct sim_msg *m)
 	rep_drain(s, j);
 }
 
+/* State transfer (replicas/node.c does it through a checkpoint file,
+ * docs/PROTOCOL.md 1.6): a replica whose next epoch no running sequencer
+ * retains, for SIM_XFER_AFTER, takes the state of the running replica that
+ * has applied the most, if that one is ahead of it. */
+#define SIM_XFER_AFTER MS(500)
+static bool rep_transfer(struct sim *s, uint32_t j)
+{
+	struct sim_rep *r = &s->reps[j];
+	if (sim_retained(s, r->st.next_epoch)) {
+		r->stuck_since = 0;
+		return false;
+	}
+	if (r->stuck_since == 0)
+		r->stuck_since = s->now ? s->now : 1;
+	if (s->now - r->stuck_since < SIM_XFER_AFTER)
+		return false;
+	const struct sim_rep *donor = NULL;
+	for (uint32_t i = 0; i < s->nrep; i++) {
+		const struct sim_rep *d = &s->reps[i];
+		if (i != j && d->up && d->paused_until <= s->now &&
+		    d->st.next_epoch > r->st.next_epoch &&
+		    (!donor || d->st.applied_position > donor->st.applied_position))
+			donor = d;
+	}
+	if (!donor)
+		return false;
+	trace(s, "rep %u: state transfer from rep %u: position %llu -> %llu", j + 1,
+	      (unsigned)(donor - s->reps) + 1, (unsigned long long)r->st.applied_position,
+	      (unsigned long long)donor->st.applied_position);
+	rep_state_copy(&r->st, &donor->st);
+	for (uint64_t e = 0; e < r->epochs_cap && e < r->st.next_epoch; e++) {
+		free(r->epochs[e]);
+		r->epochs[e] = NULL;
+	}
+	r->stuck_since = 0;
+	r->transfers++;
+	s->res->transfers++;
+	rep_drain(s, j);
+	return true;
+}
+
 static void rep_tick(struct sim *s, uint32_t j)
 {
 	struct sim_rep *r = &s->reps[j];
 	bool gap = r->known_committed >= r->st.next_epoch;
-	if (!gap || s->now < r->nack_due)
+	if (!gap) {
+		r->stuck_since = 0;
+		return;
+	}
+	if (rep_transfer(s, j))
+		return;
+	if (s->now < r->nack_due)
 		return;
 	r->nack_due = s->now + MS(20);
 	uint64_t want = r->known_committed - r->st.next_epoch + 1;

@@ -42,11 +42,10 @@ struct sim_result {
 	uint64_t elections;   /* leaders elected */
 	uint64_t snapshots;   /* snapshots installed from a leader */
 	uint32_t dead;	      /* nodes stopped for good by detected corruption */
-	uint32_t stranded;
-	uint32_t reopened;
-	/* sessions reopened by a replayed request 1 (gap 14) */ /* replicas behind every
-								    retained epoch (issue 6) */
-	char shape[160];					 /* the cluster and faults drawn */
+	uint32_t stranded;    /* replicas behind every retained epoch with no replica ahead */
+	uint32_t reopened;    /* sessions reopened by a replayed request 1 (gap 14) */
+	uint32_t transfers;   /* state transfers between replicas */
+	char shape[160];      /* the cluster and faults drawn */
 };
 
 /* Runs one seed. Returns 0 when every property held, 1 on a violation. */

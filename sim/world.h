@@ -122,6 +122,8 @@ struct sim_rep {
 	uint64_t nack_due;
 	uint64_t nacks;
 	uint32_t inbox;
+	uint64_t stuck_since; /* the next epoch is retained by no running sequencer; 0 if not */
+	uint64_t transfers;   /* state transfers installed */
 };
 
 struct sim_out {
@@ -231,6 +233,8 @@ void check_applied(struct sim *s, uint32_t rep, uint64_t position, uint64_t key,
 		   const uint8_t digest_before[16]);
 void check_answer(struct sim *s, uint32_t cli, uint64_t key, const struct wire_place *place);
 void check_end(struct sim *s);
+/* True if some running sequencer still retains epoch e for a NACK. */
+bool sim_retained(const struct sim *s, uint64_t e);
 void check_free(struct sim *s);
 
 static inline uint64_t sim_key(uint64_t client_id, uint64_t number)
