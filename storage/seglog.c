@@ -165,7 +165,7 @@ static int sync_fd(struct stor_log *log, int fd, bool data_only)
 	return fault_filter(log, false, rc == 0 ? 0 : -errno);
 }
 
-/* Takes the segment's exclusive flock, waiting up to SEG_LOCK_WAIT_MS. Every
+/* Takes the segment's exclusive flock, waiting up to wait_ms. Every
  * segment a log has open is locked through its own descriptor, so a second
  * process opening the same directory is refused instead of interleaving its
  * writes with ours. The lock belongs to the open file, which the kernel
@@ -173,15 +173,14 @@ static int sync_fd(struct stor_log *log, int fd, bool data_only)
  * being torn down included: recovery waits for those to be finished or
  * cancelled (a write that was in flight when its process was killed may be
  * lost; one that completed is in the page cache and survives). */
-#define SEG_LOCK_WAIT_MS 10000u
-static int seg_lock(int fd)
+static int seg_lock(int fd, uint32_t wait_ms)
 {
 	for (uint32_t waited = 0;; waited += 10) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return 0;
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
-		if (waited >= SEG_LOCK_WAIT_MS)
+		if (waited >= wait_ms)
 			return -EBUSY;
 		struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
@@ -375,7 +374,7 @@ static int seg_create(struct stor_log *log, uint64_t seq)
 	if (fd < 0)
 		return log_fail(log, -errno);
 	uint8_t hdr[STOR_SEG_HDR_BYTES];
-	int rc = seg_lock(fd);
+	int rc = seg_lock(fd, 0); /* a new file: nobody else has it */
 	if (rc != 0)
 		goto out_close_fd;
 	stor_seg_hdr_encode(hdr, log->cfg.cluster_id, s->first_index);
@@ -935,6 +934,7 @@ void stor_log_config_default(struct stor_log_config *c, const char *dir, uint64_
 	c->queue_depth = STOR_QUEUE_DEPTH_DEFAULT;
 	c->records_max = STOR_RECORDS_MAX_DEFAULT;
 	c->segments_max = STOR_SEGMENTS_MAX_DEFAULT;
+	c->lock_wait_ms = STOR_LOCK_WAIT_MS_DEFAULT;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -1167,7 +1167,7 @@ static int recover(struct stor_log *log, char *err, size_t err_len)
 			     strerror(errno));
 			goto out_free;
 		}
-		rc = seg_lock(fd);
+		rc = seg_lock(fd, log->cfg.lock_wait_ms);
 		if (rc != 0) {
 			errf(err, err_len,
 			     "storage: %s/%s: cannot lock it (%s): another process is using "

@@ -66,6 +66,7 @@
 #define STOR_RECORDS_MAX_DEFAULT       (1u << 20) /* 40 MiB of index */
 #define STOR_SEGMENTS_MAX_DEFAULT      4096u
 #define STOR_ERR_BYTES		       512u /* enough for any error message here */
+#define STOR_LOCK_WAIT_MS_DEFAULT      10000u
 
 /* What a log is opened with. */
 struct stor_log_config {
@@ -77,6 +78,7 @@ struct stor_log_config {
 	uint32_t queue_depth;	    /* io_uring entries and I/O in flight, in [2, MAX] */
 	uint32_t records_max;	    /* retained records the index can hold */
 	uint32_t segments_max;	    /* segments the table can hold */
+	uint32_t lock_wait_ms;	    /* how long open waits for a segment's lock (seglog.c) */
 };
 
 /* One retained record in the in-memory index. */

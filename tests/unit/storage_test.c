@@ -229,6 +229,27 @@ Test(storage, roundtrip_across_segments)
 	stor_log_close(&log);
 }
 
+/* A second log on a directory another one has open is refused, naming the
+ * segment; once the first is closed, it opens. */
+Test(storage, a_second_open_of_a_live_directory_is_refused)
+{
+	struct stor_log_config c;
+	cfg_small(&c);
+	struct stor_log log, other;
+	open_ok(&log, &c);
+	for (uint64_t i = 1; i <= 10; i++)
+		append_ok(&log, term_of(i), i, len_of(i), 0);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	c.lock_wait_ms = 50;
+	cr_assert_eq(stor_log_open(&other, &c, ERR, sizeof ERR), -EBUSY);
+	cr_assert_not_null(strstr(ERR, "another process is using"), "%s", ERR);
+	cr_assert_not_null(strstr(ERR, DIR_), "%s", ERR);
+	stor_log_close(&log);
+	open_ok(&other, &c);
+	cr_assert_eq(stor_log_last_index(&other), 10);
+	stor_log_close(&other);
+}
+
 Test(storage, group_commit_one_fdatasync)
 {
 	struct stor_log_config c;
