@@ -164,6 +164,8 @@ struct rep_node {
 	uint32_t xfer_chunk; /* data bytes per CKPT_DATA */
 	int serve_fd;	     /* the checkpoint file being served; -1 */
 	uint64_t serve_position;
+	uint8_t serve_offer[CKPT_OFFER_BYTES]; /* what was offered for it (nonce aside) */
+	uint64_t serve_last_ns;		       /* last offer or read of it */
 	uint64_t xfers_done, xfer_bytes, xfer_ms_last, served_reads;
 };
 
@@ -529,12 +531,19 @@ static void xfer_pump(struct rep_node *n, uint64_t now)
 static void handle_ckpt_offer(struct rep_node *n, const struct dp_edge_rx *rx)
 {
 	struct xfer *x = &n->x;
-	if (rx->body_len != CKPT_OFFER_BYTES || x->phase != XFER_QUERY ||
+	if (!n->durable || rx->body_len != CKPT_OFFER_BYTES || x->phase != XFER_QUERY ||
 	    ordo_ld64(rx->body) != x->nonce || rx->peer != n->peers[x->donor])
 		return; /* late or not ours */
 	uint64_t position = ordo_ld64(rx->body + 8);
 	uint64_t epoch = ordo_ld64(rx->body + 16);
 	uint64_t bytes = ordo_ld64(rx->body + 24);
+	const struct ledger_cfg *lc = &n->st.ledger.cfg;
+	uint64_t bytes_max =
+	    rep_ckpt_file_bytes(lc->accounts_max, lc->transfers_max, REP_CKPT_CHUNK_BYTES_MIN);
+	if (bytes > bytes_max) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY); /* larger than any checkpoint of ours */
+		return;
+	}
 	if (position == 0 || epoch + 1 < x->need_epoch || bytes < REP_CKPT_HDR_BYTES ||
 	    position <= n->st.applied_position)
 		return; /* not ready (a fresh checkpoint is being made): ask again later */
@@ -568,12 +577,18 @@ static void handle_ckpt_offer(struct rep_node *n, const struct dp_edge_rx *rx)
 	xfer_pump(n, now);
 }
 
-/* The whole file is here: make it durable, load and verify it, install it. */
+/* The whole file is here: make it durable, load and verify it into a state
+ * of its own, and only then install it. A file that fails leaves the
+ * replica as it was. */
 static void xfer_finish(struct rep_node *n)
 {
 	struct xfer *x = &n->x;
 	uint32_t id = n->e.self->node_id;
 	x->phase = XFER_IDLE;
+	if (n->st.applied_position >= x->position) { /* the stream got us there meanwhile */
+		xfer_close_file(x, true);
+		return;
+	}
 	if (fdatasync(x->fd) != 0 || rename(x->tmp, x->path) != 0) {
 		fprintf(stderr, "ordo replica %u: state transfer: writing %s: %s\n", id, x->path,
 			strerror(errno));
@@ -586,26 +601,25 @@ static void xfer_finish(struct rep_node *n)
 		(void)fsync(dfd);
 		close(dfd);
 	}
-	/* Our own checkpoint, if one is being written, is older: drop it. */
-	rep_ckpt_abort(&n->store.ckpt);
 	struct ledger_cfg lcfg = n->st.ledger.cfg;
 	char err[REP_CKPT_ERR_BYTES];
-	rep_state_free(&n->st);
-	int rc = rep_ckpt_load_file(x->path, n->e.cfg.cluster_id, &lcfg, &n->st, err, sizeof err);
-	bool ok = rc == 0 && n->st.applied_position == x->position &&
-		  memcmp(n->st.digest, x->digest, 16) == 0;
+	struct rep_state got;
+	int rc = rep_ckpt_load_file(x->path, n->e.cfg.cluster_id, &lcfg, &got, err, sizeof err);
+	bool ok = rc == 0 && got.applied_position == x->position && got.applied_epoch == x->epoch &&
+		  memcmp(got.digest, x->digest, 16) == 0;
 	if (!ok) {
 		fprintf(stderr, "ordo replica %u: state transfer: %s rejected (%s); asking again\n",
-			id, x->path, rc ? err : "its position or digest is not the one offered");
+			id, x->path,
+			rc ? err : "its position, epoch or digest is not the one offered");
 		if (rc == 0)
-			rep_state_free(&n->st);
+			rep_state_free(&got);
 		unlink(x->path);
-		if (rep_state_init(&n->st, &lcfg) != 0) {
-			fprintf(stderr, "ordo replica %u: out of memory; stopping\n", id);
-			stop_requested = 1;
-			return;
-		}
+		return;
 	}
+	/* Our own checkpoint, if one is being written, is older: drop it. */
+	rep_ckpt_abort(&n->store.ckpt);
+	rep_state_free(&n->st);
+	n->st = got;
 	/* The applied history starts afresh after the installed state. */
 	rep_applog_reset(&n->log, n->st.applied_position);
 	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
@@ -617,8 +631,6 @@ static void xfer_finish(struct rep_node *n)
 		stop_requested = 1;
 		return;
 	}
-	if (!ok)
-		return;
 	uint64_t ms = (ordo_mono_ns() - x->started_ns) / ORDO_NS_PER_MS;
 	n->xfers_done++;
 	n->xfer_bytes += x->file_bytes;
@@ -635,7 +647,7 @@ static void xfer_finish(struct rep_node *n)
 static void handle_ckpt_data(struct rep_node *n, const struct dp_edge_rx *rx)
 {
 	struct xfer *x = &n->x;
-	if (rx->body_len < CKPT_DATA_HEAD || x->phase != XFER_PULL ||
+	if (!n->durable || rx->body_len < CKPT_DATA_HEAD || x->phase != XFER_PULL ||
 	    rx->peer != n->peers[x->donor] || ordo_ld64(rx->body) != x->position)
 		return;
 	uint64_t off = ordo_ld64(rx->body + 8);
@@ -647,7 +659,7 @@ static void handle_ckpt_data(struct rep_node *n, const struct dp_edge_rx *rx)
 		x->next_query_ns = 0;
 		return;
 	}
-	if (CKPT_DATA_HEAD + len > rx->body_len || off >= x->file_bytes ||
+	if (len > rx->body_len - CKPT_DATA_HEAD || off >= x->file_bytes ||
 	    len != (x->file_bytes - off < n->xfer_chunk ? x->file_bytes - off : n->xfer_chunk)) {
 		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
@@ -680,6 +692,11 @@ static void handle_ckpt_data(struct rep_node *n, const struct dp_edge_rx *rx)
 static void xfer_tick(struct rep_node *n, uint64_t now)
 {
 	struct xfer *x = &n->x;
+	/* A served file nobody reads any more is closed (it may be deleted). */
+	if (n->serve_fd >= 0 && now - n->serve_last_ns > 3 * XFER_STALL_NS) {
+		close(n->serve_fd);
+		n->serve_fd = -1;
+	}
 	if (x->phase == XFER_IDLE) {
 		/* Needed when the next epoch is committed, missing, and older
 		 * than what members hold: at once if every member said so,
@@ -731,8 +748,10 @@ static void handle_ckpt_q(struct rep_node *n, const struct dp_edge_rx *rx, const
 	}
 	uint64_t need = ordo_ld64(rx->body + 8);
 	uint8_t o[CKPT_OFFER_BYTES] = {0};
-	memcpy(o, rx->body, 8); /* nonce */
-	if (n->durable && rep_store_ckpt_position(&n->store) > 0 &&
+	/* The file being served already, while it is recent enough: two
+	 * replicas catching up at once do not take it from each other. */
+	bool serving = n->serve_fd >= 0 && ordo_ld64(n->serve_offer + 16) + 1 >= need;
+	if (!serving && n->durable && rep_store_ckpt_position(&n->store) > 0 &&
 	    rep_store_ckpt_epoch(&n->store) + 1 >= need) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/ckpt-%020llu.ordo", n->store.ckpt_dir,
@@ -746,16 +765,23 @@ static void handle_ckpt_q(struct rep_node *n, const struct dp_edge_rx *rx, const
 				close(n->serve_fd);
 			n->serve_fd = fd; /* kept open: served even once a newer one replaces it */
 			n->serve_position = ordo_ld64(h + 16);
-			memcpy(o + 8, h + 16, 16); /* position, epoch */
-			ordo_st64(o + 24, (uint64_t)stt.st_size);
-			memcpy(o + 32, h + 48, 16); /* digest */
+			memset(n->serve_offer, 0, sizeof n->serve_offer);
+			memcpy(n->serve_offer + 8, h + 16, 16); /* position, epoch */
+			ordo_st64(n->serve_offer + 24, (uint64_t)stt.st_size);
+			memcpy(n->serve_offer + 32, h + 48, 16); /* digest */
+			serving = true;
 			fd = -1;
 		}
 		if (fd >= 0)
 			close(fd);
-	} else if (n->durable && n->st.next_epoch >= need) {
+	} else if (!serving && n->durable && n->st.next_epoch >= need) {
 		rep_store_checkpoint_now(&n->store, &n->st);
 	}
+	if (serving) {
+		memcpy(o, n->serve_offer, sizeof o);
+		n->serve_last_ns = ordo_mono_ns();
+	}
+	memcpy(o, rx->body, 8); /* nonce */
 	xfer_send(n, WIRE_CKPT_OFFER, o, sizeof o, NULL, 0, &b->peer);
 }
 
@@ -782,6 +808,7 @@ static void handle_ckpt_read(struct rep_node *n, const struct dp_edge_rx *rx,
 	}
 	ordo_st32(head + 16, len);
 	n->served_reads++;
+	n->serve_last_ns = ordo_mono_ns();
 	xfer_send(n, WIRE_CKPT_DATA, head, sizeof head, data, len, &b->peer);
 }
 

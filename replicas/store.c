@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -212,6 +213,29 @@ static int check_format(struct rep_store *s)
 	return 0;
 }
 
+/* Renames every checkpoint newer than the one loaded (each was rejected) to
+ * <name>.bad, so the writer's retention never keeps one over a good one. */
+static void set_aside_rejected(struct rep_store *s, uint64_t loaded_position)
+{
+	DIR *d = opendir(s->ckpt_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	char from[PATH_MAX + 320], to[PATH_MAX + 336];
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long pos;
+		char tail[8];
+		if (sscanf(de->d_name, "ckpt-%20llu.%7s", &pos, tail) != 2 ||
+		    strcmp(tail, "ordo") != 0 || pos <= loaded_position)
+			continue;
+		snprintf(from, sizeof from, "%s/%s", s->ckpt_dir, de->d_name);
+		snprintf(to, sizeof to, "%s.bad", from);
+		if (rename(from, to) == 0)
+			fprintf(stderr, "ordo replica: set aside %s (rejected)\n", to);
+	}
+	closedir(d);
+}
+
 int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, struct rep_state *st,
 		   rep_replay_fn *fn, void *ctx)
 {
@@ -225,8 +249,6 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 	int rc = check_format(s);
 	if (rc)
 		return rc;
-	if (mkdir(s->ckpt_dir, 0755) != 0 && errno != EEXIST)
-		return fail(s, -errno, "%s: cannot create it: %s", s->ckpt_dir, strerror(errno));
 	s->rec_cap = cfg->epoch_bytes + REP_STORE_HEAD_BYTES;
 	s->rec = malloc(s->rec_cap);
 	s->rd = malloc(s->rec_cap);
@@ -236,34 +258,55 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 		return fail(s, -ENOMEM, "out of memory for the applied log buffers");
 	}
 
+	/* The log first: opening it takes the data directory's lock, before
+	 * anything in the directory is read or removed. */
+	char err[REP_CKPT_ERR_BYTES];
+	struct stor_log_config lc;
+	stor_log_config_default(&lc, s->dir, cfg->cluster_id);
+	lc.payload_bytes_max = s->rec_cap;
+	lc.segment_bytes = REP_STORE_SEGMENT_BYTES;
+	rc = stor_log_open(&s->log, &lc, err, sizeof err);
+	if (rc) {
+		rc = fail(s, rc, "%s", err);
+		goto out_bufs;
+	}
+	s->log_open = true;
+	if (mkdir(s->ckpt_dir, 0755) != 0 && errno != EEXIST) {
+		rc = fail(s, -errno, "%s: cannot create it: %s", s->ckpt_dir, strerror(errno));
+		goto out_log;
+	}
+
 	/* The newest valid checkpoint, or an empty state. */
 	struct rep_ckpt_load_info info;
-	char err[REP_CKPT_ERR_BYTES];
 	rc = rep_ckpt_load_newest(s->ckpt_dir, cfg->cluster_id, &cfg->ledger, st, &info, err,
 				  sizeof err);
 	if (rc == 0) {
-		if (info.rejected)
+		if (info.rejected) {
 			fprintf(stderr, "ordo replica: rejected %u checkpoint(s): %s\n",
 				info.rejected, info.rejected_msg);
+			set_aside_rejected(s, st->applied_position);
+		}
 		fprintf(stderr, "ordo replica: loaded %s (position %llu, epoch %llu)\n", info.path,
 			(unsigned long long)st->applied_position,
 			(unsigned long long)st->applied_epoch);
 		s->kept_epoch[0] = st->applied_epoch;
 	} else if (rc == -ENOENT || rc == -EUCLEAN) {
-		if (rc == -EUCLEAN)
+		if (rc == -EUCLEAN) {
 			fprintf(stderr,
 				"ordo replica: every checkpoint in %s was rejected (%s); starting "
 				"empty, to catch up from the stream or a peer\n",
 				s->ckpt_dir, err);
+			set_aside_rejected(s, 0);
+		}
 		rc = rep_state_init(st, &cfg->ledger);
 		if (rc) {
 			rc = fail(s, rc, "ledger (%zu bytes): %s", ledger_bytes(&cfg->ledger),
 				  strerror(-rc));
-			goto out_bufs;
+			goto out_log;
 		}
 	} else {
 		rc = fail(s, rc, "%s", err);
-		goto out_bufs;
+		goto out_log;
 	}
 
 	struct rep_ckpt_config cc;
@@ -274,27 +317,19 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 		goto out_state;
 	}
 	s->ckpt_ready = true;
-
-	struct stor_log_config lc;
-	stor_log_config_default(&lc, s->dir, cfg->cluster_id);
-	lc.payload_bytes_max = s->rec_cap;
-	rc = stor_log_open(&s->log, &lc, err, sizeof err);
-	if (rc) {
-		rc = fail(s, rc, "%s", err);
-		goto out_ckpt;
-	}
-	s->log_open = true;
+	if (s->kept_epoch[0] > 0)
+		s->ckpt.durable_position = st->applied_position; /* served to peers */
 	rc = replay(s, st, fn, ctx);
 	if (rc)
-		goto out_log;
+		goto out_ckpt;
 	return 0;
 
-out_log:
-	stor_log_close(&s->log);
 out_ckpt:
 	rep_ckpt_writer_free(&s->ckpt);
 out_state:
 	rep_state_free(st);
+out_log:
+	stor_log_close(&s->log);
 out_bufs:
 	free(s->rec);
 	free(s->rd);
@@ -362,6 +397,11 @@ static void checkpoint_done(struct rep_store *s)
 		if (s->marks[i].epoch <= s->kept_epoch[1] &&
 		    s->appended_bytes - s->marks[i].bytes >= s->cfg.retain_bytes)
 			cut = s->marks[i].epoch;
+	/* The index of retained epochs (records_max) must not fill: past half,
+	 * cut at the older kept checkpoint whatever retain_bytes asks. */
+	uint64_t held = stor_log_last_index(&s->log) + 1 - stor_log_first_index(&s->log);
+	if (held > s->log.cfg.records_max / 2 && s->kept_epoch[1] > cut)
+		cut = s->kept_epoch[1];
 	if (cut > 0) {
 		int rc = stor_log_compact_prefix(&s->log, cut);
 		if (rc)
@@ -420,8 +460,8 @@ int rep_store_epoch_end(struct rep_store *s, const struct rep_state *st)
 			if (!rep_ckpt_busy(&s->ckpt))
 				rep_store_checkpoint_now(s, st);
 			ckpt_poll(s, true);
-			if (s->kept_epoch[0] > 0 &&
-			    stor_log_compact_prefix(&s->log, s->kept_epoch[0]) != 0)
+			if (s->kept_epoch[1] > 0 &&
+			    stor_log_compact_prefix(&s->log, s->kept_epoch[1]) != 0)
 				fprintf(stderr,
 					"ordo replica: %s: compacting the applied log failed\n",
 					s->dir);
@@ -450,7 +490,7 @@ int rep_store_poll(struct rep_store *s, const struct rep_state *st)
 	if (rep_ckpt_busy(&s->ckpt))
 		return ckpt_poll(s, false);
 	if (s->bytes_since >= s->cfg.checkpoint_bytes ||
-	    s->epochs_since >= s->log.cfg.records_max / 4)
+	    s->epochs_since >= s->log.cfg.records_max / 8)
 		rep_store_checkpoint_now(s, st);
 	return 0;
 }

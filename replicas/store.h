@@ -20,12 +20,16 @@
  *   32   .   count ENTRIES records (PROTOCOL.md §3.4), exactly as FETCH serves them
  *
  * The seglog record's CRC-32C covers it; a torn tail is cut at open.
- * Recovery: the newest valid checkpoint (an older one if it is rejected),
- * then every logged epoch after it, re-executed through the ledger: each
- * record's result and digest_before must match what re-execution gives, or
- * the replay stops there, the rest of the log is cut, and the replica asks
- * the stream (or a peer) for what follows. The log is never the only copy:
- * the sequencers' Raft log and the other replicas hold the same order.
+ * Recovery: the newest valid checkpoint (an older one if it is rejected;
+ * rejected files are renamed *.bad), then every logged epoch after it,
+ * re-executed through the ledger. An epoch record that does not continue
+ * the state (positions, digest_before, structure) or cannot be read cuts the
+ * log there, and the replica asks the stream (or a peer) for what follows.
+ * A result that differs on re-execution (the ledger disagrees with its own
+ * log: a bug, or damage the CRC missed) stops the replica with a message
+ * saying how to rebuild it from its peers: its state cannot be trusted.
+ * Opening the log first takes the directory's lock (storage/seglog.c). The log is never the only
+ * copy: the sequencers' Raft log and the other replicas hold the same order.
  *
  * Durability: epochs are appended as they are applied and fdatasync'd by
  * group commit (one sync covers everything appended before it); APPLIED is
@@ -34,7 +38,7 @@
  * which replay and the stream restore.
  *
  * Checkpoints: one is begun when checkpoint_bytes of log were appended since
- * the last (or a quarter of records_max epochs); it is written while the
+ * the last (or records_max / 8 epochs); it is written while the
  * replica applies on (checkpoint.h). Once durable, the log is compacted up to
  * the epoch of the older of the two kept checkpoints, so a rejected newest
  * checkpoint still has its replay, and only as far as retain_bytes
@@ -61,8 +65,9 @@
 #include "storage/seglog.h"
 #include "wire/wire.h"
 
-#define REP_STORE_KIND_EPOCH 1u
-#define REP_STORE_HEAD_BYTES 32u
+#define REP_STORE_KIND_EPOCH	1u
+#define REP_STORE_HEAD_BYTES	32u
+#define REP_STORE_SEGMENT_BYTES (16ull << 20) /* log segment: at most ~120 K one-request epochs */
 
 struct rep_store_config {
 	const char *dir;	   /* data directory (ordo format) */

@@ -1229,6 +1229,16 @@ int stor_log_open(struct stor_log *log, const struct stor_log_config *cfg, char 
 		errf(err, err_len, "storage: %s: %s", log->dir, strerror(errno));
 		return rc;
 	}
+	/* The directory's own lock, held while the log is open, before anything
+	 * in it is read or removed: one process per data directory. */
+	rc = seg_lock(log->dir_fd, cfg->lock_wait_ms);
+	if (rc != 0) {
+		errf(err, err_len,
+		     "storage: %s: cannot lock it (%s): another process is using this data "
+		     "directory; stop it, or give this node its own --data",
+		     log->dir, strerror(-rc));
+		goto out_close_dir;
+	}
 	rc = io_uring_queue_init(cfg->queue_depth, &log->ring, 0);
 	if (rc < 0) {
 		errf(err, err_len, "storage: io_uring unavailable (io_uring_queue_init: %s)",

@@ -1275,6 +1275,11 @@ Test(store, a_flipped_bit_in_the_newest_checkpoint_falls_back_and_replays)
 	state_eq(&want, &s);
 	/* it replayed from the older checkpoint: epochs 11-25 */
 	cr_assert_eq(replayed_positions, s.applied_position - older);
+	/* and set the rejected one aside, so retention never keeps it */
+	char bad[176];
+	snprintf(bad, sizeof bad, "%s.bad", p);
+	cr_assert_eq(access(p, F_OK), -1);
+	cr_assert_eq(access(bad, F_OK), 0, "%s", bad);
 	rep_store_close(&st);
 	rep_state_free(&s);
 	rep_state_free(&want);
