@@ -129,6 +129,7 @@ static int record_replay(struct rep_store *s, struct rep_state *st, const uint8_
 /* Cuts the log from index on (or empties it). */
 static int cut_from(struct rep_store *s, uint64_t index)
 {
+	s->rd_epoch = 0; /* the FETCH cache may hold a record being cut */
 	if (stor_log_last_index(&s->log) < index)
 		return 0;
 	uint64_t first = stor_log_first_index(&s->log);
@@ -183,6 +184,7 @@ static int replay(struct rep_store *s, struct rep_state *st, rep_replay_fn *fn, 
 		s->stats.replayed_epochs++;
 		s->stats.replayed_positions += ordo_ld32(s->rd + 8);
 	}
+	s->rd_epoch = 0;
 	return 0;
 }
 
@@ -573,9 +575,17 @@ uint32_t rep_store_fill_entries(struct rep_store *s, struct wire_writer *w, uint
 	uint8_t digest[16];
 	bool begun = false;
 	for (; e <= stor_log_last_index(&s->log); e++) {
-		if (stor_log_get(&s->log, e, &ent, s->rd, s->rec_cap) != 0 ||
-		    ent.payload_bytes < REP_STORE_HEAD_BYTES)
-			break;
+		if (s->rd_epoch == e) {
+			ent.payload_bytes = s->rd_len; /* read by the last FETCH */
+		} else {
+			s->rd_epoch = 0;
+			if (stor_log_get(&s->log, e, &ent, s->rd, s->rec_cap) != 0 ||
+			    ent.payload_bytes < REP_STORE_HEAD_BYTES)
+				break;
+			s->rd_epoch = e;
+			s->rd_len = ent.payload_bytes;
+			s->stats.disk_reads++;
+		}
 		uint32_t count = ordo_ld32(s->rd + 8);
 		uint32_t off = REP_STORE_HEAD_BYTES;
 		if (!begun)

@@ -88,6 +88,7 @@ struct rep_store_stats {
 	uint64_t checkpoints;	     /* made durable */
 	uint64_t checkpoint_failures;
 	uint64_t fetch_disk; /* FETCH answers read from the log on disk */
+	uint64_t disk_reads; /* epoch records read for them (the last one is kept) */
 };
 
 struct rep_store {
@@ -101,7 +102,9 @@ struct rep_store {
 	uint8_t *rec;		 /* staging: the epoch record being built */
 	uint32_t rec_len;	 /* bytes used (head included) */
 	uint32_t rec_cap;	 /* epoch_bytes + head */
-	uint8_t *rd;		 /* read buffer for FETCH from disk */
+	uint8_t *rd;		 /* read buffer: replay, and FETCH from disk */
+	uint64_t rd_epoch;	 /* the epoch record rd holds for FETCH, 0 none */
+	uint32_t rd_len;	 /* its payload bytes */
 	uint64_t rec_epoch;	 /* epoch being built; 0 none */
 	uint64_t bytes_since;	 /* log bytes appended since the last checkpoint began */
 	uint64_t epochs_since;	 /* epochs appended since then */

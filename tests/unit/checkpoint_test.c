@@ -1336,6 +1336,16 @@ Test(store, fetch_from_disk_serves_what_was_applied)
 		ledger_digest_step(ref.digest, rb, wire_entry_bytes(er.size));
 	}
 	cr_assert_eq(memcmp(h.digest, ref.digest, 16), 0, "the digest after position 349");
+	/* the next FETCH of a reader going through epoch 2 reuses the record read */
+	uint64_t reads = st.stats.disk_reads;
+	uint64_t next = 350 + n;
+	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
+	cr_assert_gt(rep_store_fill_entries(&st, &w, 100, next, s.applied_position, 1472, &rc), 0);
+	cr_assert_eq(rc, 0);
+	len = wire_finish(&w, NULL);
+	cr_assert_gt(wire_parse_entries(dg + 32, len - 32, &h, recs, 64), 0);
+	cr_assert_eq(recs[0].position, next);
+	cr_assert_eq(st.stats.disk_reads, reads, "no new read for the same epoch");
 	/* a position not logged */
 	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
 	n = rep_store_fill_entries(&st, &w, 1, s.applied_position + 1, s.applied_position, 1472,
