@@ -83,9 +83,10 @@
 #define ORDO_NONCE_CACHE_DEFAULT 65536u
 
 /* ---- Configuration ---- */
-#define ORDO_NODES_MAX 64u
-#define ORDO_KEYS_MAX  256u
-#define ORDO_CIDRS_MAX 32u
+#define ORDO_NODES_MAX	64u
+#define ORDO_GROUPS_MAX 16u /* sequencer groups a replica merges (docs/SCALEOUT.md) */
+#define ORDO_KEYS_MAX	256u
+#define ORDO_CIDRS_MAX	32u
 
 /* ---- Transport ---- */
 #define ORDO_DP_PORTS_MAX    4u /* local UDP ports one transport serves */

@@ -32,6 +32,41 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src)
 	dst->applied_epoch = src->applied_epoch;
 	dst->next_epoch = src->next_epoch;
 	dst->requests_applied = src->requests_applied;
+	memcpy(dst->group_position, src->group_position, sizeof dst->group_position);
+}
+
+/* Applies one checked epoch at the next global positions. */
+static void apply_records(struct rep_state *s, const uint8_t *bytes, uint32_t len,
+			  const struct wire_epoch_hdr *h, rep_apply_fn *fn, void *ctx)
+{
+	uint32_t off = ORDO_EPOCH_HDR_BYTES;
+	struct wire_epoch_rec er;
+	uint64_t pos = s->applied_position + 1;
+	int rc;
+	uint8_t rec_bytes[ORDO_ENTRY_REC_BYTES + ORDO_OPAQUE_BYTES_MAX];
+	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
+		uint8_t data[32];
+		enum wire_result res = ledger_apply(&s->ledger, er.op, er.payload, er.size, data);
+		struct wire_entry_rec ent = {
+		    .position = pos,
+		    .epoch = h->epoch,
+		    .client_id = er.client_id,
+		    .request_number = er.request_number,
+		    .op = er.op,
+		    .size = er.size,
+		    .result = res,
+		    .payload = er.payload,
+		};
+		bool has_data = er.op == WIRE_OP_LOOKUP && res == WIRE_R_OK;
+		if (fn)
+			fn(ctx, h, &ent, &er, s->digest, has_data ? data : NULL);
+		uint32_t rlen = wire_entry_bytes(er.size);
+		wire_entry_encode(rec_bytes, &ent);
+		ledger_digest_step(s->digest, rec_bytes, rlen);
+		s->applied_position = pos++;
+		s->requests_applied++;
+	}
+	ORDO_ASSERT(rc == 0); /* decode_hdr validated every record */
 }
 
 bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,
@@ -46,35 +81,30 @@ bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t l
 		in_order = h.epoch >= s->next_epoch; /* planted: any later epoch, as it comes */
 	if (!in_order)
 		return false;
-	uint32_t off = ORDO_EPOCH_HDR_BYTES;
-	struct wire_epoch_rec er;
-	uint64_t pos = s->applied_position + 1;
-	int rc;
-	uint8_t rec_bytes[ORDO_ENTRY_REC_BYTES + ORDO_OPAQUE_BYTES_MAX];
-	while ((rc = wire_epoch_next_rec(bytes, len, &off, &er)) == 1) {
-		uint8_t data[32];
-		enum wire_result res = ledger_apply(&s->ledger, er.op, er.payload, er.size, data);
-		struct wire_entry_rec ent = {
-		    .position = pos,
-		    .epoch = h.epoch,
-		    .client_id = er.client_id,
-		    .request_number = er.request_number,
-		    .op = er.op,
-		    .size = er.size,
-		    .result = res,
-		    .payload = er.payload,
-		};
-		bool has_data = er.op == WIRE_OP_LOOKUP && res == WIRE_R_OK;
-		if (fn)
-			fn(ctx, &h, &ent, &er, s->digest, has_data ? data : NULL);
-		uint32_t rlen = wire_entry_bytes(er.size);
-		wire_entry_encode(rec_bytes, &ent);
-		ledger_digest_step(s->digest, rec_bytes, rlen);
-		s->applied_position = pos++;
-		s->requests_applied++;
-	}
-	ORDO_ASSERT(rc == 0); /* decode_hdr validated every record */
+	apply_records(s, bytes, len, &h, fn, ctx);
+	s->group_position[0] = s->applied_position;
 	s->applied_epoch = h.epoch;
 	s->next_epoch = h.epoch + 1;
+	return true;
+}
+
+bool rep_state_apply_merged(struct rep_state *s, const uint8_t *const *epochs, const uint32_t *lens,
+			    uint32_t groups, rep_apply_fn *fn, void *ctx)
+{
+	struct wire_epoch_hdr h[ORDO_GROUPS_MAX];
+	if (groups == 0 || groups > ORDO_GROUPS_MAX)
+		return false;
+	/* Every group's epoch checks before anything is applied. */
+	for (uint32_t g = 0; g < groups; g++)
+		if (!epochs[g] || wire_epoch_decode_hdr(epochs[g], lens[g], &h[g]) != 0 ||
+		    h[g].epoch != s->next_epoch || h[g].group != g ||
+		    (h[g].count != 0 && h[g].first_position != s->group_position[g] + 1))
+			return false;
+	for (uint32_t g = 0; g < groups; g++) {
+		apply_records(s, epochs[g], lens[g], &h[g], fn, ctx);
+		s->group_position[g] += h[g].count;
+	}
+	s->applied_epoch = s->next_epoch;
+	s->next_epoch++;
 	return true;
 }

@@ -20,6 +20,9 @@ struct rep_state {
 	uint64_t applied_epoch;	   /* last epoch applied, 0 = none */
 	uint64_t next_epoch;	   /* the only epoch rep_state_apply_epoch takes */
 	uint64_t requests_applied;
+	/* Last group_position applied of each sequencer group (docs/SCALEOUT.md);
+	 * with one group, group_position[0] == applied_position. */
+	uint64_t group_position[ORDO_GROUPS_MAX];
 };
 
 /*
@@ -43,8 +46,17 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src);
 /* Applies one complete epoch if it is the next one and continues the
  * positions: true. false (nothing applied) if it is malformed, another
  * epoch, or does not continue applied_position: the caller keeps it or asks
- * again. fn may be NULL. */
+ * again. fn may be NULL. One sequencer group. */
 bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,
 			   rep_apply_fn *fn, void *ctx);
+
+/* Several groups (Calvin, PROTOCOL.md §3.2): applies epoch next_epoch of
+ * every group at once, epochs[g] being group g's (g = 0 .. groups - 1),
+ * in group order, each record at the next global position. true, or false
+ * with nothing applied if any is malformed, is not epoch next_epoch of its
+ * group, or does not continue that group's group_position. The ENTRIES
+ * records (and the digest) carry global positions. */
+bool rep_state_apply_merged(struct rep_state *s, const uint8_t *const *epochs, const uint32_t *lens,
+			    uint32_t groups, rep_apply_fn *fn, void *ctx);
 
 #endif

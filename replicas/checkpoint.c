@@ -1418,6 +1418,7 @@ static int load_one(int dir_fd, const char *name, const char *path, uint64_t exp
 	ORDO_ASSERT(s->ledger.accounts_count == accounts && s->ledger.transfers_count == transfers);
 	memcpy(s->digest, h + H_DIGEST, 16);
 	s->applied_position = position;
+	s->group_position[0] = position; /* one group: format 1 has no table of them */
 	s->applied_epoch = epoch;
 	s->next_epoch = next_epoch;
 	s->requests_applied = ordo_ld64(h + H_REQUESTS);

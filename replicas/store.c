@@ -121,6 +121,7 @@ static int record_replay(struct rep_store *s, struct rep_state *st, const uint8_
 		st->requests_applied++;
 		off += v.len;
 	}
+	st->group_position[0] = st->applied_position; /* one group (store.h) */
 	st->applied_epoch = epoch;
 	st->next_epoch = epoch + 1;
 	return 0;
