@@ -354,6 +354,16 @@ static void maybe_nack(struct rep_node *n, uint64_t now)
 	n->nacks_sent++;
 }
 
+/* The oldest position FETCH serves: in memory, or on disk if older. */
+static uint64_t retained_from(const struct rep_node *n)
+{
+	uint64_t mem = rep_applog_retained_from(&n->log);
+	if (!n->durable)
+		return mem;
+	uint64_t disk = rep_store_first_position(&n->store);
+	return disk < mem ? disk : mem;
+}
+
 static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t nonce,
 			const struct dp_buf *req)
 {
@@ -373,7 +383,7 @@ static void send_status(struct rep_node *n, const struct wire_hdr *h, uint64_t n
 	    .max_datagram = n->e.cfg.max_datagram,
 	    .groups = cfg_groups(&n->e.cfg),
 	    .replicas = (uint16_t)n->nreplicas,
-	    .retained_from = rep_applog_retained_from(&n->log),
+	    .retained_from = retained_from(n),
 	};
 	memcpy(s.digest, n->st.digest, 16);
 	wire_put_status(&w, &s);
@@ -394,8 +404,10 @@ static void handle_fetch(struct rep_node *n, const struct wire_hdr *h, const str
 			  : f->max_bytes;
 	uint64_t from = f->from_position ? f->from_position : 1;
 	int rc = -1;
+	/* Older than memory holds: the log on disk answers, if it reaches
+	 * further back (positions, or where its history begins). */
 	if (n->durable && from < rep_applog_retained_from(&n->log) &&
-	    from >= rep_store_first_position(&n->store))
+	    rep_store_first_position(&n->store) < rep_applog_retained_from(&n->log))
 		rep_store_fill_entries(&n->store, &w, f->nonce, from, n->st.applied_position, cap,
 				       &rc);
 	if (rc != 0) /* from memory, or the answer that it is not retained */

@@ -568,6 +568,27 @@ uint32_t rep_store_fill_entries(struct rep_store *s, struct wire_writer *w, uint
 				uint32_t max_bytes_effective, int *rc)
 {
 	*rc = -1;
+	uint64_t first = rep_store_first_position(s);
+	if (first == UINT64_MAX)
+		return 0;
+	if (from < first) {
+		/* Older than the history on disk: say where it begins (§3.4 flag
+		 * bit 0), with the digest before it, from its record's head. */
+		struct stor_entry fe;
+		uint64_t e0 = stor_log_first_index(&s->log);
+		s->rd_epoch = 0;
+		if (stor_log_get(&s->log, e0, &fe, s->rd, s->rec_cap) != 0 ||
+		    fe.payload_bytes < REP_STORE_HEAD_BYTES)
+			return 0;
+		struct wire_entries_head h = {.nonce = nonce,
+					      .first_position = first,
+					      .applied_position = applied_position,
+					      .flags = WIRE_ENTRIES_RETAINED_BEFORE};
+		memcpy(h.digest, s->rd + 16, 16);
+		wire_begin_entries(w, &h);
+		*rc = 0;
+		return 0;
+	}
 	uint64_t e = epoch_at(s, from);
 	if (e == 0)
 		return 0;

@@ -170,10 +170,12 @@ ORDO_MUST_CHECK int rep_store_installed(struct rep_store *s, const struct rep_st
 /* Positions before this one are not on disk (FETCH from disk). */
 uint64_t rep_store_first_position(const struct rep_store *s);
 
-/* Builds an ENTRIES answer from the log on disk for from (>= 1), which must
- * be at or after rep_store_first_position and <= last logged position: like
- * rep_applog_fill_entries. Returns records put, or 0 with -1 in *rc when the
- * position is not on disk. */
+/* Builds an ENTRIES answer from the log on disk for from (>= 1), like
+ * rep_applog_fill_entries: records from `from` while they fit; or, for a
+ * from older than rep_store_first_position, the answer that says where the
+ * history on disk begins (flag RETAINED_BEFORE, count 0). Returns records
+ * put (*rc 0), or 0 with -1 in *rc when the log cannot answer (empty, or
+ * from beyond it): the caller answers from memory. */
 uint32_t rep_store_fill_entries(struct rep_store *s, struct wire_writer *w, uint64_t nonce,
 				uint64_t from, uint64_t applied_position,
 				uint32_t max_bytes_effective, int *rc);

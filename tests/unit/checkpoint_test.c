@@ -1369,3 +1369,48 @@ Test(store, refuses_a_directory_formatted_with_other_capacities)
 	cr_assert_not_null(strstr(st.err, "accounts_max"), "%s", st.err);
 	cr_assert_not_null(strstr(st.err, SDIR), "%s", st.err);
 }
+
+Test(store, fetch_older_than_the_history_on_disk_says_where_it_begins)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 1u << 20);
+	c.retain_bytes = 0; /* keep only what recovery needs */
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	/* apply until whole segments were compacted away */
+	while (
+	    (rep_store_first_position(&st) == 1 || rep_store_first_position(&st) == UINT64_MAX) &&
+	    s.next_epoch < 6000)
+		store_drive(&st, &s, s.next_epoch);
+	uint64_t first = rep_store_first_position(&st);
+	cr_assert(first > 1 && first != UINT64_MAX, "the log was compacted (%" PRIu64 ")", first);
+	cr_log_info("compacted to position %" PRIu64 " after %" PRIu64 " epochs", first,
+		    s.applied_epoch);
+	static uint8_t dg[ORDO_DATAGRAM_MAX];
+	struct wire_writer w;
+	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
+	int rc;
+	cr_assert_eq(rep_store_fill_entries(&st, &w, 5, 1, s.applied_position, 1472, &rc), 0);
+	cr_assert_eq(rc, 0);
+	uint32_t len = wire_finish(&w, NULL);
+	struct wire_entries_head h;
+	static struct wire_entry_rec recs[64];
+	cr_assert_eq(wire_parse_entries(dg + 32, len - 32, &h, recs, 64), 0);
+	cr_assert_eq(h.flags, WIRE_ENTRIES_RETAINED_BEFORE);
+	cr_assert_eq(h.first_position, first);
+	/* the digest before it is the state's after the epoch before the log's first */
+	struct rep_state want;
+	state_at(&want, stor_log_first_index(&st.log) - 1);
+	cr_assert_eq(want.applied_position + 1, first);
+	cr_assert_eq(memcmp(h.digest, want.digest, 16), 0);
+	/* and from `first` on, records */
+	wire_begin(&w, dg, sizeof dg, WIRE_ENTRIES, CLUSTER);
+	cr_assert_gt(rep_store_fill_entries(&st, &w, 6, first, s.applied_position, 1472, &rc), 0);
+	len = wire_finish(&w, NULL);
+	cr_assert_gt(wire_parse_entries(dg + 32, len - 32, &h, recs, 64), 0);
+	cr_assert_eq(recs[0].position, first);
+	rep_state_free(&want);
+	rep_store_close(&st);
+	rep_state_free(&s);
+}
