@@ -192,8 +192,11 @@ void check_leader_complete(struct sim *s, struct sim_seq *n)
 	}
 }
 
-/* Holds node m durably an entry of term `term` at index j (or a snapshot
- * past j, which it only takes of committed state)? */
+/* Did node m store durably an entry of term `term` at index j (or a
+ * snapshot past j, which it only takes of committed state)? As stored: the
+ * commit rule judges the leader's decision, and damage a disk takes later
+ * is a separate fault, bounded by faulty_max (a damaged node refuses to
+ * start), so a record damaged since it was synced still counts. */
 static bool durable_at(const struct sim_seq *m, uint64_t j, uint64_t term)
 {
 	const struct sim_disk *d = &m->disk;
@@ -202,7 +205,7 @@ static bool durable_at(const struct sim_seq *m, uint64_t j, uint64_t term)
 	if (j > d->snap.index + d->n)
 		return false;
 	const struct sim_rec *r = &d->recs[j - d->snap.index - 1];
-	return r->synced && r->term == term;
+	return r->synced && r->term_stored == term;
 }
 
 /* The commit rule (thesis §3.6.2, Figure 3.7): a leader's commit index

@@ -66,6 +66,7 @@ struct sim_msg {
 /* A record on a simulated disk. */
 struct sim_rec {
 	uint64_t index, term; /* as written; a misdirected write changes them */
+	uint64_t term_stored; /* the term it was written with: damage leaves it (checkers) */
 	uint8_t type;
 	uint32_t len;
 	uint8_t *data;
