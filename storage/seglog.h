@@ -32,11 +32,20 @@
  * segment but the newest is wholly durable; truncation and compaction; reads
  * (pread, then a CRC check of the record).
  *
- * Known limit of the torn-tail rule: records written but not yet fdatasync'd
- * may reach the disk out of order after a power loss (a kill -9 cannot do
- * this: the page cache survives it). A later valid record after a torn one
- * is then reported as corruption, the safe answer: the node is restored from
- * a peer instead of silently losing a record it had acknowledged.
+ * Known limits of the torn-tail rule:
+ * - Records written but not yet fdatasync'd may reach the disk out of order
+ *   after a power loss. A later valid record after a torn one is then
+ *   reported as corruption, the safe answer: the node is restored from a
+ *   peer instead of silently losing a record it had acknowledged.
+ * - A kill -9 keeps what completed (the page cache survives it), but
+ *   io_uring cancels writes still in flight when the process dies, so the
+ *   unsynced tail may be lost (measured), and in principle a cancelled write
+ *   before a completed one would leave a hole, reported as above. Thirty
+ *   kills of a writer under load left a torn or clean tail every time.
+ * - A synced last record damaged on disk (bit rot) reads as a torn tail and
+ *   is cut: nothing after it tells the two apart.
+ * Segment files and the directory are flock'ed while a log has them open,
+ * so a second process is refused (lock_wait_ms) instead of interleaving.
  *
  * Memory, fixed at open: buffer_bytes + records_max * 40 + segments_max * 40
  * + queue_depth * 48 bytes, plus the io_uring rings.
