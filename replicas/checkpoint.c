@@ -122,15 +122,13 @@ static inline bool id_invalid(uint64_t id)
 	return id - 1 >= UINT64_MAX - 1; /* 0 or 2^64-1 */
 }
 
-static void name_of(char *out, uint64_t position, bool tmp)
+void rep_ckpt_name(char *out, uint64_t position, bool tmp)
 {
 	snprintf(out, REP_CKPT_NAME_BYTES, NAME_PREFIX "%020" PRIu64 "%s", position,
 		 tmp ? NAME_TMP_SUFFIX : NAME_SUFFIX);
 }
 
-/* 1 if name is ckpt-<20 digits>.ordo (*tmp false) or .ordo.tmp (*tmp true),
- * with its position; else 0. */
-static int parse_name(const char *name, uint64_t *position, bool *tmp)
+int rep_ckpt_parse_name(const char *name, uint64_t *position, bool *tmp)
 {
 	size_t n = strlen(name);
 	if (n != NAME_BYTES && n != NAME_BYTES + 4)
@@ -183,7 +181,7 @@ static int list_dir(int dir_fd, struct ckpt_list *l, bool remove_temps)
 	while ((de = readdir(d)) != NULL) {
 		uint64_t p;
 		bool tmp;
-		if (!parse_name(de->d_name, &p, &tmp))
+		if (!rep_ckpt_parse_name(de->d_name, &p, &tmp))
 			continue;
 		if (tmp) {
 			l->temps++;
@@ -671,7 +669,7 @@ static void plan_cleanup(struct rep_ckpt_writer *w)
 			kept_older++;
 			continue;
 		}
-		name_of(w->old[w->old_n++], l.pos[i], false);
+		rep_ckpt_name(w->old[w->old_n++], l.pos[i], false);
 	}
 	w->phase = PH_CLEANUP;
 }
@@ -851,8 +849,8 @@ int rep_ckpt_begin(struct rep_ckpt_writer *w, const struct rep_state *s)
 		return -EINVAL;
 	}
 	w->position = s->applied_position;
-	name_of(w->name, w->position, false);
-	name_of(w->tmp_name, w->position, true);
+	rep_ckpt_name(w->name, w->position, false);
+	rep_ckpt_name(w->tmp_name, w->position, true);
 	w->fd = openat(w->dir_fd, w->tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		int rc = -errno;
@@ -1471,7 +1469,7 @@ int rep_ckpt_load_newest(const char *dir, uint64_t cluster_id, const struct ledg
 	for (uint32_t i = 0; i < l.n; i++) {
 		char name[REP_CKPT_NAME_BYTES];
 		char path[PATH_MAX];
-		name_of(name, l.pos[i], false);
+		rep_ckpt_name(name, l.pos[i], false);
 		snprintf(path, sizeof path, "%s/%s", dir, name);
 		why[0] = '\0';
 		rc = load_one(dir_fd, name, path, l.pos[i], cluster_id, cfg, s, &info->file_bytes,
@@ -1509,7 +1507,7 @@ int rep_ckpt_load_file(const char *path, uint64_t cluster_id, const struct ledge
 	base = base != NULL ? base + 1 : path;
 	uint64_t expected = UINT64_MAX;
 	bool tmp;
-	if (!parse_name(base, &expected, &tmp) || tmp)
+	if (!rep_ckpt_parse_name(base, &expected, &tmp) || tmp)
 		expected = UINT64_MAX;
 	return load_one(AT_FDCWD, path, path, expected, cluster_id, cfg, s, NULL, err, err_len);
 }

@@ -282,6 +282,13 @@ struct rep_ckpt_load_info {
 	char rejected_msg[REP_CKPT_ERR_BYTES]; /* why each was rejected, newest first */
 };
 
+/* A checkpoint's file name (not its path): ckpt-<position, 20 digits>.ordo,
+ * or .ordo.tmp while written; out holds REP_CKPT_NAME_BYTES. */
+void rep_ckpt_name(char *out, uint64_t position, bool tmp);
+/* 1 if name is ckpt-<20 digits>.ordo (*tmp false) or .ordo.tmp (*tmp true),
+ * with its position; else 0. */
+ORDO_MUST_CHECK int rep_ckpt_parse_name(const char *name, uint64_t *position, bool *tmp);
+
 /* Fills c with the defaults above for a ledger of these capacities. */
 void rep_ckpt_config_default(struct rep_ckpt_config *c, const char *dir, uint64_t cluster_id,
 			     const struct ledger_cfg *ledger);

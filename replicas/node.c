@@ -176,20 +176,28 @@ static bool replies_to(const struct rep_node *n, uint64_t client_id)
 	return client_id % n->nreplicas == n->replica_index;
 }
 
+/* An applied (or replayed) position: the applied log for FETCH and
+ * RESULT_Q, and a LOOKUP's answer. */
+static void remember(struct rep_node *n, const struct wire_entry_rec *ent,
+		     const uint8_t digest_before[16], const uint8_t *data)
+{
+	rep_applog_append(&n->log, ent, digest_before);
+	if (data) {
+		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
+		la->position = ent->position;
+		memcpy(la->data, data, 32);
+	}
+}
+
 /* rep_state's per-record callback: applied log, LOOKUP answers, APPLIED. */
 static void on_applied(void *ctx, const struct wire_epoch_hdr *h, const struct wire_entry_rec *ent,
 		       const struct wire_epoch_rec *er, const uint8_t digest_before[16],
 		       const uint8_t *data)
 {
 	struct rep_node *n = ctx;
-	rep_applog_append(&n->log, ent, digest_before);
+	remember(n, ent, digest_before, data);
 	if (n->durable)
 		rep_store_epoch_add(&n->store, ent);
-	if (data) {
-		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
-		la->position = ent->position;
-		memcpy(la->data, data, 32);
-	}
 	if (er->reply_port == 0 || !replies_to(n, er->client_id))
 		return;
 	if (h->epoch != n->live_epoch) { /* once per epoch: one clock read, not one per record */
@@ -563,10 +571,8 @@ static void handle_ckpt_offer(struct rep_node *n, const struct dp_edge_rx *rx)
 	x->epoch = epoch;
 	x->file_bytes = bytes;
 	memcpy(x->digest, rx->body + 32, 16);
-	snprintf(x->tmp, sizeof x->tmp, "%s/ckpt-%020llu.ordo.tmp", n->store.ckpt_dir,
-		 (unsigned long long)position);
-	snprintf(x->path, sizeof x->path, "%s/ckpt-%020llu.ordo", n->store.ckpt_dir,
-		 (unsigned long long)position);
+	rep_store_ckpt_path(&n->store, position, true, x->tmp, sizeof x->tmp);
+	rep_store_ckpt_path(&n->store, position, false, x->path, sizeof x->path);
 	xfer_close_file(x, false);
 	x->fd = open(x->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (x->fd < 0) {
@@ -766,8 +772,8 @@ static void handle_ckpt_q(struct rep_node *n, const struct dp_edge_rx *rx, const
 	if (!serving && n->durable && rep_store_ckpt_position(&n->store) > 0 &&
 	    rep_store_ckpt_epoch(&n->store) + 1 >= need) {
 		char path[PATH_MAX];
-		snprintf(path, sizeof path, "%s/ckpt-%020llu.ordo", n->store.ckpt_dir,
-			 (unsigned long long)rep_store_ckpt_position(&n->store));
+		rep_store_ckpt_path(&n->store, rep_store_ckpt_position(&n->store), false, path,
+				    sizeof path);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		uint8_t h[REP_CKPT_HDR_BYTES];
 		struct stat stt;
@@ -927,12 +933,7 @@ static void on_replayed(void *ctx, const struct wire_entry_rec *ent,
 	struct rep_node *n = ctx;
 	if (rep_applog_applied(&n->log) + 1 != ent->position)
 		rep_applog_reset(&n->log, ent->position - 1);
-	rep_applog_append(&n->log, ent, digest_before);
-	if (data) {
-		struct lookup_ans *la = &n->lookups[ent->position % LOOKUP_RING];
-		la->position = ent->position;
-		memcpy(la->data, data, 32);
-	}
+	remember(n, ent, digest_before, data);
 }
 
 static const char usage_text[] =

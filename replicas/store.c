@@ -36,20 +36,8 @@ struct ent_view {
 /* Decodes the ENTRIES record at p (avail bytes): 0, or -EBADMSG. */
 static int ent_decode(const uint8_t *p, uint32_t avail, struct ent_view *v)
 {
-	if (avail < ORDO_ENTRY_REC_BYTES)
-		return -EBADMSG;
-	v->r.position = ordo_ld64(p + 0);
-	v->r.epoch = ordo_ld64(p + 8);
-	v->r.client_id = ordo_ld64(p + 16);
-	v->r.request_number = ordo_ld64(p + 24);
-	v->r.op = ordo_ld16(p + 32);
-	v->r.size = ordo_ld16(p + 34);
-	v->r.result = ordo_ld32(p + 36);
-	v->r.payload = p + ORDO_ENTRY_REC_BYTES;
-	if (v->r.size > ORDO_OPAQUE_BYTES_MAX)
-		return -EBADMSG;
-	v->len = wire_entry_bytes(v->r.size);
-	return v->len <= avail ? 0 : -EBADMSG;
+	v->len = wire_entry_decode(p, avail, &v->r);
+	return v->len ? 0 : -EBADMSG;
 }
 
 /* Checks an epoch record's structure against the position it must continue
@@ -193,27 +181,11 @@ static int replay(struct rep_store *s, struct rep_state *st, rep_replay_fn *fn, 
 
 static int check_format(struct rep_store *s)
 {
-	struct stor_identity id;
-	char err[512];
-	int rc = stor_open_check(s->dir, &id, err, sizeof err);
-	if (rc)
-		return fail(s, rc, "%s", err);
-	const char *what = NULL;
-	if (id.cluster_id != s->cfg.cluster_id)
-		what = "cluster_id";
-	else if (id.node_id != s->cfg.node_id)
-		what = "node id";
-	else if (id.accounts_max != s->cfg.ledger.accounts_max)
-		what = "accounts_max";
-	else if (id.transfers_max != s->cfg.ledger.transfers_max)
-		what = "transfers_max";
-	if (what)
-		return fail(s, -EINVAL,
-			    "%s was formatted with another %s than the cluster file says; these "
-			    "are fixed when a cluster is formatted: use the cluster file it was "
-			    "formatted with",
-			    s->dir, what);
-	return 0;
+	struct stor_identity want = {.cluster_id = s->cfg.cluster_id,
+				     .node_id = s->cfg.node_id,
+				     .accounts_max = s->cfg.ledger.accounts_max,
+				     .transfers_max = s->cfg.ledger.transfers_max};
+	return stor_check_identity(s->dir, &want, false, s->err, sizeof s->err);
 }
 
 /* Renames every checkpoint newer than the one loaded (each was rejected) to
@@ -226,10 +198,9 @@ static void set_aside_rejected(struct rep_store *s, uint64_t loaded_position)
 	struct dirent *de;
 	char from[PATH_MAX + 320], to[PATH_MAX + 336];
 	while ((de = readdir(d)) != NULL) {
-		unsigned long long pos;
-		char tail[8];
-		if (sscanf(de->d_name, "ckpt-%20llu.%7s", &pos, tail) != 2 ||
-		    strcmp(tail, "ordo") != 0 || pos <= loaded_position)
+		uint64_t pos;
+		bool tmp;
+		if (!rep_ckpt_parse_name(de->d_name, &pos, &tmp) || tmp || pos <= loaded_position)
 			continue;
 		snprintf(from, sizeof from, "%s/%s", s->ckpt_dir, de->d_name);
 		snprintf(to, sizeof to, "%s.bad", from);
@@ -421,7 +392,8 @@ static int ckpt_poll(struct rep_store *s, bool wait)
 	} else if (rc < 0) {
 		s->stats.checkpoint_failures++;
 		fprintf(stderr, "ordo replica: checkpoint failed: %s\n", s->ckpt.err);
-		s->bytes_since = s->cfg.checkpoint_bytes / 2; /* retry later, not at once */
+		/* retry after half the interval, not at once */
+		s->ckpt_bytes_at = s->appended_bytes - s->cfg.checkpoint_bytes / 2;
 	}
 	return 0;
 }
@@ -438,7 +410,6 @@ void rep_store_checkpoint_now(struct rep_store *s, const struct rep_state *st)
 	}
 	s->ckpt_epoch = st->applied_epoch;
 	s->ckpt_bytes_at = s->appended_bytes;
-	s->bytes_since = 0;
 	s->epochs_since = 0;
 }
 
@@ -470,7 +441,6 @@ int rep_store_epoch_end(struct rep_store *s, const struct rep_state *st)
 					s->dir);
 		}
 	}
-	s->bytes_since += s->rec_len + STOR_REC_HDR_BYTES;
 	s->appended_bytes += s->rec_len + STOR_REC_HDR_BYTES;
 	s->epochs_since++;
 	s->dirty = true;
@@ -492,7 +462,7 @@ int rep_store_poll(struct rep_store *s, const struct rep_state *st)
 		return fail(s, rc, "%s: applied log: %s", s->dir, strerror(-rc));
 	if (rep_ckpt_busy(&s->ckpt))
 		return ckpt_poll(s, false);
-	if (s->bytes_since >= s->cfg.checkpoint_bytes ||
+	if (s->appended_bytes - s->ckpt_bytes_at >= s->cfg.checkpoint_bytes ||
 	    s->epochs_since >= s->log.cfg.records_max / 8)
 		rep_store_checkpoint_now(s, st);
 	return 0;
@@ -525,13 +495,21 @@ int rep_store_installed(struct rep_store *s, const struct rep_state *st)
 	s->kept_epoch[0] = st->applied_epoch;
 	s->nmarks = 0;
 	s->ckpt.durable_position = st->applied_position;
-	s->bytes_since = 0;
+	s->ckpt_bytes_at = s->appended_bytes;
 	s->epochs_since = 0;
 	s->dirty = false;
 	return 0;
 }
 
 /* ------------------------------------------------------------ FETCH from disk */
+
+void rep_store_ckpt_path(const struct rep_store *s, uint64_t position, bool tmp, char *out,
+			 size_t out_len)
+{
+	char name[REP_CKPT_NAME_BYTES];
+	rep_ckpt_name(name, position, tmp);
+	snprintf(out, out_len, "%s/%s", s->ckpt_dir, name);
+}
 
 uint64_t rep_store_first_position(const struct rep_store *s)
 {

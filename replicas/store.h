@@ -106,7 +106,6 @@ struct rep_store {
 	uint64_t rd_epoch;	 /* the epoch record rd holds for FETCH, 0 none */
 	uint32_t rd_len;	 /* its payload bytes */
 	uint64_t rec_epoch;	 /* epoch being built; 0 none */
-	uint64_t bytes_since;	 /* log bytes appended since the last checkpoint began */
 	uint64_t epochs_since;	 /* epochs appended since then */
 	uint64_t ckpt_epoch;	 /* epoch of the checkpoint in progress */
 	uint64_t kept_epoch[2];	 /* epochs of the newest ([0]) and older durable checkpoint */
@@ -116,7 +115,8 @@ struct rep_store {
 		uint64_t bytes; /* appended_bytes when it began */
 	} marks[REP_STORE_MARKS];
 	uint32_t nmarks;
-	uint64_t ckpt_bytes_at; /* appended_bytes when the checkpoint in progress began */
+	uint64_t ckpt_bytes_at; /* appended_bytes when the last checkpoint began: the next is
+				 * due checkpoint_bytes later */
 	bool dirty;		/* appended since the last sync request */
 	struct rep_store_stats stats;
 	char err[512];
@@ -166,6 +166,10 @@ uint64_t rep_store_ckpt_epoch(const struct rep_store *s);
 /* State transfer installed a checkpoint (now durable in ckpt_dir) at st:
  * the log restarts empty after it. */
 ORDO_MUST_CHECK int rep_store_installed(struct rep_store *s, const struct rep_state *st);
+
+/* The path of the checkpoint at position in this store (tmp: while written). */
+void rep_store_ckpt_path(const struct rep_store *s, uint64_t position, bool tmp, char *out,
+			 size_t out_len);
 
 /* Positions before this one are not on disk (FETCH from disk). */
 uint64_t rep_store_first_position(const struct rep_store *s);

@@ -612,36 +612,18 @@ static const char usage_text[] =
 /* Checks that dir was formatted for this node with this file's constants. */
 static int check_identity(struct seq_node *n)
 {
-	struct stor_identity id;
-	char err[512];
-	int rc = stor_open_check(n->data_dir, &id, err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "ordo sequencer: %s\n", err);
-		return rc;
-	}
 	const struct cfg_cluster *c = &n->e.cfg;
-	const char *what = NULL;
-	if (id.cluster_id != c->cluster_id)
-		what = "cluster_id";
-	else if (id.node_id != n->e.self->node_id)
-		what = "node id";
-	else if (id.session_window != c->session_window)
-		what = "session_window";
-	else if (id.sessions_max != c->sessions_max)
-		what = "sessions_max";
-	else if (id.accounts_max != c->accounts_max)
-		what = "accounts_max";
-	else if (id.transfers_max != c->transfers_max)
-		what = "transfers_max";
-	if (what) {
-		fprintf(stderr,
-			"ordo sequencer: %s was formatted with another %s than %s says; these "
-			"are fixed when a cluster is formatted: use the cluster file it was "
-			"formatted with\n",
-			n->data_dir, what, c->path);
-		return -EINVAL;
-	}
-	return 0;
+	struct stor_identity want = {.cluster_id = c->cluster_id,
+				     .node_id = n->e.self->node_id,
+				     .session_window = c->session_window,
+				     .sessions_max = c->sessions_max,
+				     .accounts_max = c->accounts_max,
+				     .transfers_max = c->transfers_max};
+	char err[PATH_MAX + 256];
+	int rc = stor_check_identity(n->data_dir, &want, true, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "ordo sequencer: %s\n", err);
+	return rc;
 }
 
 static int open_raft(struct seq_node *n)

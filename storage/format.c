@@ -263,3 +263,34 @@ int stor_open_check(const char *dir, struct stor_identity *id, char *err, size_t
 	}
 	return 0;
 }
+
+int stor_check_identity(const char *dir, const struct stor_identity *want, bool check_sessions,
+			char *err, size_t err_len)
+{
+	struct stor_identity id;
+	int rc = stor_open_check(dir, &id, err, err_len);
+	if (rc)
+		return rc;
+	const char *what = NULL;
+	if (id.cluster_id != want->cluster_id)
+		what = "cluster_id";
+	else if (id.node_id != want->node_id)
+		what = "node id";
+	else if (check_sessions && id.session_window != want->session_window)
+		what = "session_window";
+	else if (check_sessions && id.sessions_max != want->sessions_max)
+		what = "sessions_max";
+	else if (id.accounts_max != want->accounts_max)
+		what = "accounts_max";
+	else if (id.transfers_max != want->transfers_max)
+		what = "transfers_max";
+	if (!what)
+		return 0;
+	if (err && err_len)
+		snprintf(err, err_len,
+			 "%s was formatted with another %s than the cluster file says; these are "
+			 "fixed when a cluster is formatted: use the cluster file it was formatted "
+			 "with",
+			 dir, what);
+	return -EINVAL;
+}

@@ -70,4 +70,12 @@ ORDO_MUST_CHECK int stor_format(const char *dir, const struct stor_identity *id,
 ORDO_MUST_CHECK int stor_open_check(const char *dir, struct stor_identity *id, char *err,
 				    size_t err_len);
 
+/* The start-up check against the cluster file: stor_open_check, then that
+ * dir was formatted with want's cluster_id, node_id, accounts_max and
+ * transfers_max, and also its session_window and sessions_max when
+ * check_sessions (sequencers). 0, or a negative errno with err naming dir,
+ * the field that differs and what to do (-EINVAL for a mismatch). */
+ORDO_MUST_CHECK int stor_check_identity(const char *dir, const struct stor_identity *want,
+					bool check_sessions, char *err, size_t err_len);
+
 #endif

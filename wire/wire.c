@@ -488,6 +488,24 @@ void wire_entry_encode(uint8_t *out, const struct wire_entry_rec *r)
 	memset(out + 40 + r->size, 0, pad8(r->size) - r->size);
 }
 
+uint32_t wire_entry_decode(const uint8_t *p, uint32_t avail, struct wire_entry_rec *r)
+{
+	if (avail < ORDO_ENTRY_REC_BYTES)
+		return 0;
+	uint16_t size = ordo_ld16(p + 34);
+	if (size > ORDO_OPAQUE_BYTES_MAX || avail - ORDO_ENTRY_REC_BYTES < pad8(size))
+		return 0;
+	r->position = ordo_ld64(p + 0);
+	r->epoch = ordo_ld64(p + 8);
+	r->client_id = ordo_ld64(p + 16);
+	r->request_number = ordo_ld64(p + 24);
+	r->op = ordo_ld16(p + 32);
+	r->size = size;
+	r->result = ordo_ld32(p + 36);
+	r->payload = p + ORDO_ENTRY_REC_BYTES;
+	return ORDO_ENTRY_REC_BYTES + (uint32_t)pad8(size);
+}
+
 bool wire_add_entry(struct wire_writer *w, const struct wire_entry_rec *r)
 {
 	ORDO_ASSERT(w->type == WIRE_ENTRIES && w->len >= ORDO_HDR_BYTES + ORDO_ENTRIES_HEAD_BYTES);
@@ -701,27 +719,14 @@ int wire_parse_entries(const uint8_t *body, uint32_t body_len, struct wire_entri
 	uint32_t count = ordo_ld32(body + 24);
 	uint32_t off = ORDO_ENTRIES_HEAD_BYTES;
 	for (uint32_t i = 0; i < count; i++) {
-		if (body_len - off < ORDO_ENTRY_REC_BYTES)
-			return -EBADMSG;
-		const uint8_t *p = body + off;
-		uint16_t size = ordo_ld16(p + 34);
-		if (size > ORDO_OPAQUE_BYTES_MAX)
-			return -EBADMSG;
-		off += ORDO_ENTRY_REC_BYTES;
-		if (body_len - off < pad8(size))
+		struct wire_entry_rec r;
+		uint32_t n = wire_entry_decode(body + off, body_len - off, &r);
+		if (n == 0)
 			return -EBADMSG;
 		if (i >= max)
 			return -ENOBUFS;
-		struct wire_entry_rec *r = &recs[i];
-		r->position = ordo_ld64(p + 0);
-		r->epoch = ordo_ld64(p + 8);
-		r->client_id = ordo_ld64(p + 16);
-		r->request_number = ordo_ld64(p + 24);
-		r->op = ordo_ld16(p + 32);
-		r->size = size;
-		r->result = ordo_ld32(p + 36);
-		r->payload = body + off;
-		off += pad8(size);
+		recs[i] = r;
+		off += n;
 	}
 	if (off != body_len)
 		return -EBADMSG;

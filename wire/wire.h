@@ -314,6 +314,10 @@ static inline uint32_t wire_entry_bytes(uint16_t size)
 }
 /* Writes one ENTRIES record to out (wire_entry_bytes(r->size) bytes). */
 void wire_entry_encode(uint8_t *out, const struct wire_entry_rec *r);
+/* Reads the ENTRIES record at p, of which avail bytes may be read: its
+ * length (wire_entry_bytes), or 0 if it overruns avail or its size is past
+ * ORDO_OPAQUE_BYTES_MAX. r->payload points into p. */
+uint32_t wire_entry_decode(const uint8_t *p, uint32_t avail, struct wire_entry_rec *r);
 
 /* Fixed-size messages: whole body in one call. */
 void wire_put_fetch(struct wire_writer *w, const struct wire_fetch *f);
