@@ -384,6 +384,10 @@ struct wire_epoch_hdr {
 	uint32_t count;		 /* records */
 	uint32_t bytes;		 /* whole epoch, header included */
 	uint16_t group;
+	/* With several groups an entry may cover a run of epochs: from_epoch ..
+	 * epoch - 1 are empty in this group, the records belong to epoch. Equal
+	 * to epoch for a single epoch (encoded as 0). */
+	uint64_t from_epoch;
 };
 
 /* One request inside an epoch: what the ledger applies and the replica

@@ -9,7 +9,8 @@
  * send, fragment or resend (sequencer/, replicas/).
  *
  * Epoch header (48 bytes): u64 epoch, u64 first_position, u64 timestamp_ns,
- * u32 count, u32 bytes, u16 group, u16 reserved, u32 reserved, u64 reserved.
+ * u32 count, u32 bytes, u16 group, u16 reserved, u32 reserved, u64 from_epoch
+ * (0: the entry is epoch alone).
  * Record (40 bytes fixed): u64 client_id, u64 request_number, u64 session,
  * u16 op, u16 size, u32 key_id, u32 reply_ip, u16 reply_port, u16 reserved,
  * then the payload zero padded to 8.
@@ -39,7 +40,7 @@ void wire_epoch_hdr_encode(uint8_t *out, const struct wire_epoch_hdr *h)
 	ordo_st16(out + 32, h->group);
 	ordo_st16(out + 34, 0);
 	ordo_st32(out + 36, 0);
-	ordo_st64(out + 40, 0);
+	ordo_st64(out + 40, h->from_epoch == h->epoch ? 0 : h->from_epoch);
 }
 
 uint32_t wire_epoch_rec_encode(uint8_t *out, const struct wire_epoch_rec *r)
@@ -126,6 +127,11 @@ int wire_epoch_decode_hdr(const uint8_t *epoch, uint32_t len, struct wire_epoch_
 	h->count = count;
 	h->bytes = bytes;
 	h->group = ordo_ld16(epoch + 32);
+	h->from_epoch = ordo_ld64(epoch + 40);
+	if (h->from_epoch == 0)
+		h->from_epoch = h->epoch;
+	if (h->epoch == 0 || h->from_epoch > h->epoch)
+		return -EBADMSG;
 	return 0;
 }
 

@@ -1434,6 +1434,21 @@ Test(epoch, round_trip)
 	cr_assert_eq(h.count, 0);
 	off = 48;
 	cr_assert_eq(wire_epoch_next_rec(buf, 48, &off, &r), 0);
+	cr_assert_eq(h.from_epoch, 13); /* 0 on the wire: the entry is its epoch alone */
+
+	/* A run (several groups): epochs 10..12 empty, the records at 13. */
+	z.from_epoch = 10;
+	wire_epoch_hdr_encode(buf, &z);
+	cr_assert_eq(ordo_ld64(buf + 40), 10);
+	cr_assert_eq(wire_epoch_decode_hdr(buf, 48, &h), 0);
+	cr_assert_eq(h.from_epoch, 10);
+	cr_assert_eq(h.epoch, 13);
+	/* A run that ends before it starts, or epoch 0, is malformed. */
+	ordo_st64(buf + 40, 14);
+	cr_assert_eq(wire_epoch_decode_hdr(buf, 48, &h), -EBADMSG);
+	ordo_st64(buf + 40, 0);
+	ordo_st64(buf + 0, 0);
+	cr_assert_eq(wire_epoch_decode_hdr(buf, 48, &h), -EBADMSG);
 }
 
 Test(epoch, malformed)
