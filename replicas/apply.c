@@ -10,6 +10,7 @@ int rep_state_init(struct rep_state *s, const struct ledger_cfg *cfg)
 {
 	memset(s, 0, sizeof *s);
 	s->next_epoch = 1;
+	s->group_known = ~0u; /* a new state: every group starts at 0 */
 	return ledger_init(&s->ledger, cfg);
 }
 
@@ -32,7 +33,9 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src)
 	dst->applied_epoch = src->applied_epoch;
 	dst->next_epoch = src->next_epoch;
 	dst->requests_applied = src->requests_applied;
+	dst->steps = src->steps;
 	memcpy(dst->group_position, src->group_position, sizeof dst->group_position);
+	dst->group_known = src->group_known;
 }
 
 /* Applies one checked epoch at the next global positions. */
@@ -83,28 +86,46 @@ bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t l
 		return false;
 	apply_records(s, bytes, len, &h, fn, ctx);
 	s->group_position[0] = s->applied_position;
+	s->group_known = 1;
 	s->applied_epoch = h.epoch;
 	s->next_epoch = h.epoch + 1;
+	s->steps++;
 	return true;
 }
 
-bool rep_state_apply_merged(struct rep_state *s, const uint8_t *const *epochs, const uint32_t *lens,
-			    uint32_t groups, rep_apply_fn *fn, void *ctx)
+bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *const *epochs,
+			    const uint32_t *lens, uint32_t groups, rep_apply_fn *fn, void *ctx)
 {
 	struct wire_epoch_hdr h[ORDO_GROUPS_MAX];
-	if (groups == 0 || groups > ORDO_GROUPS_MAX)
+	if (groups == 0 || groups > ORDO_GROUPS_MAX || epoch <= s->applied_epoch)
 		return false;
-	/* Every group's epoch checks before anything is applied. */
-	for (uint32_t g = 0; g < groups; g++)
-		if (!epochs[g] || wire_epoch_decode_hdr(epochs[g], lens[g], &h[g]) != 0 ||
-		    h[g].epoch != s->next_epoch || h[g].group != g ||
-		    (h[g].count != 0 && h[g].first_position != s->group_position[g] + 1))
-			return false;
+	/* Every group's entry checks before anything is applied. */
+	uint32_t present = 0;
 	for (uint32_t g = 0; g < groups; g++) {
+		if (!epochs[g])
+			continue;
+		present++;
+		if (wire_epoch_decode_hdr(epochs[g], lens[g], &h[g]) != 0 || h[g].epoch != epoch ||
+		    h[g].group != g || h[g].from_epoch > s->applied_epoch + 1)
+			return false;
+		bool known = s->group_known & (1u << g);
+		if (known && h[g].count != 0 && h[g].first_position != s->group_position[g] + 1)
+			return false;
+	}
+	if (present == 0)
+		return false;
+	for (uint32_t g = 0; g < groups; g++) {
+		if (!epochs[g])
+			continue;
+		if (!(s->group_known & (1u << g)) && h[g].first_position > 0) {
+			s->group_position[g] = h[g].first_position - 1;
+			s->group_known |= 1u << g;
+		}
 		apply_records(s, epochs[g], lens[g], &h[g], fn, ctx);
 		s->group_position[g] += h[g].count;
 	}
-	s->applied_epoch = s->next_epoch;
-	s->next_epoch++;
+	s->applied_epoch = epoch;
+	s->next_epoch = epoch + 1;
+	s->steps++;
 	return true;
 }

@@ -20,9 +20,17 @@ struct rep_state {
 	uint64_t applied_epoch;	   /* last epoch applied, 0 = none */
 	uint64_t next_epoch;	   /* the only epoch rep_state_apply_epoch takes */
 	uint64_t requests_applied;
+	/* Apply steps taken: epochs with one group (== applied_epoch, epochs
+	 * being consecutive), merged epochs with several. The applied log's
+	 * index. */
+	uint64_t steps;
 	/* Last group_position applied of each sequencer group (docs/SCALEOUT.md);
-	 * with one group, group_position[0] == applied_position. */
+	 * with one group, group_position[0] == applied_position. With several,
+	 * a checkpoint does not hold them: bit g of group_known says whether
+	 * group_position[g] is known; the first entry of the group applied
+	 * after a load sets it, later entries must continue it. */
 	uint64_t group_position[ORDO_GROUPS_MAX];
+	uint32_t group_known;
 };
 
 /*
@@ -50,13 +58,15 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src);
 bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,
 			   rep_apply_fn *fn, void *ctx);
 
-/* Several groups (Calvin, PROTOCOL.md §3.2): applies epoch next_epoch of
- * every group at once, epochs[g] being group g's (g = 0 .. groups - 1),
- * in group order, each record at the next global position. true, or false
- * with nothing applied if any is malformed, is not epoch next_epoch of its
- * group, or does not continue that group's group_position. The ENTRIES
- * records (and the digest) carry global positions. */
-bool rep_state_apply_merged(struct rep_state *s, const uint8_t *const *epochs, const uint32_t *lens,
-			    uint32_t groups, rep_apply_fn *fn, void *ctx);
+/* Several groups (Calvin, PROTOCOL.md §3.2): applies merged epoch `epoch`
+ * (after applied_epoch): epochs[g] is group g's entry ending at `epoch`, or
+ * NULL when group g's entry covers `epoch` but ends later (empty here).
+ * Entries apply in group order, each record at the next global position.
+ * true, or false with nothing applied if any entry is malformed, is not
+ * group g's entry for `epoch`, or does not continue that group's
+ * group_position. The ENTRIES records (and the digest) carry global
+ * positions. */
+bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *const *epochs,
+			    const uint32_t *lens, uint32_t groups, rep_apply_fn *fn, void *ctx);
 
 #endif

@@ -65,7 +65,8 @@ enum { OP_FREE = 0, OP_WRITE, OP_FSYNC, OP_DIRSYNC, OP_UNLINK };
 #define H_TRANSFERS_MAX 88u
 #define H_CHUNK_BYTES	96u
 #define H_CHUNKS	100u
-#define H_RESERVED	104u
+#define H_STEPS		104u /* rep_state.steps when not applied_epoch (several groups) */
+#define H_RESERVED	112u
 #define H_CRC		124u
 /* Trailer field offsets. */
 #define T_MAGIC	     0u
@@ -331,6 +332,7 @@ static void header_encode(uint8_t *h, uint64_t cluster_id, const struct rep_stat
 	ordo_st64(h + H_POSITION, s->applied_position);
 	ordo_st64(h + H_EPOCH, s->applied_epoch);
 	ordo_st64(h + H_NEXT_EPOCH, s->next_epoch);
+	ordo_st64(h + H_STEPS, s->steps == s->applied_epoch ? 0 : s->steps);
 	ordo_st64(h + H_REQUESTS, s->requests_applied);
 	memcpy(h + H_DIGEST, s->digest, 16);
 	ordo_st64(h + H_ACCOUNTS, accounts);
@@ -1417,8 +1419,10 @@ static int load_one(int dir_fd, const char *name, const char *path, uint64_t exp
 	memcpy(s->digest, h + H_DIGEST, 16);
 	s->applied_position = position;
 	s->group_position[0] = position; /* one group: format 1 has no table of them */
+	s->group_known = 1;		 /* (rep_store clears it with several groups) */
 	s->applied_epoch = epoch;
 	s->next_epoch = next_epoch;
+	s->steps = ordo_ld64(h + H_STEPS) ? ordo_ld64(h + H_STEPS) : epoch;
 	s->requests_applied = ordo_ld64(h + H_REQUESTS);
 	if (file_bytes != NULL)
 		*file_bytes = want;

@@ -47,7 +47,10 @@
  *   88   8   transfers_max
  *   96   4   chunk_bytes      multiple of 4096 in [4096, 64 MiB]
  *  100   4   chunks           C = ceil(32 A / chunk_bytes) + ceil(32 T / chunk_bytes)
- *  104  20   reserved         zero
+ *  104   8   steps            apply steps (rep_state.steps, the applied log's
+ *                                index) when they differ from epoch (several
+ *                                sequencer groups); 0 means equal to epoch
+ *  112  12   reserved         zero
  *  124   4   crc32c           CRC-32C of bytes [0, 124)
  *
  * Account record (32 bytes): id u64, debits_posted u64, credits_posted u64,

@@ -45,16 +45,18 @@
 #include "replicas/applog.h"
 #include "replicas/apply.h"
 #include "replicas/ledger.h"
+#include "replicas/merge.h"
 #include "replicas/store.h"
 #include "wire/wire.h"
 
-#define REASSEMBLY_SLOTS    64u
+#define REASSEMBLY_SLOTS    64u			     /* per group */
 #define NACK_DELAY_NS	    (10ull * ORDO_NS_PER_MS) /* a gap must last this long */
 #define NACK_BACKOFF_MAX_NS (100ull * ORDO_NS_PER_MS)
 #define NACK_EPOCHS	    16u
 #define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
-#define STORE_WAIT_NS	    (1ull * ORDO_NS_PER_MS) /* storage I/O in flight: come back soon */
+#define STORE_WAIT_NS	    (1ull * ORDO_NS_PER_MS)   /* storage I/O in flight: come back soon */
+#define STALL_REPORT_NS	    (100ull * ORDO_NS_PER_MS) /* a merge held back this long is logged */
 
 /* State transfer (docs/PROTOCOL.md §1.6). */
 #define XFER_AFTER_NS	 (1000ull * ORDO_NS_PER_MS) /* a gap no member can repair, this long */
@@ -81,14 +83,14 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
-/* One epoch being reassembled from fragments. */
-struct reasm {
-	uint64_t epoch; /* 0: slot free */
-	uint32_t total; /* bytes of the whole epoch */
-	uint32_t have;	/* fragments received */
-	uint32_t nfrags;
-	uint8_t *bytes; /* epoch_bytes capacity */
-	uint8_t *got;	/* one byte per fragment: received */
+/* Repair of one sequencer group's stream. */
+struct grp_repair {
+	struct dp_addr sequencer; /* the member that streams to us (first NACK target) */
+	uint64_t gap_epoch;	  /* first epoch missing when the gap was seen, 0 if none */
+	uint64_t gap_since_ns;	  /* when it was seen */
+	uint64_t nack_due_ns;	  /* next NACK for this gap */
+	uint64_t nack_backoff_ns; /* doubles while the gap stays */
+	uint32_t nack_round;	  /* NACKs sent for the current gap */
 };
 
 struct lookup_ans {
@@ -130,17 +132,16 @@ struct rep_node {
 	struct rep_state st; /* ledger, digest, positions */
 	struct rep_applog log;
 	struct dp_reply applied;
-	struct reasm slots[REASSEMBLY_SLOTS];
-	uint8_t *frag_flags; /* REASSEMBLY_SLOTS * frags per epoch */
+	uint32_t groups;     /* sequencer groups merged */
+	struct rep_merge mg; /* reassembly of every group's entries, and the merge */
 	uint32_t frag_bytes; /* epoch bytes per fragment (the sender's) */
-	uint32_t frags_max;
-	uint64_t known_committed; /* highest committed epoch announced */
-	struct dp_addr sequencer; /* where the stream comes from (NACK target) */
-	uint64_t gap_epoch;	  /* next_epoch when the current gap was seen, 0 if none */
-	uint64_t gap_since_ns;	  /* when it was seen */
-	uint64_t nack_due_ns;	  /* next NACK for this gap */
-	uint64_t nack_backoff_ns; /* doubles while the gap stays */
+	struct grp_repair rp[ORDO_GROUPS_MAX];
 	uint64_t nacks_sent;
+	/* The merge held back by one group (several groups): which, since when. */
+	uint32_t stall_group;
+	uint64_t stall_since_ns; /* 0: not held back */
+	bool stall_logged;
+	uint64_t stalls, stall_ms_max;
 	uint64_t epoch_data_multicast; /* EPOCH_DATA received on multicast_group */
 	uint64_t live_epoch;	       /* the epoch `live` was decided for */
 	bool live;		       /* its timestamp is recent enough to send APPLIED */
@@ -155,7 +156,6 @@ struct rep_node {
 	const struct cfg_node *seqs[ORDO_NODES_MAX];
 	uint32_t nseqs;
 	uint64_t retained_from[ORDO_NODES_MAX]; /* per seqs[i]; 0 unknown */
-	uint32_t nack_round;			/* NACKs sent for the current gap */
 
 	/* State transfer: the other replicas, what we receive, what we serve. */
 	const struct cfg_node *peers[ORDO_NODES_MAX];
@@ -225,12 +225,17 @@ static void on_applied(void *ctx, const struct wire_epoch_hdr *h, const struct w
 	dp_reply_applied(&n->applied, &peer, key, &ar);
 }
 
-/* Applies one complete epoch, which must be the next one. */
-static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
+/* Applies one merged step: with one group its epoch, with several the
+ * entries of every group that end at step->epoch, in group order. */
+static bool apply_step(struct rep_node *n, const struct rep_merge_step *step)
 {
 	if (n->durable)
-		rep_store_epoch_begin(&n->store, &n->st, n->st.next_epoch);
-	if (rep_state_apply_epoch(&n->st, bytes, len, on_applied, n)) {
+		rep_store_epoch_begin(&n->store, &n->st, step->epoch);
+	bool ok = n->groups == 1
+		      ? rep_state_apply_epoch(&n->st, step->bytes[0], step->len[0], on_applied, n)
+		      : rep_state_apply_merged(&n->st, step->epoch, step->bytes, step->len,
+					       n->groups, on_applied, n);
+	if (ok) {
 		if (n->durable && rep_store_epoch_end(&n->store, &n->st) != 0) {
 			fprintf(stderr, "ordo replica %u: %s; stopping\n", n->e.self->node_id,
 				n->store.err);
@@ -242,70 +247,146 @@ static bool apply_epoch(struct rep_node *n, const uint8_t *bytes, uint32_t len)
 	 * that is malformed or does not continue our order means a sequencer
 	 * bug. Never apply it; drop it, say so, and keep asking (NACK). */
 	dp_edge_drop(&n->e, WIRE_DROP_BODY);
-	if (n->bad_epoch_logged != n->st.next_epoch)
+	if (n->bad_epoch_logged != step->epoch)
 		fprintf(stderr,
 			"ordo replica %u: epoch %llu is malformed or does not continue "
 			"applied position %llu; not applied\n",
-			n->e.self->node_id, (unsigned long long)n->st.next_epoch,
+			n->e.self->node_id, (unsigned long long)step->epoch,
 			(unsigned long long)n->st.applied_position);
-	n->bad_epoch_logged = n->st.next_epoch;
+	n->bad_epoch_logged = step->epoch;
 	return false;
 }
 
-static struct reasm *slot_of(struct rep_node *n, uint64_t epoch)
+/* The merge is held back by group g (now), or runs again (g = UINT32_MAX). */
+static void note_stall(struct rep_node *n, uint32_t g, uint64_t now)
 {
-	return &n->slots[epoch % REASSEMBLY_SLOTS];
+	if (g == UINT32_MAX) {
+		if (n->stall_since_ns) {
+			uint64_t ms = (now - n->stall_since_ns) / ORDO_NS_PER_MS;
+			if (ms > n->stall_ms_max)
+				n->stall_ms_max = ms;
+			if (n->stall_logged)
+				fprintf(stderr,
+					"ordo replica %u: the merge runs again: group %u held it "
+					"back %llu ms\n",
+					n->e.self->node_id, n->stall_group, (unsigned long long)ms);
+		}
+		n->stall_since_ns = 0;
+		n->stall_logged = false;
+		return;
+	}
+	if (n->stall_since_ns == 0 || n->stall_group != g) {
+		n->stall_group = g;
+		n->stall_since_ns = now;
+		n->stall_logged = false;
+	} else if (!n->stall_logged && now - n->stall_since_ns >= STALL_REPORT_NS) {
+		n->stalls++;
+		n->stall_logged = true;
+		fprintf(stderr,
+			"ordo replica %u: the merge waits for group %u at epoch %llu (other groups "
+			"are ahead)\n",
+			n->e.self->node_id, g, (unsigned long long)n->st.applied_epoch + 1);
+	}
 }
 
-/* Applies every complete epoch at the head of the window. */
+/* Applies every complete step at the head of the merge. */
 static void drain(struct rep_node *n)
 {
 	for (;;) {
-		struct reasm *s = slot_of(n, n->st.next_epoch);
-		if (s->epoch != n->st.next_epoch || s->have != s->nfrags)
+		struct rep_merge_step step;
+		uint32_t waiting = 0;
+		if (!rep_merge_next(&n->mg, n->st.applied_epoch, &step, &waiting)) {
+			/* Held back by one group while another already has more. */
+			if (n->groups > 1) {
+				bool ahead = false;
+				for (uint32_t g = 0; g < n->groups; g++)
+					if (g != waiting &&
+					    n->mg.known_committed[g] > n->st.applied_epoch + 1)
+						ahead = true;
+				note_stall(n, ahead ? waiting : UINT32_MAX, ordo_mono_ns());
+			}
 			return;
-		bool ok = apply_epoch(n, s->bytes, s->total);
-		s->epoch = 0; /* a bad epoch is forgotten: the NACK asks for it again */
+		}
+		bool ok = apply_step(n, &step);
+		rep_merge_release(&n->mg, &step); /* a bad entry is forgotten: NACK asks again */
 		if (!ok)
 			return;
 	}
 }
 
-static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t body_len)
+static void handle_epoch_data(struct rep_node *n, const struct dp_buf *b, const uint8_t *body,
+			      uint32_t body_len)
 {
 	struct wire_epoch_data d;
-	if (wire_parse_epoch_data(body, body_len, &d) != 0 ||
+	if (wire_parse_epoch_data(body, body_len, &d) != 0 || d.group >= n->groups ||
 	    d.total_bytes > n->e.cfg.epoch_bytes || d.total_bytes < ORDO_EPOCH_HDR_BYTES ||
 	    d.offset % n->frag_bytes != 0 ||
 	    (d.data_bytes != n->frag_bytes && d.offset + d.data_bytes != d.total_bytes)) {
 		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
-	if (d.committed_epoch > n->known_committed)
-		n->known_committed = d.committed_epoch;
-	if (d.epoch < n->st.next_epoch || d.epoch >= n->st.next_epoch + REASSEMBLY_SLOTS)
-		return; /* already applied, or beyond the window: repaired later by NACK */
-	struct reasm *s = slot_of(n, d.epoch);
-	if (s->epoch != d.epoch) {
-		s->epoch = d.epoch;
-		s->total = d.total_bytes;
-		s->nfrags = (d.total_bytes + n->frag_bytes - 1) / n->frag_bytes;
-		s->have = 0;
-		memset(s->got, 0, s->nfrags);
-	}
-	if (s->total != d.total_bytes) {
+	n->rp[d.group].sequencer = b->peer;
+	int rc = rep_merge_fragment(&n->mg, &d, n->st.applied_epoch);
+	if (rc < 0)
 		dp_edge_drop(&n->e, WIRE_DROP_BODY);
+	else if (rc == 1)
+		drain(n);
+}
+
+/* Called when the receive queue is drained: a gap that outlives NACK_DELAY_NS
+ * is real loss, not input still queued. NACKs back off exponentially while
+ * the same epoch stays missing, so repair never floods the stream. */
+static void maybe_nack_group(struct rep_node *n, uint32_t g, uint64_t now)
+{
+	struct grp_repair *r = &n->rp[g];
+	uint64_t from;
+	uint32_t count;
+	if (r->sequencer.port == 0 ||
+	    !rep_merge_gap(&n->mg, g, n->st.applied_epoch, NACK_EPOCHS, &from, &count)) {
+		r->gap_epoch = 0;
 		return;
 	}
-	uint32_t f = d.offset / n->frag_bytes;
-	if (f >= s->nfrags || s->got[f])
-		return; /* duplicate fragment */
-	memcpy(s->bytes + d.offset, d.data, d.data_bytes);
-	s->got[f] = 1;
-	s->have++;
-	if (d.epoch > n->known_committed)
-		n->known_committed = d.epoch;
-	drain(n);
+	if (r->gap_epoch != from) {
+		r->gap_epoch = from;
+		r->gap_since_ns = now;
+		r->nack_due_ns = now + NACK_DELAY_NS;
+		r->nack_backoff_ns = NACK_DELAY_NS;
+		r->nack_round = 0;
+		return;
+	}
+	if (now < r->nack_due_ns)
+		return;
+	r->nack_backoff_ns *= 2;
+	if (r->nack_backoff_ns > NACK_BACKOFF_MAX_NS)
+		r->nack_backoff_ns = NACK_BACKOFF_MAX_NS;
+	r->nack_due_ns = now + r->nack_backoff_ns;
+	struct wire_writer w;
+	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_NACK);
+	if (!b)
+		return;
+	struct wire_epoch_nack nack = {.from_epoch = from, .count = count, .group = (uint16_t)g};
+	wire_put_epoch_nack(&w, &nack);
+	/* First the member that streamed to us, then every member of the
+	 * group in turn: a dead or partitioned leader does not stall repair. */
+	struct dp_addr to = r->sequencer;
+	uint32_t members = 0;
+	for (uint32_t i = 0; i < n->nseqs; i++)
+		members += n->seqs[i]->group == g;
+	if (r->nack_round > 0 && members > 0) {
+		uint32_t k = (r->nack_round - 1) % members;
+		for (uint32_t i = 0; i < n->nseqs; i++) {
+			if (n->seqs[i]->group != g)
+				continue;
+			if (k-- == 0) {
+				to = (struct dp_addr){.ip = n->seqs[i]->ip,
+						      .port = n->seqs[i]->internal_port};
+				break;
+			}
+		}
+	}
+	r->nack_round++;
+	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &to, n->e.self->internal_port);
+	n->nacks_sent++;
 }
 
 /* Called when the receive queue is drained: a gap that outlives NACK_DELAY_NS
@@ -313,53 +394,18 @@ static void handle_epoch_data(struct rep_node *n, const uint8_t *body, uint32_t 
  * the same epoch stays missing, so repair never floods the stream. */
 static void maybe_nack(struct rep_node *n, uint64_t now)
 {
-	if (n->known_committed < n->st.next_epoch || n->sequencer.port == 0) {
-		n->gap_epoch = 0;
-		return;
-	}
-	if (n->gap_epoch != n->st.next_epoch) {
-		n->gap_epoch = n->st.next_epoch;
-		n->gap_since_ns = now;
-		n->nack_due_ns = now + NACK_DELAY_NS;
-		n->nack_backoff_ns = NACK_DELAY_NS;
-		n->nack_round = 0;
-		return;
-	}
-	if (now < n->nack_due_ns)
-		return;
-	n->nack_backoff_ns *= 2;
-	if (n->nack_backoff_ns > NACK_BACKOFF_MAX_NS)
-		n->nack_backoff_ns = NACK_BACKOFF_MAX_NS;
-	n->nack_due_ns = now + n->nack_backoff_ns;
-	struct wire_writer w;
-	struct dp_buf *b = dp_edge_start(&n->e, &w, WIRE_EPOCH_NACK);
-	if (!b)
-		return;
-	uint64_t want = n->known_committed - n->st.next_epoch + 1;
-	struct wire_epoch_nack nack = {
-	    .from_epoch = n->st.next_epoch,
-	    .count = (uint32_t)(want < NACK_EPOCHS ? want : NACK_EPOCHS),
-	    .group = 0,
-	};
-	/* Ask only for epochs not already complete in the window. */
-	while (nack.count > 0) {
-		struct reasm *s = slot_of(n, nack.from_epoch);
-		if (!(s->epoch == nack.from_epoch && s->have == s->nfrags))
-			break;
-		nack.from_epoch++;
-		nack.count--;
-	}
-	wire_put_epoch_nack(&w, &nack);
-	/* First the member that streamed to us, then every member in turn:
-	 * a dead or partitioned leader does not stall repair. */
-	struct dp_addr to = n->sequencer;
-	if (n->nack_round > 0 && n->nseqs > 0) {
-		const struct cfg_node *m = n->seqs[(n->nack_round - 1) % n->nseqs];
-		to = (struct dp_addr){.ip = m->ip, .port = m->internal_port};
-	}
-	n->nack_round++;
-	dp_edge_send(&n->e, b, &w, dp_edge_internal_key(&n->e), &to, n->e.self->internal_port);
-	n->nacks_sent++;
+	for (uint32_t g = 0; g < n->groups; g++)
+		maybe_nack_group(n, g, now);
+}
+
+/* The earliest NACK due, or UINT64_MAX without a gap. */
+static uint64_t nack_due(const struct rep_node *n)
+{
+	uint64_t due = UINT64_MAX;
+	for (uint32_t g = 0; g < n->groups; g++)
+		if (n->rp[g].gap_epoch && n->rp[g].nack_due_ns < due)
+			due = n->rp[g].nack_due_ns;
+	return due;
 }
 
 /* The oldest position FETCH serves: in memory, or on disk if older. */
@@ -640,10 +686,11 @@ static void xfer_finish(struct rep_node *n)
 	n->st = got;
 	/* The applied history starts afresh after the installed state. */
 	rep_applog_reset(&n->log, n->st.applied_position);
-	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
-		if (n->slots[i].epoch < n->st.next_epoch)
-			n->slots[i].epoch = 0;
-	n->gap_epoch = 0;
+	rep_merge_forget(&n->mg, n->st.applied_epoch);
+	for (uint32_t g = 0; g < n->groups; g++)
+		n->rp[g].gap_epoch = 0;
+	if (n->groups > 1)
+		n->st.group_known = 0; /* a checkpoint does not hold them */
 	if (rep_store_installed(&n->store, &n->st) != 0) {
 		fprintf(stderr, "ordo replica %u: %s; stopping\n", id, n->store.err);
 		stop_requested = 1;
@@ -715,27 +762,40 @@ static void xfer_tick(struct rep_node *n, uint64_t now)
 		close(n->serve_fd);
 		n->serve_fd = -1;
 	}
+	/* Needed when the epoch after the merged one is committed in a group,
+	 * missing, and older than what the group's members hold: at once if
+	 * every member said so, after XFER_AFTER_NS if one did. */
+	uint64_t need = n->st.applied_epoch + 1;
+	bool stuck = false; /* a group lacks the epoch the merge needs */
 	if (x->phase == XFER_IDLE) {
-		/* Needed when the next epoch is committed, missing, and older
-		 * than what members hold: at once if every member said so,
-		 * after XFER_AFTER_NS if one did. */
-		uint64_t need = n->st.next_epoch;
-		if (n->known_committed < need || n->gap_epoch != need)
-			return;
-		uint32_t past = 0;
-		uint64_t oldest = UINT64_MAX;
-		for (uint32_t i = 0; i < n->nseqs; i++)
-			if (n->retained_from[i] > need) {
-				past++;
-				if (n->retained_from[i] < oldest)
-					oldest = n->retained_from[i];
+		for (uint32_t g = 0; g < n->groups; g++) {
+			const struct grp_repair *r = &n->rp[g];
+			if (n->mg.known_committed[g] < need || r->gap_epoch != need)
+				continue;
+			uint32_t past = 0, members = 0;
+			uint64_t oldest = UINT64_MAX;
+			for (uint32_t i = 0; i < n->nseqs; i++) {
+				if (n->seqs[i]->group != g)
+					continue;
+				members++;
+				if (n->retained_from[i] > need) {
+					past++;
+					if (n->retained_from[i] < oldest)
+						oldest = n->retained_from[i];
+				}
 			}
-		if (past > 0 && (past == n->nseqs || now - n->gap_since_ns >= XFER_AFTER_NS))
-			xfer_start(n, oldest, now);
+			if (past > 0 &&
+			    (past == members || now - r->gap_since_ns >= XFER_AFTER_NS)) {
+				xfer_start(n, oldest, now);
+				return;
+			}
+		}
 		return;
 	}
+	for (uint32_t g = 0; g < n->groups; g++)
+		stuck |= n->rp[g].gap_epoch == need;
 	if (x->phase == XFER_QUERY) {
-		if (n->st.next_epoch >= x->need_epoch && n->gap_epoch != n->st.next_epoch) {
+		if (need >= x->need_epoch && !stuck) {
 			x->phase = XFER_IDLE; /* the stream caught us up after all */
 			return;
 		}
@@ -864,23 +924,25 @@ static void handle_internal(struct rep_node *n, const struct dp_edge_rx *rx, con
 		return;
 	}
 	if (rx->h.type == WIRE_EPOCH_DATA) {
-		n->sequencer = b->peer;
 		if (n->e.cfg.multicast_group && b->local.ip == n->e.cfg.multicast_group)
 			n->epoch_data_multicast++;
-		handle_epoch_data(n, rx->body, rx->body_len);
+		handle_epoch_data(n, b, rx->body, rx->body_len);
 	} else if (rx->h.type == WIRE_EPOCH_HEARTBEAT) {
 		struct wire_epoch_heartbeat hb;
 		if (wire_parse_epoch_heartbeat(rx->body, rx->body_len, &hb) != 0) {
 			dp_edge_drop(&n->e, WIRE_DROP_BODY);
 			return;
 		}
-		if (hb.committed_epoch > n->known_committed)
-			n->known_committed = hb.committed_epoch;
+		if (hb.group != rx->peer->group || hb.group >= n->groups) {
+			dp_edge_drop(&n->e, WIRE_DROP_BODY);
+			return;
+		}
+		rep_merge_committed(&n->mg, hb.group, hb.committed_epoch);
 		int i = seq_index(n, rx->peer);
 		if (i >= 0 && hb.retained_from > n->retained_from[i])
 			n->retained_from[i] = hb.retained_from;
-		if (n->sequencer.port == 0)
-			n->sequencer = b->peer;
+		if (n->rp[hb.group].sequencer.port == 0)
+			n->rp[hb.group].sequencer = b->peer;
 	} else {
 		dp_edge_drop(&n->e, WIRE_DROP_TYPE);
 	}
@@ -955,15 +1017,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 	if (rc)
 		return rc;
 	const struct cfg_cluster *cfg = &n->e.cfg;
-	if (cfg_groups(cfg) > 1) {
-		/* Merging the epochs of several groups (Calvin scale-out) is not
-		 * built yet: applying one group's stream would be a wrong order. */
-		fprintf(stderr,
-			"ordo replica: %s declares %u sequencer groups; replicas merge one group "
-			"only so far: give every sequencer group = 0\n",
-			cfg->path, cfg_groups(cfg));
-		return -ENOTSUP;
-	}
+	n->groups = cfg_groups(cfg);
 	const struct cfg_node *reps[ORDO_NODES_MAX];
 	n->nreplicas = cfg_replicas(cfg, reps, ORDO_NODES_MAX);
 	for (uint32_t i = 0; i < n->nreplicas; i++) {
@@ -973,23 +1027,16 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 			n->peers[n->npeers++] = reps[i];
 	}
 	for (uint32_t i = 0; i < cfg->nnodes; i++)
-		if (cfg->nodes[i].role == CFG_ROLE_SEQUENCER && cfg->nodes[i].group == 0)
+		if (cfg->nodes[i].role == CFG_ROLE_SEQUENCER)
 			n->seqs[n->nseqs++] = &cfg->nodes[i];
 	n->xfer_chunk =
 	    (cfg->max_datagram - ORDO_HDR_BYTES - CKPT_DATA_HEAD - ORDO_MAC_BYTES) & ~7u;
 	n->frag_bytes =
 	    (cfg->max_datagram - ORDO_HDR_BYTES - WIRE_EPOCH_DATA_HEAD_BYTES - ORDO_MAC_BYTES) &
 	    ~7u;
-	n->frags_max = (cfg->epoch_bytes + n->frag_bytes - 1) / n->frag_bytes;
-	n->frag_flags = calloc(REASSEMBLY_SLOTS, n->frags_max);
-	if (!n->frag_flags)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++) {
-		n->slots[i].bytes = malloc(cfg->epoch_bytes);
-		n->slots[i].got = n->frag_flags + (size_t)i * n->frags_max;
-		if (!n->slots[i].bytes)
-			return -ENOMEM;
-	}
+	rc = rep_merge_init(&n->mg, n->groups, REASSEMBLY_SLOTS, cfg->epoch_bytes, n->frag_bytes);
+	if (rc)
+		return rc;
 	rc = rep_applog_init(&n->log, cfg->applied_log_bytes,
 			     cfg->applied_log_bytes / ORDO_ENTRY_REC_BYTES);
 	if (rc)
@@ -1008,6 +1055,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		    .epoch_bytes = cfg->epoch_bytes,
 		    .checkpoint_bytes = cfg->checkpoint_bytes,
 		    .retain_bytes = cfg->applied_log_bytes,
+		    .groups = n->groups,
 		};
 		uint64_t t0 = ordo_mono_ns();
 		rc = rep_store_open(&n->store, &sc, &n->st, on_replayed, n);
@@ -1049,9 +1097,7 @@ static void node_close(struct rep_node *n)
 	if (n->serve_fd >= 0)
 		close(n->serve_fd);
 	dp_edge_close(&n->e);
-	for (uint32_t i = 0; i < REASSEMBLY_SLOTS; i++)
-		free(n->slots[i].bytes);
-	free(n->frag_flags);
+	rep_merge_free(&n->mg);
 	rep_state_free(&n->st);
 	rep_applog_free(&n->log);
 	free(n->lookups);
@@ -1096,8 +1142,9 @@ int rep_main(int argc, char **argv)
 		if (got == 0) {
 			uint64_t now = ordo_mono_ns();
 			uint64_t wait = IDLE_WAIT_MAX_NS;
-			if (n->gap_epoch)
-				wait = n->nack_due_ns > now ? n->nack_due_ns - now : 0;
+			uint64_t due = nack_due(n);
+			if (due != UINT64_MAX)
+				wait = due > now ? due - now : 0;
 			if (n->x.phase != XFER_IDLE || (n->durable && rep_store_busy(&n->store)))
 				wait = STORE_WAIT_NS;
 			dp_wait(n->e.t, wait < IDLE_WAIT_MAX_NS ? wait : IDLE_WAIT_MAX_NS);
@@ -1105,13 +1152,15 @@ int rep_main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
-		"multicast=%llu dropped=%llu checkpoints=%llu transfers=%llu served_reads=%llu\n",
+		"multicast=%llu dropped=%llu checkpoints=%llu transfers=%llu served_reads=%llu "
+		"groups=%u merge_stalls=%llu merge_stall_ms_max=%llu\n",
 		self->node_id, (unsigned long long)n->st.applied_position,
 		(unsigned long long)n->st.applied_epoch, (unsigned long long)n->st.requests_applied,
 		(unsigned long long)n->nacks_sent, (unsigned long long)n->epoch_data_multicast,
 		(unsigned long long)dp_edge_drops_total(&n->e),
 		(unsigned long long)n->store.stats.checkpoints, (unsigned long long)n->xfers_done,
-		(unsigned long long)n->served_reads);
+		(unsigned long long)n->served_reads, n->groups, (unsigned long long)n->stalls,
+		(unsigned long long)n->stall_ms_max);
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

@@ -42,10 +42,10 @@ static int ent_decode(const uint8_t *p, uint32_t avail, struct ent_view *v)
 
 /* Checks an epoch record's structure against the position it must continue
  * from (no state changes): 0, or -EBADMSG with a reason. */
-static int record_check(const uint8_t *p, uint32_t len, uint64_t epoch, uint64_t next_position,
-			const uint8_t digest[16], const char **why)
+static int record_check(const uint8_t *p, uint32_t len, uint32_t head, uint64_t epoch,
+			uint64_t next_position, const uint8_t digest[16], const char **why)
 {
-	if (len < REP_STORE_HEAD_BYTES) {
+	if (len < head) {
 		*why = "shorter than its head";
 		return -EBADMSG;
 	}
@@ -59,7 +59,7 @@ static int record_check(const uint8_t *p, uint32_t len, uint64_t epoch, uint64_t
 		*why = "its digest_before is not the digest reached";
 		return -EBADMSG;
 	}
-	uint32_t off = REP_STORE_HEAD_BYTES;
+	uint32_t off = head;
 	for (uint32_t i = 0; i < count; i++) {
 		struct ent_view v;
 		if (ent_decode(p + off, len - off, &v) != 0) {
@@ -81,10 +81,10 @@ static int record_check(const uint8_t *p, uint32_t len, uint64_t epoch, uint64_t
 
 /* Replays one checked epoch record onto st. */
 static int record_replay(struct rep_store *s, struct rep_state *st, const uint8_t *p, uint32_t len,
-			 uint64_t epoch, rep_replay_fn *fn, void *ctx)
+			 uint64_t index, uint64_t epoch, rep_replay_fn *fn, void *ctx)
 {
 	uint32_t count = ordo_ld32(p + 8);
-	uint32_t off = REP_STORE_HEAD_BYTES;
+	uint32_t off = s->head;
 	for (uint32_t i = 0; i < count; i++) {
 		struct ent_view v;
 		int rc = ent_decode(p + off, len - off, &v);
@@ -109,9 +109,15 @@ static int record_replay(struct rep_store *s, struct rep_state *st, const uint8_
 		st->requests_applied++;
 		off += v.len;
 	}
-	st->group_position[0] = st->applied_position; /* one group (store.h) */
+	if (s->cfg.groups <= 1) {
+		st->group_position[0] = st->applied_position;
+		st->group_known = 1;
+	} else {
+		st->group_known = 0; /* the records do not say; learned from the stream */
+	}
 	st->applied_epoch = epoch;
 	st->next_epoch = epoch + 1;
+	st->steps = index;
 	return 0;
 }
 
@@ -133,21 +139,22 @@ static int replay(struct rep_store *s, struct rep_state *st, rep_replay_fn *fn, 
 {
 	uint64_t first = stor_log_first_index(&s->log);
 	uint64_t last = stor_log_last_index(&s->log);
+	uint64_t next = st->steps + 1;
 	if (last < first)
 		return 0; /* empty */
-	if (first > st->next_epoch || last + 1 < st->next_epoch) {
+	if (first > next || last + 1 < next) {
 		/* The log does not continue the checkpoint (it ends before it,
 		 * or starts after it): nothing in it can be replayed. */
 		fprintf(stderr,
-			"ordo replica: %s: the applied log holds epochs %llu-%llu, which do not "
-			"continue the checkpoint (next epoch %llu); it is cut and the epochs "
+			"ordo replica: %s: the applied log holds records %llu-%llu, which do not "
+			"continue the checkpoint (next record %llu); it is cut and the epochs "
 			"come from the stream\n",
 			s->dir, (unsigned long long)first, (unsigned long long)last,
-			(unsigned long long)st->next_epoch);
+			(unsigned long long)next);
 		s->stats.replay_cut += last - first + 1;
 		return cut_from(s, first);
 	}
-	for (uint64_t e = st->next_epoch; e <= last; e++) {
+	for (uint64_t e = next; e <= last; e++) {
 		struct stor_entry ent;
 		int rc = stor_log_get(&s->log, e, &ent, s->rd, s->rec_cap);
 		const char *why = NULL;
@@ -155,19 +162,29 @@ static int replay(struct rep_store *s, struct rep_state *st, rep_replay_fn *fn, 
 			rc = -EBADMSG;
 			why = "an unknown record kind";
 		}
+		/* With one group the record's index is its epoch; with several
+		 * the head says which merged epoch it is. */
+		uint64_t epoch = e;
+		if (rc == 0 && s->cfg.groups > 1) {
+			epoch = ent.payload_bytes >= s->head ? ordo_ld64(s->rd + 32) : 0;
+			if (epoch <= st->applied_epoch) {
+				rc = -EBADMSG;
+				why = "its epoch is not after the one applied";
+			}
+		}
 		if (rc == 0)
-			rc = record_check(s->rd, ent.payload_bytes, e, st->applied_position + 1,
-					  st->digest, &why);
+			rc = record_check(s->rd, ent.payload_bytes, s->head, epoch,
+					  st->applied_position + 1, st->digest, &why);
 		if (rc != 0) {
 			fprintf(stderr,
-				"ordo replica: %s: applied log epoch %llu %s (%s); the log is cut "
+				"ordo replica: %s: applied log record %llu %s (%s); the log is cut "
 				"there and the rest comes from the stream\n",
 				s->dir, (unsigned long long)e, why ? why : "cannot be read",
 				strerror(-rc));
 			s->stats.replay_cut += last - e + 1;
 			return cut_from(s, e);
 		}
-		rc = record_replay(s, st, s->rd, ent.payload_bytes, e, fn, ctx);
+		rc = record_replay(s, st, s->rd, ent.payload_bytes, e, epoch, fn, ctx);
 		if (rc)
 			return rc;
 		s->stats.replayed_epochs++;
@@ -223,7 +240,10 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 	int rc = check_format(s);
 	if (rc)
 		return rc;
-	s->rec_cap = cfg->epoch_bytes + REP_STORE_HEAD_BYTES;
+	if (s->cfg.groups == 0)
+		s->cfg.groups = 1;
+	s->head = REP_STORE_HEAD_BYTES + (s->cfg.groups > 1 ? 8u : 0u);
+	s->rec_cap = s->cfg.groups * cfg->epoch_bytes + s->head;
 	s->rec = malloc(s->rec_cap);
 	s->rd = malloc(s->rec_cap);
 	if (!s->rec || !s->rd) {
@@ -263,7 +283,10 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 		fprintf(stderr, "ordo replica: loaded %s (position %llu, epoch %llu)\n", info.path,
 			(unsigned long long)st->applied_position,
 			(unsigned long long)st->applied_epoch);
-		s->kept_epoch[0] = st->applied_epoch;
+		s->kept_epoch[0] = st->steps;
+		s->kept_applied = st->applied_epoch;
+		if (s->cfg.groups > 1)
+			st->group_known = 0; /* a checkpoint does not hold them */
 	} else if (rc == -ENOENT || rc == -EUCLEAN) {
 		if (rc == -EUCLEAN) {
 			fprintf(stderr,
@@ -337,10 +360,12 @@ void rep_store_close(struct rep_store *s)
 void rep_store_epoch_begin(struct rep_store *s, const struct rep_state *st, uint64_t epoch)
 {
 	s->rec_epoch = epoch;
-	memset(s->rec, 0, REP_STORE_HEAD_BYTES);
+	memset(s->rec, 0, s->head);
 	ordo_st64(s->rec + 0, st->applied_position + 1);
 	memcpy(s->rec + 16, st->digest, 16);
-	s->rec_len = REP_STORE_HEAD_BYTES;
+	if (s->cfg.groups > 1)
+		ordo_st64(s->rec + 32, epoch);
+	s->rec_len = s->head;
 }
 
 void rep_store_epoch_add(struct rep_store *s, const struct wire_entry_rec *ent)
@@ -356,6 +381,7 @@ static void checkpoint_done(struct rep_store *s)
 {
 	s->kept_epoch[1] = s->kept_epoch[0];
 	s->kept_epoch[0] = s->ckpt_epoch;
+	s->kept_applied = s->ckpt_applied;
 	s->stats.checkpoints++;
 	if (s->nmarks == REP_STORE_MARKS) { /* forget the oldest mark */
 		memmove(s->marks, s->marks + 1, sizeof s->marks[0] * (REP_STORE_MARKS - 1));
@@ -408,7 +434,8 @@ void rep_store_checkpoint_now(struct rep_store *s, const struct rep_state *st)
 		fprintf(stderr, "ordo replica: cannot begin a checkpoint: %s\n", s->ckpt.err);
 		return;
 	}
-	s->ckpt_epoch = st->applied_epoch;
+	s->ckpt_epoch = st->steps;
+	s->ckpt_applied = st->applied_epoch;
 	s->ckpt_bytes_at = s->appended_bytes;
 	s->epochs_since = 0;
 }
@@ -418,7 +445,7 @@ int rep_store_epoch_end(struct rep_store *s, const struct rep_state *st)
 	ORDO_ASSERT(st->applied_epoch == s->rec_epoch);
 	for (uint32_t attempt = 0;; attempt++) {
 		int rc = stor_log_append(&s->log, REP_STORE_KIND_EPOCH, ordo_ld64(s->rec + 0),
-					 s->rec_epoch, s->rec, s->rec_len);
+					 st->steps, s->rec, s->rec_len);
 		if (rc == 0)
 			break;
 		if (rc != -ENOBUFS || attempt >= 3)
@@ -480,7 +507,7 @@ uint64_t rep_store_ckpt_position(const struct rep_store *s)
 
 uint64_t rep_store_ckpt_epoch(const struct rep_store *s)
 {
-	return s->kept_epoch[0];
+	return s->kept_applied;
 }
 
 int rep_store_installed(struct rep_store *s, const struct rep_state *st)
@@ -492,7 +519,8 @@ int rep_store_installed(struct rep_store *s, const struct rep_state *st)
 	if (rc)
 		return rc;
 	s->kept_epoch[1] = 0; /* the log no longer reaches back to it */
-	s->kept_epoch[0] = st->applied_epoch;
+	s->kept_epoch[0] = st->steps;
+	s->kept_applied = st->applied_epoch;
 	s->nmarks = 0;
 	s->ckpt.durable_position = st->applied_position;
 	s->ckpt_bytes_at = s->appended_bytes;
@@ -556,7 +584,7 @@ uint32_t rep_store_fill_entries(struct rep_store *s, struct wire_writer *w, uint
 		uint64_t e0 = stor_log_first_index(&s->log);
 		s->rd_epoch = 0;
 		if (stor_log_get(&s->log, e0, &fe, s->rd, s->rec_cap) != 0 ||
-		    fe.payload_bytes < REP_STORE_HEAD_BYTES)
+		    fe.payload_bytes < s->head)
 			return 0;
 		struct wire_entries_head h = {.nonce = nonce,
 					      .first_position = first,
@@ -580,14 +608,14 @@ uint32_t rep_store_fill_entries(struct rep_store *s, struct wire_writer *w, uint
 		} else {
 			s->rd_epoch = 0;
 			if (stor_log_get(&s->log, e, &ent, s->rd, s->rec_cap) != 0 ||
-			    ent.payload_bytes < REP_STORE_HEAD_BYTES)
+			    ent.payload_bytes < s->head)
 				break;
 			s->rd_epoch = e;
 			s->rd_len = ent.payload_bytes;
 			s->stats.disk_reads++;
 		}
 		uint32_t count = ordo_ld32(s->rd + 8);
-		uint32_t off = REP_STORE_HEAD_BYTES;
+		uint32_t off = s->head;
 		if (!begun)
 			memcpy(digest, s->rd + 16, 16);
 		for (uint32_t i = 0; i < count; i++) {

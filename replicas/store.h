@@ -77,6 +77,7 @@ struct rep_store_config {
 	uint32_t epoch_bytes;	   /* largest epoch */
 	uint64_t checkpoint_bytes; /* log bytes between checkpoints */
 	uint64_t retain_bytes;	   /* log bytes kept for FETCH beyond what recovery needs */
+	uint32_t groups;	   /* sequencer groups (0 is read as 1) */
 };
 
 #define REP_STORE_MARKS 64u /* checkpoints remembered for retention */
@@ -99,16 +100,20 @@ struct rep_store {
 	bool log_open;
 	struct rep_ckpt_writer ckpt;
 	bool ckpt_ready;
-	uint8_t *rec;		 /* staging: the epoch record being built */
-	uint32_t rec_len;	 /* bytes used (head included) */
-	uint32_t rec_cap;	 /* epoch_bytes + head */
-	uint8_t *rd;		 /* read buffer: replay, and FETCH from disk */
-	uint64_t rd_epoch;	 /* the epoch record rd holds for FETCH, 0 none */
-	uint32_t rd_len;	 /* its payload bytes */
-	uint64_t rec_epoch;	 /* epoch being built; 0 none */
-	uint64_t epochs_since;	 /* epochs appended since then */
-	uint64_t ckpt_epoch;	 /* epoch of the checkpoint in progress */
-	uint64_t kept_epoch[2];	 /* epochs of the newest ([0]) and older durable checkpoint */
+	uint8_t *rec;	       /* staging: the epoch record being built */
+	uint32_t rec_len;      /* bytes used (head included) */
+	uint32_t rec_cap;      /* groups x epoch_bytes + head */
+	uint32_t head;	       /* record head bytes: REP_STORE_HEAD_BYTES, + 8 with groups */
+	uint8_t *rd;	       /* read buffer: replay, and FETCH from disk */
+	uint64_t rd_epoch;     /* the epoch record rd holds for FETCH, 0 none */
+	uint32_t rd_len;       /* its payload bytes */
+	uint64_t rec_epoch;    /* epoch being built; 0 none */
+	uint64_t epochs_since; /* epochs appended since then */
+	/* Log indices (rep_state.steps: the epoch itself with one group). */
+	uint64_t ckpt_epoch;	 /* index of the checkpoint in progress */
+	uint64_t ckpt_applied;	 /* its applied_epoch */
+	uint64_t kept_epoch[2];	 /* indices of the newest ([0]) and older durable checkpoint */
+	uint64_t kept_applied;	 /* applied_epoch of the newest */
 	uint64_t appended_bytes; /* log bytes appended since open */
 	struct {
 		uint64_t epoch; /* a durable checkpoint's epoch */

@@ -88,7 +88,7 @@ Test(apply, two_groups_merge_by_group_then_index_with_global_positions)
 	const uint8_t *ep[2] = {b0, b1};
 	uint32_t lens[2] = {l0, l1};
 	struct seen seen = {0};
-	cr_assert(rep_state_apply_merged(&s, ep, lens, 2, record, &seen));
+	cr_assert(rep_state_apply_merged(&s, 1, ep, lens, 2, record, &seen));
 	cr_assert_eq(seen.n, 5);
 	for (uint32_t i = 0; i < 5; i++) {
 		cr_assert_eq(seen.position[i], i + 1);
@@ -111,7 +111,7 @@ Test(apply, two_groups_merge_by_group_then_index_with_global_positions)
 	l1 = make(b1, 2, 1, 3, 1, 200, 30);
 	lens[0] = l0, lens[1] = l1;
 	seen.n = 0;
-	cr_assert(rep_state_apply_merged(&s, ep, lens, 2, record, &seen));
+	cr_assert(rep_state_apply_merged(&s, 2, ep, lens, 2, record, &seen));
 	cr_assert_eq(seen.n, 1);
 	cr_assert_eq(seen.position[0], 6);
 	cr_assert_eq(s.group_position[0], 3);
@@ -139,7 +139,7 @@ Test(apply, a_merge_that_does_not_fit_applies_nothing)
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		lens[0] = make(b0, 1, 0, 1, 3, 100, 10);
 		lens[1] = make(b1, bad[k].e1, bad[k].g1, bad[k].first1, 2, 200, 20);
-		cr_assert_not(rep_state_apply_merged(&s, ep, lens, 2, NULL, NULL), "%s",
+		cr_assert_not(rep_state_apply_merged(&s, 1, ep, lens, 2, NULL, NULL), "%s",
 			      bad[k].what);
 		cr_assert_eq(s.applied_position, 0, "%s: nothing applied", bad[k].what);
 		cr_assert_eq(s.group_position[0], 0);
@@ -148,10 +148,13 @@ Test(apply, a_merge_that_does_not_fit_applies_nothing)
 		cr_assert_eq(memcmp(s.digest, zero, 16), 0);
 	}
 	lens[1] = 7; /* malformed */
-	cr_assert_not(rep_state_apply_merged(&s, ep, lens, 2, NULL, NULL));
-	const uint8_t *missing[2] = {b0, NULL};
-	cr_assert_not(rep_state_apply_merged(&s, missing, lens, 2, NULL, NULL));
-	cr_assert_not(rep_state_apply_merged(&s, ep, lens, 0, NULL, NULL));
+	cr_assert_not(rep_state_apply_merged(&s, 1, ep, lens, 2, NULL, NULL));
+	const uint8_t *none[2] = {NULL, NULL};
+	cr_assert_not(rep_state_apply_merged(&s, 1, none, lens, 2, NULL, NULL), "no entry at all");
+	cr_assert_not(rep_state_apply_merged(&s, 1, ep, lens, 0, NULL, NULL));
+	lens[1] = make(b1, 1, 1, 1, 2, 200, 20);
+	cr_assert_not(rep_state_apply_merged(&s, 0, ep, lens, 2, NULL, NULL), "epoch 0");
+	cr_assert_eq(s.applied_position, 0);
 	rep_state_free(&s);
 }
 
@@ -167,7 +170,7 @@ Test(apply, one_group_merged_equals_one_group_applied)
 		uint32_t len = make(buf, e, 0, first, count, 7, (uint8_t)e);
 		cr_assert(rep_state_apply_epoch(&a, buf, len, NULL, NULL));
 		const uint8_t *ep[1] = {buf};
-		cr_assert(rep_state_apply_merged(&b, ep, &len, 1, NULL, NULL));
+		cr_assert(rep_state_apply_merged(&b, e, ep, &len, 1, NULL, NULL));
 		first += count;
 	}
 	cr_assert_eq(a.applied_position, b.applied_position);
@@ -176,4 +179,73 @@ Test(apply, one_group_merged_equals_one_group_applied)
 	cr_assert_eq(memcmp(a.digest, b.digest, 16), 0);
 	rep_state_free(&a);
 	rep_state_free(&b);
+}
+
+/* An entry of group g covering from..epoch, records at epoch. */
+static uint32_t make_run(uint8_t *buf, uint64_t from, uint64_t epoch, uint16_t g, uint64_t first,
+			 uint32_t count, uint64_t client, uint8_t tag)
+{
+	uint32_t len = make(buf, epoch, g, first, count, client, tag);
+	ordo_st64(buf + 40, from);
+	return len;
+}
+
+Test(apply, a_run_is_empty_until_its_last_epoch)
+{
+	struct rep_state s;
+	cr_assert_eq(rep_state_init(&s, &CAPS), 0);
+	static uint8_t b0[4096], b1[4096];
+	const uint8_t *ep[2] = {b0, NULL};
+	uint32_t lens[2] = {0, 0};
+	struct seen seen = {0};
+	s.applied_epoch = 9, s.next_epoch = 10; /* every group covered 1..9 */
+	/* Group 1 paused: one entry covers epochs 10..12, its records at 12. */
+	uint32_t run = make_run(b1, 10, 12, 1, 1, 2, 200, 20);
+	lens[0] = make(b0, 10, 0, 1, 1, 100, 10);
+	cr_assert(rep_state_apply_merged(&s, 10, ep, lens, 2, record, &seen));
+	lens[0] = make(b0, 11, 0, 2, 1, 100, 11);
+	cr_assert(rep_state_apply_merged(&s, 11, ep, lens, 2, record, &seen));
+	cr_assert_eq(s.applied_epoch, 11);
+	cr_assert_eq(s.steps, 2);
+	lens[0] = make(b0, 12, 0, 3, 1, 100, 12);
+	ep[1] = b1, lens[1] = run;
+	cr_assert(rep_state_apply_merged(&s, 12, ep, lens, 2, record, &seen));
+	cr_assert_eq(seen.n, 5);
+	uint64_t want_client[5] = {100, 100, 100, 200, 200};
+	for (uint32_t i = 0; i < 5; i++) {
+		cr_assert_eq(seen.position[i], i + 1);
+		cr_assert_eq(seen.client[i], want_client[i]);
+	}
+	cr_assert_eq(s.group_position[1], 2);
+	/* An entry that leaves an epoch uncovered (starts after 13) is refused. */
+	lens[0] = make(b0, 14, 0, 4, 0, 100, 0);
+	lens[1] = make_run(b1, 14, 14, 1, 3, 0, 200, 0);
+	cr_assert_not(rep_state_apply_merged(&s, 14, ep, lens, 2, NULL, NULL));
+	/* An epoch not after the applied one is refused. */
+	lens[0] = make(b0, 12, 0, 4, 0, 100, 0);
+	ep[1] = NULL;
+	cr_assert_not(rep_state_apply_merged(&s, 12, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(s.applied_position, 5);
+	rep_state_free(&s);
+}
+
+Test(apply, unknown_group_positions_are_learned_then_checked)
+{
+	struct rep_state s;
+	cr_assert_eq(rep_state_init(&s, &CAPS), 0);
+	s.group_known = 0; /* as after loading a checkpoint of several groups */
+	s.applied_epoch = 40, s.next_epoch = 41, s.applied_position = 90;
+	static uint8_t b0[4096], b1[4096];
+	const uint8_t *ep[2] = {b0, b1};
+	uint32_t lens[2];
+	lens[0] = make(b0, 41, 0, 50, 1, 100, 1);
+	lens[1] = make(b1, 41, 1, 41, 1, 200, 2);
+	cr_assert(rep_state_apply_merged(&s, 41, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(s.group_position[0], 50);
+	cr_assert_eq(s.group_position[1], 41);
+	cr_assert_eq(s.applied_position, 92);
+	lens[0] = make(b0, 42, 0, 52, 1, 100, 3); /* skips group position 51 */
+	lens[1] = make(b1, 42, 1, 42, 1, 200, 4);
+	cr_assert_not(rep_state_apply_merged(&s, 42, ep, lens, 2, NULL, NULL));
+	rep_state_free(&s);
 }

@@ -1,0 +1,177 @@
+/* The replica's epoch reassembly and merge; see merge.h. */
+#include "merge.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/le.h"
+
+int rep_merge_init(struct rep_merge *m, uint32_t groups, uint32_t slots, uint32_t epoch_bytes,
+		   uint32_t frag_bytes)
+{
+	memset(m, 0, sizeof *m);
+	if (groups == 0 || groups > ORDO_GROUPS_MAX || slots == 0 || frag_bytes == 0 ||
+	    epoch_bytes < ORDO_EPOCH_HDR_BYTES)
+		return -EINVAL;
+	m->groups = groups;
+	m->slots = slots;
+	m->epoch_bytes = epoch_bytes;
+	m->frag_bytes = frag_bytes;
+	m->frags_max = (epoch_bytes + frag_bytes - 1) / frag_bytes;
+	size_t n = (size_t)groups * slots;
+	m->slot = calloc(n, sizeof *m->slot);
+	m->mem = malloc(n * ((size_t)epoch_bytes + m->frags_max));
+	if (!m->slot || !m->mem) {
+		rep_merge_free(m);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		m->slot[i].bytes = m->mem + i * epoch_bytes;
+		m->slot[i].got = m->mem + n * epoch_bytes + i * m->frags_max;
+	}
+	return 0;
+}
+
+void rep_merge_free(struct rep_merge *m)
+{
+	free(m->slot);
+	free(m->mem);
+	memset(m, 0, sizeof *m);
+}
+
+static struct rep_merge_slot *slot_of(const struct rep_merge *m, uint32_t g, uint64_t epoch)
+{
+	return &m->slot[(size_t)g * m->slots + epoch % m->slots];
+}
+
+static bool complete(const struct rep_merge_slot *s)
+{
+	return s->epoch != 0 && s->have == s->nfrags;
+}
+
+/* The first epoch a complete entry covers (its header; 0 means its epoch). */
+static uint64_t from_of(const struct rep_merge_slot *s)
+{
+	uint64_t from = ordo_ld64(s->bytes + 40);
+	return from ? from : s->epoch;
+}
+
+int rep_merge_fragment(struct rep_merge *m, const struct wire_epoch_data *d, uint64_t merged)
+{
+	if (d->group >= m->groups || d->total_bytes > m->epoch_bytes)
+		return -EBADMSG;
+	rep_merge_committed(m, d->group, d->committed_epoch);
+	if (d->epoch <= merged)
+		return 0; /* applied, or an empty part of a run already passed */
+	struct rep_merge_slot *s = slot_of(m, d->group, d->epoch);
+	if (s->epoch != d->epoch) {
+		/* The entry ending earlier is needed first: it keeps the slot. */
+		if (s->epoch > merged && s->epoch < d->epoch)
+			return 0;
+		s->epoch = d->epoch;
+		s->total = d->total_bytes;
+		s->nfrags = (d->total_bytes + m->frag_bytes - 1) / m->frag_bytes;
+		s->have = 0;
+		memset(s->got, 0, s->nfrags);
+	}
+	if (s->total != d->total_bytes)
+		return -EBADMSG;
+	uint32_t f = d->offset / m->frag_bytes;
+	if (f >= s->nfrags || s->got[f])
+		return 0; /* duplicate fragment */
+	memcpy(s->bytes + d->offset, d->data, d->data_bytes);
+	s->got[f] = 1;
+	s->have++;
+	rep_merge_committed(m, d->group, d->epoch);
+	return s->have == s->nfrags ? 1 : 0;
+}
+
+void rep_merge_committed(struct rep_merge *m, uint32_t g, uint64_t epoch)
+{
+	if (g < m->groups && epoch > m->known_committed[g])
+		m->known_committed[g] = epoch;
+}
+
+bool rep_merge_covering(const struct rep_merge *m, uint32_t g, uint64_t x, const uint8_t **bytes,
+			uint32_t *len, uint64_t *end_epoch)
+{
+	const struct rep_merge_slot *hit = NULL;
+	const struct rep_merge_slot *s = slot_of(m, g, x);
+	if (s->epoch == x && complete(s) && from_of(s) <= x) {
+		hit = s; /* the usual case: an entry of one epoch */
+	} else {
+		/* A run ending later: look through the group's slots. */
+		const struct rep_merge_slot *base = &m->slot[(size_t)g * m->slots];
+		for (uint32_t i = 0; i < m->slots && !hit; i++)
+			if (complete(&base[i]) && base[i].epoch > x && from_of(&base[i]) <= x)
+				hit = &base[i];
+	}
+	if (!hit)
+		return false;
+	*bytes = hit->bytes;
+	*len = hit->total;
+	*end_epoch = hit->epoch;
+	return true;
+}
+
+bool rep_merge_next(const struct rep_merge *m, uint64_t merged, struct rep_merge_step *st,
+		    uint32_t *waiting)
+{
+	uint64_t end[ORDO_GROUPS_MAX];
+	uint64_t min = UINT64_MAX;
+	for (uint32_t g = 0; g < m->groups; g++) {
+		if (!rep_merge_covering(m, g, merged + 1, &st->bytes[g], &st->len[g], &end[g])) {
+			if (waiting)
+				*waiting = g;
+			return false;
+		}
+		if (end[g] < min)
+			min = end[g];
+	}
+	st->epoch = min;
+	st->contributing = 0;
+	for (uint32_t g = 0; g < m->groups; g++) {
+		if (end[g] == min) {
+			st->contributing++;
+		} else {
+			st->bytes[g] = NULL;
+			st->len[g] = 0;
+		}
+	}
+	return true;
+}
+
+void rep_merge_release(struct rep_merge *m, const struct rep_merge_step *st)
+{
+	for (uint32_t g = 0; g < m->groups; g++) {
+		struct rep_merge_slot *s = slot_of(m, g, st->epoch);
+		if (st->bytes[g] && s->epoch == st->epoch)
+			s->epoch = 0;
+	}
+}
+
+void rep_merge_forget(struct rep_merge *m, uint64_t merged)
+{
+	for (size_t i = 0; i < (size_t)m->groups * m->slots; i++)
+		if (m->slot[i].epoch <= merged)
+			m->slot[i].epoch = 0;
+}
+
+bool rep_merge_gap(const struct rep_merge *m, uint32_t g, uint64_t merged, uint32_t max,
+		   uint64_t *from, uint32_t *count)
+{
+	uint64_t x = merged + 1;
+	const uint8_t *b;
+	uint32_t len;
+	uint64_t end;
+	/* Skip what is already held: ask only from the first epoch missing. */
+	while (x <= m->known_committed[g] && rep_merge_covering(m, g, x, &b, &len, &end))
+		x = end + 1;
+	if (x > m->known_committed[g])
+		return false;
+	uint64_t want = m->known_committed[g] - x + 1;
+	*from = x;
+	*count = (uint32_t)(want < max ? want : max);
+	return true;
+}

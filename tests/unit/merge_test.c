@@ -1,0 +1,177 @@
+/*
+ * The replica's reassembly and merge (replicas/merge.h): fragments in any
+ * order make whole entries; the merge hands them out epoch by epoch, group
+ * by group; a run (an entry covering several epochs) is empty until its
+ * last epoch; gaps name the first epoch missing.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "common/le.h"
+#include "replicas/merge.h"
+
+#define FRAG 64u
+
+/* An entry of group g covering from..epoch with `count` OPAQUE records of
+ * 24 bytes (so it spans several 64-byte fragments). */
+static uint32_t entry(uint8_t *buf, uint16_t g, uint64_t from, uint64_t epoch, uint64_t first,
+		      uint32_t count)
+{
+	uint32_t off = ORDO_EPOCH_HDR_BYTES;
+	for (uint32_t i = 0; i < count; i++) {
+		uint8_t p[24];
+		memset(p, (int)(epoch + i), sizeof p);
+		struct wire_epoch_rec r = {.client_id = 9,
+					   .request_number = 2 + first + i,
+					   .session = 1,
+					   .op = WIRE_OP_OPAQUE,
+					   .size = sizeof p,
+					   .payload = p};
+		off += wire_epoch_rec_encode(buf + off, &r);
+	}
+	struct wire_epoch_hdr h = {.epoch = epoch,
+				   .first_position = first,
+				   .count = count,
+				   .bytes = off,
+				   .group = g,
+				   .from_epoch = from};
+	wire_epoch_hdr_encode(buf, &h);
+	return off;
+}
+
+/* Feeds fragment f of an entry; returns rep_merge_fragment's answer. */
+static int feed(struct rep_merge *m, const uint8_t *buf, uint32_t len, uint16_t g, uint64_t epoch,
+		uint32_t f, uint64_t merged)
+{
+	uint32_t off = f * FRAG;
+	struct wire_epoch_data d = {.epoch = epoch,
+				    .committed_epoch = epoch,
+				    .total_bytes = len,
+				    .offset = off,
+				    .data_bytes = len - off < FRAG ? len - off : FRAG,
+				    .group = g,
+				    .data = buf + off};
+	return rep_merge_fragment(m, &d, merged);
+}
+
+static void feed_all(struct rep_merge *m, const uint8_t *buf, uint32_t len, uint16_t g,
+		     uint64_t epoch, uint64_t merged)
+{
+	uint32_t n = (len + FRAG - 1) / FRAG;
+	for (uint32_t f = n; f-- > 0;) /* backwards: order does not matter */
+		(void)feed(m, buf, len, g, epoch, f, merged);
+}
+
+Test(merge, fragments_in_any_order_make_the_entry)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 1, 8, 4096, FRAG), 0);
+	static uint8_t b[4096];
+	uint32_t len = entry(b, 0, 5, 5, 1, 3); /* 48 + 3 x 64 = 240: 4 fragments */
+	cr_assert_eq(len, 240);
+	cr_assert_eq(feed(&m, b, len, 0, 5, 2, 4), 0);
+	cr_assert_eq(feed(&m, b, len, 0, 5, 0, 4), 0);
+	cr_assert_eq(feed(&m, b, len, 0, 5, 0, 4), 0, "a duplicate is ignored");
+	cr_assert_eq(feed(&m, b, len, 0, 5, 3, 4), 0);
+	struct rep_merge_step st;
+	uint32_t waiting = 99;
+	cr_assert_not(rep_merge_next(&m, 4, &st, &waiting), "one fragment is missing");
+	cr_assert_eq(waiting, 0);
+	cr_assert_eq(feed(&m, b, len, 0, 5, 1, 4), 1, "the last fragment completes it");
+	cr_assert(rep_merge_next(&m, 4, &st, NULL));
+	cr_assert_eq(st.epoch, 5);
+	cr_assert_eq(st.len[0], len);
+	cr_assert_eq(memcmp(st.bytes[0], b, len), 0);
+	/* A fragment claiming another size for the entry contradicts it. */
+	struct wire_epoch_data d = {
+	    .epoch = 5, .total_bytes = len + 8, .offset = 0, .data_bytes = FRAG, .data = b};
+	cr_assert_eq(rep_merge_fragment(&m, &d, 4), -EBADMSG);
+	rep_merge_release(&m, &st);
+	cr_assert_not(rep_merge_next(&m, 4, &st, NULL), "released");
+	/* Old entries are ignored. */
+	cr_assert_eq(feed(&m, b, len, 0, 5, 0, 5), 0);
+	cr_assert_not(rep_merge_next(&m, 4, &st, NULL));
+	rep_merge_free(&m);
+}
+
+Test(merge, epoch_by_epoch_group_by_group_with_a_run)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 2, 8, 4096, FRAG), 0);
+	static uint8_t a[3][4096], r[4096];
+	uint32_t la[3];
+	for (uint32_t i = 0; i < 3; i++) {
+		la[i] = entry(a[i], 0, 10 + i, 10 + i, 1 + i, 1);
+		feed_all(&m, a[i], la[i], 0, 10 + i, 9);
+	}
+	struct rep_merge_step st;
+	uint32_t waiting = 99;
+	cr_assert_not(rep_merge_next(&m, 9, &st, &waiting));
+	cr_assert_eq(waiting, 1, "group 1 holds back the merge");
+	/* Group 1 paused: its entry covers 10..12, records at 12. */
+	uint32_t lr = entry(r, 1, 10, 12, 1, 2);
+	feed_all(&m, r, lr, 1, 12, 9);
+	uint64_t merged = 9;
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert(rep_merge_next(&m, merged, &st, NULL), "step %u", i);
+		cr_assert_eq(st.epoch, 10 + i);
+		cr_assert_eq(memcmp(st.bytes[0], a[i], la[i]), 0);
+		if (i < 2) {
+			cr_assert_null(st.bytes[1], "the run is empty at %u", 10 + i);
+			cr_assert_eq(st.contributing, 1);
+		} else {
+			cr_assert_not_null(st.bytes[1]);
+			cr_assert_eq(memcmp(st.bytes[1], r, lr), 0);
+			cr_assert_eq(st.contributing, 2);
+		}
+		rep_merge_release(&m, &st);
+		merged = st.epoch;
+	}
+	cr_assert_not(rep_merge_next(&m, merged, &st, NULL));
+	rep_merge_free(&m);
+}
+
+Test(merge, gaps_name_the_first_epoch_missing)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 2, 8, 4096, FRAG), 0);
+	static uint8_t b[4096];
+	uint64_t from;
+	uint32_t count;
+	cr_assert_not(rep_merge_gap(&m, 0, 0, 16, &from, &count), "nothing known committed");
+	uint32_t len = entry(b, 0, 1, 1, 1, 1);
+	feed_all(&m, b, len, 0, 1, 0);
+	len = entry(b, 0, 2, 3, 2, 1); /* a run 2..3 */
+	feed_all(&m, b, len, 0, 3, 0);
+	rep_merge_committed(&m, 0, 40);
+	cr_assert(rep_merge_gap(&m, 0, 0, 16, &from, &count));
+	cr_assert_eq(from, 4, "1 and the run 2..3 are held");
+	cr_assert_eq(count, 16);
+	cr_assert(rep_merge_gap(&m, 0, 30, 16, &from, &count));
+	cr_assert_eq(from, 31);
+	cr_assert_eq(count, 10);
+	cr_assert_not(rep_merge_gap(&m, 1, 0, 16, &from, &count), "group 1: nothing known");
+	rep_merge_free(&m);
+}
+
+Test(merge, the_entry_needed_first_keeps_a_contended_slot)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 1, 4, 4096, FRAG), 0);
+	static uint8_t b13[4096], b17[4096];
+	uint32_t l13 = entry(b13, 0, 13, 13, 1, 0), l17 = entry(b17, 0, 14, 17, 1, 1);
+	feed_all(&m, b17, l17, 0, 17, 12); /* slot 1 */
+	feed_all(&m, b13, l13, 0, 13, 12); /* slot 1 too: ends earlier, takes it */
+	struct rep_merge_step st;
+	cr_assert(rep_merge_next(&m, 12, &st, NULL));
+	cr_assert_eq(st.epoch, 13);
+	rep_merge_release(&m, &st);
+	cr_assert_not(rep_merge_next(&m, 13, &st, NULL), "17 lost the slot to 13");
+	feed_all(&m, b17, l17, 0, 17, 13); /* asked again, it takes the free slot */
+	cr_assert(rep_merge_next(&m, 13, &st, NULL));
+	cr_assert_eq(st.epoch, 17);
+	rep_merge_forget(&m, 17);
+	cr_assert_not(rep_merge_next(&m, 13, &st, NULL), "forgotten");
+	rep_merge_free(&m);
+}
