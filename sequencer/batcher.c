@@ -8,8 +8,12 @@
  *
  * Buffers: one region of (inflight + 1) epoch buffers. Sealing swaps the open
  * buffer with the free buffer of the next ring slot, so no epoch is copied.
- * Epoch numbers are consecutive from first_epoch (only non-empty epochs are
- * sealed) and positions are gapless from first_position across epochs.
+ * Positions are gapless from first_position across epochs. Epoch numbers:
+ * with one group, consecutive from first_epoch (only non-empty epochs are
+ * sealed); every_epoch, each sealed entry covers from_epoch .. epoch with
+ * from_epoch the successor of the previous entry's epoch (first_epoch for
+ * the first) and epoch the wall-clock slot it opened in (batcher.h), so the
+ * entries cover every number from first_epoch on, each exactly once.
  */
 #include "batcher.h"
 
@@ -21,6 +25,25 @@
 #include "common/ordo_assert.h"
 
 #define NS_PER_US 1000ull
+
+static uint64_t slot_ns(const struct seq_batcher *b)
+{
+	return (uint64_t)b->cfg.epoch_us * NS_PER_US;
+}
+
+/* every_epoch: the number of an epoch opened at wall_ns (never behind the
+ * last sealed one, even if the wall clock stepped back). */
+static uint64_t slot_epoch(const struct seq_batcher *b, uint64_t wall_ns)
+{
+	uint64_t n = wall_ns / slot_ns(b);
+	return n > b->next_epoch ? n : b->next_epoch;
+}
+
+/* every_epoch: wall time at which epoch's slot ends. */
+static uint64_t slot_end_ns(const struct seq_batcher *b, uint64_t epoch)
+{
+	return (epoch + 1) * slot_ns(b);
+}
 
 static size_t ring_bytes(const struct seq_batcher_cfg *cfg)
 {
@@ -89,12 +112,26 @@ void seq_batcher_free(struct seq_batcher *b)
 	memset(b, 0, sizeof *b);
 }
 
-/* Seals the non-empty open epoch into the next ring slot (there is room). */
+/* Opens the (empty) open epoch as number epoch: it covers next_epoch ..
+ * epoch and its records start at next_position. */
+static void open_epoch(struct seq_batcher *b, uint64_t epoch, uint64_t mono_ns)
+{
+	ORDO_ASSERT(b->open.hdr.count == 0 && epoch >= b->next_epoch);
+	b->open_since_ns = mono_ns;
+	b->open.hdr.epoch = epoch;
+	b->open.hdr.from_epoch = b->next_epoch;
+	b->open.hdr.first_position = b->next_position;
+}
+
+/* Seals the open epoch (non-empty unless every_epoch) into the next ring
+ * slot (there is room). */
 static void seal(struct seq_batcher *b, uint64_t wall_ns)
 {
-	ORDO_ASSERT(b->open.hdr.count > 0);
+	ORDO_ASSERT(b->open.hdr.count > 0 || (b->cfg.every_epoch && b->open.hdr.epoch != 0));
 	ORDO_ASSERT(b->ring_count < b->cfg.inflight);
-	ORDO_ASSERT(b->open.hdr.epoch == b->next_epoch);
+	ORDO_ASSERT(b->open.hdr.from_epoch == b->next_epoch);
+	ORDO_ASSERT(b->cfg.every_epoch ? b->open.hdr.epoch >= b->next_epoch
+				       : b->open.hdr.epoch == b->next_epoch);
 	ORDO_ASSERT(b->open.hdr.first_position + b->open.hdr.count == b->next_position);
 
 	b->open.hdr.timestamp_ns = wall_ns;
@@ -106,7 +143,7 @@ static void seal(struct seq_batcher *b, uint64_t wall_ns)
 	uint8_t *free_bytes = slot->bytes;
 	*slot = b->open;
 	b->ring_count++;
-	b->next_epoch++;
+	b->next_epoch = b->open.hdr.epoch + 1;
 	b->open.bytes = free_bytes;
 	open_reset(b);
 }
@@ -120,15 +157,17 @@ int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r, uint6
 			  need > b->cfg.epoch_bytes - ORDO_EPOCH_HDR_BYTES))
 		return -EMSGSIZE;
 	if (need > b->cfg.epoch_bytes - b->open.len) {
-		/* The open epoch is non-empty here (an empty one holds any record). */
-		if (b->ring_count == b->cfg.inflight)
+		/* The open epoch is non-empty here (an empty one holds any record).
+		 * every_epoch: it closes with its slot, never early. */
+		if (b->cfg.every_epoch || b->ring_count == b->cfg.inflight)
 			return -ENOBUFS;
 		seal(b, wall_ns);
 	}
-	if (b->open.hdr.count == 0) {
-		b->open_since_ns = mono_ns;
-		b->open.hdr.epoch = b->next_epoch;
-		b->open.hdr.first_position = b->next_position;
+	if (b->cfg.every_epoch) {
+		if (b->open.hdr.epoch == 0)
+			open_epoch(b, slot_epoch(b, wall_ns), mono_ns);
+	} else if (b->open.hdr.count == 0) {
+		open_epoch(b, b->next_epoch, mono_ns);
 	}
 	uint32_t wrote = wire_epoch_rec_encode(b->open.bytes + b->open.len, r);
 	ORDO_ASSERT(wrote == need);
@@ -143,11 +182,26 @@ int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r, uint6
 	return 0;
 }
 
+/* every_epoch: seals the open epoch once its slot has ended, then opens the
+ * next at the current slot. */
+static bool tick_every_epoch(struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns)
+{
+	if (b->open.hdr.epoch == 0)
+		open_epoch(b, slot_epoch(b, wall_ns), mono_ns);
+	if (wall_ns < slot_end_ns(b, b->open.hdr.epoch) || b->ring_count == b->cfg.inflight)
+		return false;
+	seal(b, wall_ns);
+	open_epoch(b, slot_epoch(b, wall_ns), mono_ns);
+	return true;
+}
+
 bool seq_batcher_tick(struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns, bool force)
 {
+	if (b->cfg.every_epoch)
+		return tick_every_epoch(b, mono_ns, wall_ns);
 	if (b->open.hdr.count == 0)
 		return false;
-	if (!force && seq_batcher_due_in(b, mono_ns) != 0)
+	if (!force && seq_batcher_due_in(b, mono_ns, wall_ns) != 0)
 		return false;
 	if (b->ring_count == b->cfg.inflight)
 		return false;
@@ -155,8 +209,13 @@ bool seq_batcher_tick(struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns,
 	return true;
 }
 
-uint64_t seq_batcher_due_in(const struct seq_batcher *b, uint64_t mono_ns)
+uint64_t seq_batcher_due_in(const struct seq_batcher *b, uint64_t mono_ns, uint64_t wall_ns)
 {
+	if (b->cfg.every_epoch) {
+		uint64_t epoch = b->open.hdr.epoch ? b->open.hdr.epoch : slot_epoch(b, wall_ns);
+		uint64_t end = slot_end_ns(b, epoch);
+		return wall_ns >= end ? 0 : end - wall_ns;
+	}
 	if (b->open.hdr.count == 0)
 		return UINT64_MAX;
 	uint64_t due = b->open_since_ns + (uint64_t)b->cfg.epoch_us * NS_PER_US;

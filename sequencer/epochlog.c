@@ -1,7 +1,9 @@
-/* A bounded in-memory ring of committed epochs; see epochlog.h. Epochs are
+/* A bounded in-memory ring of committed entries; see epochlog.h. Entries are
  * stored contiguously; one that would cross the end of the buffer starts at
- * offset 0 and the skipped tail bytes count as used until the epochs before
- * them are forgotten. */
+ * offset 0 and the skipped tail bytes count as used until the entries before
+ * them are forgotten. The index is a ring in append order: entry k (k-th
+ * append since init) lives at ents[k % epochs_max]; the retained ones are
+ * appended - count .. appended - 1, their epochs strictly increasing. */
 #include "epochlog.h"
 
 #include <errno.h>
@@ -31,33 +33,38 @@ void seq_epochlog_free(struct seq_epochlog *l)
 	memset(l, 0, sizeof *l);
 }
 
-static struct seq_epochlog_ent *ent(const struct seq_epochlog *l, uint64_t epoch)
+/* The i-th retained entry, 0 the oldest (i < count). */
+static struct seq_epochlog_ent *ent(const struct seq_epochlog *l, uint32_t i)
 {
-	return &l->ents[epoch % l->epochs_max];
+	return &l->ents[(l->appended - l->count + i) % l->epochs_max];
 }
 
-/* Forgets the oldest epoch. */
+/* Forgets the oldest entry. */
 static void drop_oldest(struct seq_epochlog *l)
 {
-	ORDO_ASSERT(l->first_epoch != 0);
-	if (l->first_epoch == l->last_epoch) {
+	ORDO_ASSERT(l->count != 0);
+	if (l->count == 1) {
+		l->count = 0;
 		l->first_epoch = l->last_epoch = 0;
 		l->head = l->tail = l->used = 0;
 		return;
 	}
-	uint64_t next = ent(l, l->first_epoch + 1)->offset;
+	uint64_t next = ent(l, 1)->offset;
 	uint64_t freed = next >= l->head ? next - l->head : l->bytes_max - l->head + next;
 	ORDO_ASSERT(freed <= l->used);
 	l->used -= freed;
 	l->head = next;
-	l->first_epoch++;
+	l->first_epoch = ent(l, 0)->epoch + 1;
+	l->count--;
 }
 
-void seq_epochlog_append(struct seq_epochlog *l, uint64_t epoch, const uint8_t *bytes, uint32_t len)
+void seq_epochlog_append(struct seq_epochlog *l, uint64_t from_epoch, uint64_t epoch,
+			 const uint8_t *bytes, uint32_t len)
 {
 	ORDO_ASSERT(len > 0 && len <= l->bytes_max);
-	ORDO_ASSERT(l->last_epoch == 0 || epoch == l->last_epoch + 1);
-	while (l->first_epoch != 0 && l->last_epoch - l->first_epoch + 1 >= l->epochs_max)
+	ORDO_ASSERT(from_epoch > 0 && from_epoch <= epoch);
+	ORDO_ASSERT(l->count == 0 || from_epoch == l->last_epoch + 1);
+	while (l->count >= l->epochs_max)
 		drop_oldest(l);
 	for (;;) {
 		uint64_t off = l->tail;
@@ -66,17 +73,20 @@ void seq_epochlog_append(struct seq_epochlog *l, uint64_t epoch, const uint8_t *
 			waste = l->bytes_max - off;
 			off = 0;
 		}
-		if (l->first_epoch == 0 || l->used + waste + len <= l->bytes_max) {
-			if (l->first_epoch == 0) {
+		if (l->count == 0 || l->used + waste + len <= l->bytes_max) {
+			if (l->count == 0) {
 				off = 0;
 				waste = 0;
 				l->head = 0;
 				l->used = 0;
-				l->first_epoch = epoch;
+				l->first_epoch = from_epoch;
 			}
 			memcpy(l->buf + off, bytes, len);
-			struct seq_epochlog_ent *e = ent(l, epoch);
+			l->count++;
+			l->appended++;
+			struct seq_epochlog_ent *e = ent(l, l->count - 1);
 			e->offset = off;
+			e->epoch = epoch;
 			e->len = len;
 			l->used += waste + len;
 			l->tail = (off + len) % l->bytes_max;
@@ -87,13 +97,33 @@ void seq_epochlog_append(struct seq_epochlog *l, uint64_t epoch, const uint8_t *
 	}
 }
 
-int seq_epochlog_get(const struct seq_epochlog *l, uint64_t epoch, const uint8_t **bytes,
-		     uint32_t *len)
+int seq_epochlog_get_entry(const struct seq_epochlog *l, uint64_t x, const uint8_t **bytes,
+			   uint32_t *len, uint64_t *from, uint64_t *to)
 {
-	if (l->first_epoch == 0 || epoch < l->first_epoch || epoch > l->last_epoch)
+	if (l->count == 0 || x < l->first_epoch || x > l->last_epoch)
 		return -ENOENT;
-	const struct seq_epochlog_ent *e = ent(l, epoch);
+	/* The first retained entry whose epoch is >= x covers x: the one before
+	 * it (if any) ends below x, and it starts right after that one. */
+	uint32_t lo = 0, hi = l->count - 1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (ent(l, mid)->epoch < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct seq_epochlog_ent *e = ent(l, lo);
+	ORDO_ASSERT(e->epoch >= x);
 	*bytes = l->buf + e->offset;
 	*len = e->len;
+	*from = lo == 0 ? l->first_epoch : ent(l, lo - 1)->epoch + 1;
+	*to = e->epoch;
+	ORDO_ASSERT(*from <= x);
 	return 0;
+}
+
+int seq_epochlog_get(const struct seq_epochlog *l, uint64_t x, const uint8_t **bytes, uint32_t *len)
+{
+	uint64_t from, to;
+	return seq_epochlog_get_entry(l, x, bytes, len, &from, &to);
 }

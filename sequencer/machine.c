@@ -1,4 +1,12 @@
-/* The sequencer state machine above Raft; see machine.h. */
+/* The sequencer state machine above Raft; see machine.h.
+ *
+ * Epoch numbering: the batcher numbers (batcher.h); applying checks that each
+ * committed entry continues the last (from_epoch == committed_epoch + 1; with
+ * one group the batcher makes from_epoch == epoch) and sets committed_epoch
+ * to its epoch.
+ * A leader's batcher restarts at committed_epoch + 1 when it becomes ready;
+ * with several groups its first entry is then a run up to the current
+ * wall-clock slot. */
 #include "machine.h"
 
 #include <errno.h>
@@ -128,6 +136,13 @@ void seq_machine_propose(struct seq_machine *m)
 	}
 }
 
+uint64_t seq_machine_due_in(const struct seq_machine *m, uint64_t mono_ns, uint64_t wall_ns)
+{
+	if (m->role != RAFT_LEADER || !m->ready)
+		return UINT64_MAX;
+	return seq_batcher_due_in(&m->batcher, mono_ns, wall_ns);
+}
+
 void seq_machine_tick(struct seq_machine *m, uint64_t mono_ns, uint64_t wall_ns)
 {
 	if (m->role == RAFT_LEADER && m->ready)
@@ -187,8 +202,12 @@ static void apply_epoch(struct seq_machine *m, const uint8_t *bytes, uint32_t le
 	 * malformed one, or one that does not continue the order, means the
 	 * log is broken. Stopping is safer than ordering wrongly. */
 	ORDO_ASSERT(rc == 0);
-	ORDO_ASSERT(h.epoch == m->committed_epoch + 1);
-	ORDO_ASSERT(h.count == 0 || h.first_position == m->committed_position + 1);
+	/* The entry covers from_epoch .. epoch (one epoch with one group; a
+	 * run of empty epochs then epoch with several): it must start right
+	 * after the last committed one. An empty entry names the next free
+	 * position. */
+	ORDO_ASSERT(h.from_epoch == m->committed_epoch + 1);
+	ORDO_ASSERT(h.first_position == m->committed_position + 1);
 	bool leading = m->role == RAFT_LEADER && entry_term == m->term;
 	uint32_t off = ORDO_EPOCH_HDR_BYTES;
 	struct wire_epoch_rec er;

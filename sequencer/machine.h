@@ -78,7 +78,8 @@ struct seq_machine {
 	uint64_t applied_index;	     /* Raft index applied to the session table */
 	uint64_t applied_term;	     /* its term */
 	uint64_t applied_ts_ns;	     /* timestamp of the last applied epoch */
-	uint64_t committed_epoch;    /* highest committed epoch, 0 before the first */
+	uint64_t committed_epoch;    /* highest committed epoch (the last entry's epoch, the end
+					of its run), 0 before the first */
 	uint64_t committed_position; /* highest committed group_position */
 	uint64_t requests_committed; /* since start */
 	uint64_t proposals_refused;  /* raft_propose said -ENOBUFS: retried */
@@ -101,7 +102,12 @@ bool seq_machine_submit(struct seq_machine *m, const struct wire_req *r,
 			const struct seq_reply_to *from, uint64_t mono_ns, uint64_t wall_ns,
 			enum wire_status *st, struct wire_place *place);
 
-/* Seals a due epoch (leader, ready) and proposes sealed epochs to Raft. */
+/* Nanoseconds until the leader's open epoch is due (seq_batcher_due_in);
+ * UINT64_MAX unless this node leads and is ready (a follower has nothing to
+ * seal, so it waits for messages and ticks only). */
+uint64_t seq_machine_due_in(const struct seq_machine *m, uint64_t mono_ns, uint64_t wall_ns);
+/* Seals a due epoch (leader, ready) and proposes sealed epochs to Raft;
+ * every_epoch: an epoch per wall-clock slot, empty or not. */
 void seq_machine_tick(struct seq_machine *m, uint64_t mono_ns, uint64_t wall_ns);
 /* Proposes sealed epochs, oldest first, while the core takes them. */
 void seq_machine_propose(struct seq_machine *m);

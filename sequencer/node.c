@@ -23,6 +23,14 @@
  *
  * Idle: block in the transport's wait until the next deadline (Raft tick,
  * epoch due, heartbeat to replicas).
+ *
+ * Several groups (cfg_groups > 1, SCALEOUT.md piece 1): the batcher runs in
+ * every-epoch mode, so the leader seals an entry for every wall-clock slot of
+ * epoch_us, empty or not, and wakes at each slot end (its wait is bounded by
+ * the batcher's due time); followers have nothing to seal and keep the idle
+ * wait. An entry may cover a run of epochs (from_epoch .. epoch): the epoch
+ * log is searched by the epoch a replica asks for, EPOCH_NACK resends each
+ * covering entry once, and retained_from is the oldest covered epoch.
  */
 #include "node.h"
 
@@ -47,7 +55,7 @@
 #include "wire/wire.h"
 
 #define HEARTBEAT_NS	    (20ull * ORDO_NS_PER_MS)
-#define NACK_EPOCHS_MAX	    64u /* epochs resent for one EPOCH_NACK */
+#define NACK_EPOCHS_MAX	    64u /* entries resent for one EPOCH_NACK */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
 #define TICK_NS		    ((uint64_t)ORDO_TICK_MS * ORDO_NS_PER_MS)
 #define RAFT_MSG_BYTES_MAX  (1u << 20) /* entry bytes per AppendEntries */
@@ -241,7 +249,7 @@ static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *b
 		     bool leading)
 {
 	struct seq_node *n = ctx;
-	seq_epochlog_append(&n->log, h->epoch, bytes, len);
+	seq_epochlog_append(&n->log, h->from_epoch, h->epoch, bytes, len);
 	if (n->m.role == RAFT_LEADER) {
 		dp_reply_flush(&n->ordered);
 		if (leading && n->e.cfg.multicast_group && n->nreplicas)
@@ -500,7 +508,9 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 		     n->e.self->internal_port);
 }
 
-/* Resends the epochs a replica reports missing, from the epoch log. */
+/* Resends the entries covering the epochs a replica reports missing
+ * (from_epoch .. from_epoch + count - 1, up to the committed epoch), each
+ * once, at most NACK_EPOCHS_MAX, from the epoch log. */
 static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_len,
 			const struct cfg_node *rep)
 {
@@ -509,19 +519,28 @@ static void handle_nack(struct seq_node *n, const uint8_t *body, uint32_t body_l
 		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
 	}
-	uint32_t count = nack.count < NACK_EPOCHS_MAX ? nack.count : NACK_EPOCHS_MAX;
+	/* the last epoch asked for (without overflow), not past the committed */
+	uint64_t last = n->m.committed_epoch;
+	if (nack.count > 0 && nack.from_epoch <= UINT64_MAX - (nack.count - 1) &&
+	    nack.from_epoch + (nack.count - 1) < last)
+		last = nack.from_epoch + (nack.count - 1);
 	bool unretained = false;
-	for (uint64_t e = nack.from_epoch; e < nack.from_epoch + count; e++) {
+	uint64_t e = nack.from_epoch;
+	for (uint32_t k = 0; k < NACK_EPOCHS_MAX && nack.count > 0 && e <= last; k++) {
 		const uint8_t *bytes;
 		uint32_t len;
-		if (e > n->m.committed_epoch)
-			break;
-		if (seq_epochlog_get(&n->log, e, &bytes, &len) != 0) {
+		uint64_t from, to;
+		if (seq_epochlog_get_entry(&n->log, e, &bytes, &len, &from, &to) != 0) {
 			n->nacks_unretained++;
 			unretained = true;
+			/* older than what is retained: go on from the oldest kept */
+			if (n->log.first_epoch == 0 || e >= n->log.first_epoch)
+				break;
+			e = n->log.first_epoch;
 			continue;
 		}
-		stream_epoch(n, rep, e, bytes, len);
+		stream_epoch(n, rep, to, bytes, len);
+		e = to + 1;
 	}
 	/* Tell the replica what this member still holds: one that needs older
 	 * epochs than any member retains catches up by state transfer. */
@@ -745,6 +764,7 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 		    .epoch_bytes = n->e.cfg.epoch_bytes,
 		    .inflight = n->e.cfg.epochs_inflight,
 		    .group = n->e.self->group,
+		    .every_epoch = cfg_groups(&n->e.cfg) > 1,
 		},
 	    .ops = {.ordered = on_ordered, .epoch = on_epoch, .ctx = n},
 	};
@@ -794,6 +814,12 @@ int seq_main(int argc, char **argv)
 		self->node_id, self->ip >> 24, (self->ip >> 16) & 255, (self->ip >> 8) & 255,
 		self->ip & 255, self->client_port, self->internal_port, n->nreplicas, n->data_dir,
 		n->e.cfg.durability_fsync ? "fsync" : "memory");
+	if (n->m.batcher.cfg.every_epoch)
+		fprintf(stderr,
+			"ordo sequencer %u: every-epoch mode: %u groups, epoch_us=%u (group %u "
+			"commits one entry per epoch_us, empty or not)\n",
+			self->node_id, (unsigned)cfg_groups(&n->e.cfg), n->e.cfg.epoch_us,
+			(unsigned)self->group);
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	n->next_tick_ns = ordo_mono_ns() + TICK_NS;
@@ -833,7 +859,9 @@ int seq_main(int argc, char **argv)
 			uint64_t wait = n->next_tick_ns > now ? n->next_tick_ns - now : 0;
 			/* an epoch that is due but has no room in the sealed ring waits
 			 * for a commit, not for time: do not spin on it */
-			uint64_t due = seq_batcher_due_in(&n->m.batcher, now);
+			/* every-epoch mode: the leader's due time is the end of the
+			 * wall-clock slot, so it wakes for every epoch */
+			uint64_t due = seq_machine_due_in(&n->m, now, ordo_real_ns());
 			if (due < wait &&
 			    seq_batcher_inflight(&n->m.batcher) < n->e.cfg.epochs_inflight)
 				wait = due;

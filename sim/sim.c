@@ -421,7 +421,7 @@ static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *b
 {
 	struct sim_seq *n = ctx;
 	struct sim *s = n->sim;
-	seq_epochlog_append(&n->elog, h->epoch, bytes, len);
+	seq_epochlog_append(&n->elog, h->from_epoch, h->epoch, bytes, len);
 	if (leading)
 		for (uint32_t j = 0; j < s->nrep; j++)
 			send_epoch(s, n, SIM_REP0 + j, bytes, len);

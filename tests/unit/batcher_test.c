@@ -4,11 +4,18 @@
  * (-ENOBUFS when full, each epoch handed out once, in order), and that every
  * sealed epoch decodes (wire_epoch_decode_hdr / wire_epoch_next_rec) to
  * exactly what was added.
+ *
+ * Every-epoch mode (several groups): one entry per wall-clock slot, empty or
+ * not, numbered by the slot; runs (from_epoch < epoch) after a pause or a
+ * full ring, numbers still aligned; a full epoch refuses instead of sealing
+ * early; after a reset the first entry starts at the given epoch; and a
+ * random schedule whose entries cover every number exactly once.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
+#include "common/le.h"
 #include "common/prng.h"
 #include "sequencer/batcher.h"
 
@@ -63,7 +70,7 @@ Test(batcher, seal_on_time_exactly_at_epoch_us)
 	struct seq_batcher b;
 	struct seq_batcher_cfg c = cfg_of(1000, 4096, 4);
 	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
-	cr_assert_eq(seq_batcher_due_in(&b, 0), UINT64_MAX);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 0), UINT64_MAX);
 	cr_assert_not(seq_batcher_tick(&b, 1ull << 40, 0, false));
 	cr_assert_not(seq_batcher_tick(&b, 0, 0, true), "empty epochs are not sealed");
 
@@ -74,14 +81,14 @@ Test(batcher, seal_on_time_exactly_at_epoch_us)
 	/* a later request does not move the deadline */
 	r = rec(1, 2, 8);
 	cr_assert_eq(seq_batcher_add(&b, &r, t0 + 500 * US, 112, &p), 0);
-	cr_assert_eq(seq_batcher_due_in(&b, t0), 1000 * US);
-	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US - 1), 1);
-	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US), 0);
-	cr_assert_eq(seq_batcher_due_in(&b, t0 + 5000 * US), 0);
+	cr_assert_eq(seq_batcher_due_in(&b, t0, 0), 1000 * US);
+	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US - 1, 0), 1);
+	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US, 0), 0);
+	cr_assert_eq(seq_batcher_due_in(&b, t0 + 5000 * US, 0), 0);
 	cr_assert_not(seq_batcher_tick(&b, t0 + 1000 * US - 1, 200, false));
 	cr_assert_null(seq_batcher_next_sealed(&b));
 	cr_assert(seq_batcher_tick(&b, t0 + 1000 * US, 777, false));
-	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US), UINT64_MAX);
+	cr_assert_eq(seq_batcher_due_in(&b, t0 + 1000 * US, 0), UINT64_MAX);
 	const struct seq_epoch_buf *e = seq_batcher_next_sealed(&b);
 	cr_assert_not_null(e);
 	cr_assert_eq(e->hdr.timestamp_ns, 777, "stamped with wall_ns at seal");
@@ -129,7 +136,7 @@ Test(batcher, seal_on_bytes)
 	cr_assert_eq(p.index, 0);
 	cr_assert_eq(p.group_position, 104);
 	/* the new epoch's clock started with that record */
-	cr_assert_eq(seq_batcher_due_in(&b, 7), 1000 * US);
+	cr_assert_eq(seq_batcher_due_in(&b, 7, 0), 1000 * US);
 	const struct seq_epoch_buf *e = seq_batcher_next_sealed(&b);
 	cr_assert_eq(e->hdr.count, 4);
 	cr_assert_eq(e->hdr.first_position, 100);
@@ -261,5 +268,316 @@ Test(batcher, decoded_epochs_equal_what_was_added, .timeout = 60)
 	}
 	cr_assert_eq(checked, N);
 	cr_assert_gt(want_epoch - first_epoch, 100);
+	seq_batcher_free(&b);
+}
+
+/* ------------------------------------------------------ every-epoch mode */
+
+#define SLOT (1000ull * US) /* epoch_us = 1000 */
+
+static struct seq_batcher_cfg every_cfg(uint32_t epoch_bytes, uint32_t inflight)
+{
+	struct seq_batcher_cfg c = cfg_of(1000, epoch_bytes, inflight);
+	c.every_epoch = true;
+	return c;
+}
+
+/* Takes the next sealed entry, checks it decodes with the given range,
+ * count and first position, and releases it. Returns its timestamp. */
+static uint64_t take(struct seq_batcher *b, uint64_t from, uint64_t epoch, uint32_t count,
+		     uint64_t first_position)
+{
+	const struct seq_epoch_buf *e = seq_batcher_next_sealed(b);
+	cr_assert_not_null(e, "expected entry %lu..%lu", (unsigned long)from, (unsigned long)epoch);
+	struct wire_epoch_hdr h;
+	cr_assert_eq(wire_epoch_decode_hdr(e->bytes, e->len, &h), 0);
+	cr_assert_eq(h.from_epoch, from, "from_epoch %lu, want %lu", (unsigned long)h.from_epoch,
+		     (unsigned long)from);
+	cr_assert_eq(h.epoch, epoch, "epoch %lu, want %lu", (unsigned long)h.epoch,
+		     (unsigned long)epoch);
+	cr_assert_eq(h.count, count);
+	cr_assert_eq(h.first_position, first_position);
+	cr_assert_eq(h.group, 5);
+	/* on the wire: 0 when the entry is its epoch alone */
+	cr_assert_eq(ordo_ld64(e->bytes + 40), from == epoch ? 0 : from);
+	if (count == 0)
+		cr_assert_eq(e->len, ORDO_EPOCH_HDR_BYTES);
+	cr_assert_null(seq_batcher_next_sealed(b));
+	seq_batcher_release(b);
+	return h.timestamp_ns;
+}
+
+Test(batcher_every, empty_epochs_once_per_slot_numbered_by_the_wall_clock)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	const uint64_t w0 = 1000 * SLOT + 300 * US; /* inside slot 1000 */
+	/* due at the end of the slot an epoch opened now would get */
+	cr_assert_eq(seq_batcher_due_in(&b, 0, w0), 700 * US);
+	cr_assert_not(seq_batcher_tick(&b, 0, w0, false));
+	cr_assert_eq(seq_batcher_due_in(&b, 0, w0), 700 * US);
+	cr_assert_not(seq_batcher_tick(&b, 0, 1001 * SLOT - 1, false), "slot not over");
+	cr_assert_not(seq_batcher_tick(&b, 0, 1001 * SLOT - 1, true), "force never seals early");
+	cr_assert_null(seq_batcher_next_sealed(&b));
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 1001 * SLOT - 1), 1);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 1001 * SLOT), 0);
+	cr_assert(seq_batcher_tick(&b, 0, 1001 * SLOT, false));
+	/* the first entry covers everything from first_epoch: 1..999 are empty */
+	cr_assert_eq(take(&b, 1, 1000, 0, 1), 1001 * SLOT, "stamped at seal");
+	/* one entry per slot, each its slot's number, however many ticks */
+	for (uint64_t slot = 1001; slot <= 1020; slot++) {
+		for (uint64_t t = 0; t < 10; t++)
+			cr_assert_not(seq_batcher_tick(&b, 0, slot * SLOT + t * 90 * US, false));
+		cr_assert_eq(seq_batcher_due_in(&b, 0, slot * SLOT + 250 * US), 750 * US);
+		cr_assert(seq_batcher_tick(&b, 0, (slot + 1) * SLOT + 5 * US, false));
+		cr_assert_not(seq_batcher_tick(&b, 0, (slot + 1) * SLOT + 6 * US, false));
+		take(&b, slot, slot, 0, 1);
+	}
+	seq_batcher_free(&b);
+}
+
+Test(batcher_every, records_belong_to_the_slot_they_arrive_in)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(1, 1, 0);
+	/* an add opens the epoch too: numbered by its slot */
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 2000 * SLOT + 10, &p), 0);
+	cr_assert_eq(p.epoch, 2000);
+	cr_assert_eq(p.group_position, 1);
+	r = rec(1, 2, 8);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 2000 * SLOT + 900 * US, &p), 0);
+	cr_assert_eq(p.epoch, 2000);
+	cr_assert_eq(p.index, 1);
+	cr_assert(seq_batcher_tick(&b, 0, 2001 * SLOT, false));
+	take(&b, 1, 2000, 2, 1);
+	r = rec(1, 3, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 2001 * SLOT + 1, &p), 0);
+	cr_assert_eq(p.epoch, 2001);
+	cr_assert_eq(p.index, 0);
+	cr_assert_eq(p.group_position, 3);
+	cr_assert(seq_batcher_tick(&b, 0, 2002 * SLOT, false));
+	take(&b, 2001, 2001, 1, 3);
+	/* an empty entry names the next free position */
+	cr_assert(seq_batcher_tick(&b, 0, 2003 * SLOT, false));
+	take(&b, 2002, 2002, 0, 4);
+	seq_batcher_free(&b);
+}
+
+Test(batcher_every, a_pause_makes_a_run_and_numbers_stay_aligned)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 500, 10), 0);
+	cr_assert_not(seq_batcher_tick(&b, 0, 3001 * SLOT, false)); /* opens 3001 */
+	cr_assert(seq_batcher_tick(&b, 0, 3002 * SLOT, false));	    /* and 3002 */
+	take(&b, 500, 3001, 0, 10);
+	/* no tick for slots 3002..3006: the open epoch (3002) seals late, the
+	 * next opens at the current slot (3007) and covers the empty 3003..3006 */
+	cr_assert(seq_batcher_tick(&b, 0, 3007 * SLOT + 400 * US, false));
+	take(&b, 3002, 3002, 0, 10);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 3007 * SLOT + 400 * US), 600 * US);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(2, 2, 16);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 3007 * SLOT + 500 * US, &p), 0);
+	cr_assert_eq(p.epoch, 3007, "the place names the run's last epoch");
+	cr_assert(seq_batcher_tick(&b, 0, 3008 * SLOT, false));
+	take(&b, 3003, 3007, 1, 10);
+	cr_assert(seq_batcher_tick(&b, 0, 3009 * SLOT, false));
+	take(&b, 3008, 3008, 0, 11);
+	seq_batcher_free(&b);
+}
+
+Test(batcher_every, a_full_ring_keeps_the_epoch_open_then_a_run)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 2);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	cr_assert_not(seq_batcher_tick(&b, 0, 100 * SLOT, false)); /* opens 100 */
+	cr_assert(seq_batcher_tick(&b, 0, 101 * SLOT, false));
+	cr_assert(seq_batcher_tick(&b, 0, 102 * SLOT, false));
+	cr_assert_eq(seq_batcher_inflight(&b), 2);
+	/* 102 is open and its slot ends, but the ring is full: it stays open,
+	 * due (0), and keeps taking records */
+	cr_assert_not(seq_batcher_tick(&b, 0, 103 * SLOT, false));
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 103 * SLOT), 0);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(3, 1, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 105 * SLOT + 7, &p), 0);
+	cr_assert_eq(p.epoch, 102);
+	cr_assert_not(seq_batcher_tick(&b, 0, 106 * SLOT + 3, false));
+	const struct seq_epoch_buf *e = seq_batcher_next_sealed(&b);
+	cr_assert_eq(e->hdr.epoch, 100);
+	cr_assert_eq(e->hdr.from_epoch, 1);
+	e = seq_batcher_next_sealed(&b);
+	cr_assert_eq(e->hdr.epoch, 101);
+	cr_assert_eq(e->hdr.from_epoch, 101);
+	seq_batcher_release(&b);
+	seq_batcher_release(&b);
+	/* room again: 102 seals with its record; the next starts at the
+	 * current slot 106, a run from 103 */
+	cr_assert(seq_batcher_tick(&b, 0, 106 * SLOT + 5, false));
+	cr_assert_eq(take(&b, 102, 102, 1, 1), 106 * SLOT + 5);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 106 * SLOT + 5), SLOT - 5);
+	cr_assert(seq_batcher_tick(&b, 0, 107 * SLOT, false));
+	take(&b, 103, 106, 0, 2);
+	seq_batcher_free(&b);
+}
+
+Test(batcher_every, a_full_epoch_refuses_instead_of_sealing_early)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	struct wire_place p;
+	const uint64_t w = 700 * SLOT;
+	/* 48 + 3 * (40 + 1024) = 3240; a fourth would make 4304 > 4096 */
+	for (uint64_t n = 2; n <= 4; n++) {
+		struct wire_epoch_rec r = rec(9, n, 1024);
+		cr_assert_eq(seq_batcher_add(&b, &r, 0, w + n, &p), 0);
+		cr_assert_eq(p.epoch, 700);
+	}
+	struct wire_epoch_rec big = rec(9, 6, 1024);
+	cr_assert_eq(seq_batcher_add(&b, &big, 0, w + 10, &p), -ENOBUFS);
+	cr_assert_eq(seq_batcher_inflight(&b), 0, "nothing sealed early");
+	cr_assert_eq(b.open.hdr.count, 3);
+	cr_assert_eq(seq_batcher_add(&b, &big, 0, w + 11, &p), -ENOBUFS);
+	/* a record that still fits is taken */
+	struct wire_epoch_rec fits = rec(9, 5, 816);
+	cr_assert_eq(seq_batcher_add(&b, &fits, 0, w + 12, &p), 0);
+	cr_assert_eq(p.epoch, 700);
+	cr_assert_eq(p.group_position, 4);
+	cr_assert_not(seq_batcher_tick(&b, 0, 701 * SLOT - 1, false));
+	cr_assert(seq_batcher_tick(&b, 0, 701 * SLOT, false));
+	take(&b, 1, 700, 4, 1);
+	/* the next slot takes the refused record */
+	cr_assert_eq(seq_batcher_add(&b, &big, 0, 701 * SLOT + 1, &p), 0);
+	cr_assert_eq(p.epoch, 701);
+	cr_assert_eq(p.group_position, 5);
+	seq_batcher_free(&b);
+}
+
+Test(batcher_every, reset_starts_at_committed_plus_one)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(1, 1, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 900 * SLOT, &p), 0);
+	cr_assert(seq_batcher_tick(&b, 0, 901 * SLOT, false));
+	cr_assert_eq(seq_batcher_inflight(&b), 1);
+	/* a new leader whose log is committed through epoch 850, position 76:
+	 * what the old one held is dropped, the first entry covers 851 .. now */
+	seq_batcher_reset(&b, 851, 77);
+	cr_assert_eq(seq_batcher_inflight(&b), 0);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 1200 * SLOT + 300 * US), 700 * US);
+	cr_assert_not(seq_batcher_tick(&b, 0, 1200 * SLOT + 300 * US, false));
+	cr_assert(seq_batcher_tick(&b, 0, 1201 * SLOT, false));
+	take(&b, 851, 1200, 0, 77);
+	/* the committed log is ahead of this leader's clock (another leader's
+	 * clock ran ahead, or this one stepped back): numbers never go back,
+	 * the epoch waits for the end of its slot */
+	seq_batcher_reset(&b, 1300, 77);
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 1201 * SLOT), 100 * SLOT);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1201 * SLOT, &p), 0);
+	cr_assert_eq(p.epoch, 1300);
+	cr_assert_not(seq_batcher_tick(&b, 0, 1300 * SLOT, false));
+	cr_assert(seq_batcher_tick(&b, 0, 1301 * SLOT, false));
+	take(&b, 1300, 1300, 1, 77);
+	seq_batcher_free(&b);
+}
+
+/* Random adds, ticks, clock jumps and commits: the entries cover every epoch
+ * number from first_epoch exactly once, in order; each is numbered by the
+ * slot it opened in (the previous entry's seal), sealed only after its slot
+ * ended; positions are gapless and places name the entry's epoch. */
+Test(batcher_every, random_schedule_covers_every_number_once, .timeout = 60)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 3);
+	const uint64_t first_epoch = 7, first_position = 1000;
+	cr_assert_eq(seq_batcher_init(&b, &c, first_epoch, first_position), 0);
+	struct ordo_prng rng;
+	ordo_prng_seed(&rng, 1234);
+	enum { N = 20000 };
+	static struct wire_place places[N];
+	uint32_t nadded = 0, checked = 0, runs = 0, empties = 0;
+	uint64_t wall = 5000 * SLOT + 17, next_from = first_epoch, prev_ts = 0;
+	uint64_t sealed = 0;
+	while (sealed < 3000) {
+		uint64_t op = ordo_prng_below(&rng, 20);
+		if (op < 12 && nadded < N) {
+			uint16_t size = (uint16_t)ordo_prng_below(&rng, 300);
+			struct wire_epoch_rec r = rec(nadded + 1, nadded + 2, size);
+			int rc = seq_batcher_add(&b, &r, 0, wall, &places[nadded]);
+			if (rc == 0)
+				nadded++;
+			else
+				cr_assert_eq(rc, -ENOBUFS);
+		} else if (op < 17) {
+			/* mostly small steps, sometimes a pause of several slots */
+			wall += op == 16 ? ordo_prng_below(&rng, 6 * SLOT)
+					 : ordo_prng_below(&rng, SLOT / 3);
+			uint64_t due = seq_batcher_due_in(&b, 0, wall);
+			bool full = seq_batcher_inflight(&b) == 3;
+			bool did = seq_batcher_tick(&b, 0, wall, false);
+			cr_assert_eq(did, due == 0 && !full);
+		} else {
+			const struct seq_epoch_buf *e;
+			while ((e = seq_batcher_next_sealed(&b)) != NULL) {
+				struct wire_epoch_hdr h;
+				cr_assert_eq(wire_epoch_decode_hdr(e->bytes, e->len, &h), 0);
+				cr_assert_eq(h.from_epoch, next_from, "gapless cover");
+				cr_assert_geq(h.epoch, h.from_epoch);
+				/* sealed after its slot ended */
+				cr_assert_geq(h.timestamp_ns, (h.epoch + 1) * SLOT);
+				/* opened at the previous seal, numbered by that slot */
+				if (prev_ts) {
+					uint64_t want = prev_ts / SLOT;
+					if (want < next_from)
+						want = next_from;
+					cr_assert_eq(h.epoch, want);
+				}
+				cr_assert_eq(h.first_position, first_position + checked);
+				for (uint32_t k = 0; k < h.count; k++, checked++) {
+					cr_assert_eq(places[checked].epoch, h.epoch);
+					cr_assert_eq(places[checked].index, k);
+				}
+				runs += h.from_epoch < h.epoch;
+				empties += h.count == 0;
+				next_from = h.epoch + 1;
+				prev_ts = h.timestamp_ns;
+				sealed++;
+			}
+			while (seq_batcher_inflight(&b) > 0)
+				seq_batcher_release(&b);
+		}
+	}
+	cr_assert_gt(runs, 100);
+	cr_assert_gt(empties, 100);
+	cr_assert_gt(checked, 1000);
+	seq_batcher_free(&b);
+}
+
+/* One group: from_epoch is the epoch itself and is 0 on the wire, as before
+ * the field existed. */
+Test(batcher, one_group_entries_are_single_epochs)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = cfg_of(1000, 4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 3, 1), 0);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(1, 1, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 900 * SLOT, &p), 0);
+	cr_assert_eq(p.epoch, 3, "numbered by the log, not the wall clock");
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 900 * SLOT), SLOT);
+	cr_assert(seq_batcher_tick(&b, SLOT, 0, false));
+	take(&b, 3, 3, 1, 1);
+	cr_assert_not(seq_batcher_tick(&b, 100 * SLOT, 0, false), "no empty epochs");
+	cr_assert_eq(seq_batcher_due_in(&b, 0, 900 * SLOT), UINT64_MAX);
 	seq_batcher_free(&b);
 }
