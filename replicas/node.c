@@ -275,7 +275,9 @@ static void note_stall(struct rep_node *n, uint32_t g, uint64_t now)
 		n->stall_logged = false;
 		return;
 	}
-	if (n->stall_since_ns == 0 || n->stall_group != g) {
+	if (n->stall_since_ns && n->stall_group != g)
+		note_stall(n, UINT32_MAX, now); /* that one ended; another begins */
+	if (n->stall_since_ns == 0) {
 		n->stall_group = g;
 		n->stall_since_ns = now;
 		n->stall_logged = false;
@@ -311,6 +313,8 @@ static void drain(struct rep_node *n)
 		rep_merge_release(&n->mg, &step); /* a bad entry is forgotten: NACK asks again */
 		if (!ok)
 			return;
+		if (n->stall_since_ns)
+			note_stall(n, UINT32_MAX, ordo_mono_ns()); /* the merge moved */
 	}
 }
 

@@ -32,7 +32,15 @@
  * follow; the wiped replica's stream, which begins after the checkpoint it
  * received, must equal the others' from there, with the same digest.
  *
- * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas]]
+ * Groups mode (4th argument "groups"; issue 8): the cluster file declares
+ * several sequencer groups; client i holds its session in group i mod G; a
+ * paced load, and the leader of each group in turn is killed and restarted
+ * (GROUPS_KILLS in all). The checks are the same over the merged order,
+ * where "the place it was told" is: the epoch of its ORDERED (the group
+ * position is not a global one), the global position of its APPLIED, and,
+ * per group, stream order equal to group_position order.
+ *
+ * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas|groups]]
  * With a sequencer marked join = yes in the cluster file, failover mode then
  * removes a follower (ordo member remove, then stops it) and adds the joiner
  * (ordo member add), and runs on under load: the joiner must hold the whole
@@ -87,10 +95,16 @@ static void check(bool ok, const char *fmt, ...)
 struct req_info {
 	uint16_t op;
 	uint64_t position; /* from ORDERED OK/DUPLICATE or APPLIED; 0 = none */
-	uint64_t account;  /* LOOKUP: the account asked */
+	/* Several groups: ORDERED's epoch and group_position (position is then
+	 * APPLIED's only); told: some answer placed it. */
+	uint64_t epoch, group_position;
+	bool told;
+	uint64_t account; /* LOOKUP: the account asked */
 	bool has_lookup;
 	uint8_t lookup[32]; /* LOOKUP answer from APPLIED */
 };
+
+static uint32_t ngroups = 1; /* sequencer groups of the cluster file */
 
 struct client {
 	struct ordo_client *c;
@@ -280,7 +294,16 @@ static void absorb(struct client *cl, const struct ordo_event *ev, int k)
 		struct req_info *ri = &cl->req[e->request_number];
 		uint64_t pos = 0;
 		if (e->kind == ORDO_EV_ORDERED &&
-		    (e->status == WIRE_ST_OK || e->status == WIRE_ST_DUPLICATE))
+		    (e->status == WIRE_ST_OK || e->status == WIRE_ST_DUPLICATE) && ngroups > 1) {
+			if ((ri->epoch && ri->epoch != e->place.epoch) ||
+			    (ri->group_position && ri->group_position != e->place.group_position))
+				check(false, "request %" PRIu64 " told two places in its group",
+				      e->request_number);
+			ri->epoch = e->place.epoch;
+			ri->group_position = e->place.group_position;
+			ri->told = true;
+		} else if (e->kind == ORDO_EV_ORDERED &&
+			   (e->status == WIRE_ST_OK || e->status == WIRE_ST_DUPLICATE))
 			pos = e->place.group_position;
 		else if (e->kind == ORDO_EV_APPLIED)
 			pos = e->position;
@@ -297,6 +320,7 @@ static void absorb(struct client *cl, const struct ordo_event *ev, int k)
 				      " and %" PRIu64,
 				      e->request_number, ri->position, pos);
 			ri->position = pos;
+			ri->told = true;
 		}
 		if (e->kind == ORDO_EV_APPLIED && e->data_size == 32) {
 			ri->has_lookup = true;
@@ -518,14 +542,17 @@ struct chaos {
 	uint64_t resume_ns;
 	bool pause_done;
 	int kills;
+	int kills_max; /* FAILOVER_KILLS, or GROUPS_KILLS in groups mode */
 };
 
-/* The index of the sequencer that says it leads, or -1. */
-static int find_leader(struct ordo_client *admin, const struct cfg_cluster *cl)
+#define GROUPS_KILLS 4 /* groups mode: leaders killed, each group in turn */
+
+/* The index of the sequencer of group g that says it leads, or -1. */
+static int find_leader(struct ordo_client *admin, const struct cfg_cluster *cl, uint16_t g)
 {
 	for (uint32_t k = 0; k < cl->nnodes; k++) {
 		struct wire_status_msg st;
-		if (cl->nodes[k].role == CFG_ROLE_SEQUENCER &&
+		if (cl->nodes[k].role == CFG_ROLE_SEQUENCER && cl->nodes[k].group == g &&
 		    ordo_status(admin, cl->nodes[k].node_id, &st, 100 * ORDO_NS_PER_MS) == 0 &&
 		    st.role == WIRE_ROLE_LEADER)
 			return (int)k;
@@ -547,7 +574,7 @@ static void member_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_
 {
 	uint64_t now = ordo_mono_ns();
 	if (ch->phase == MEMBER_NONE) {
-		int l = find_leader(admin, cl);
+		int l = find_leader(admin, cl, 0);
 		if (l < 0)
 			return;
 		for (uint32_t k = 0; k < cl->nnodes; k++)
@@ -580,7 +607,7 @@ static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_c
 		       const char *logdir)
 {
 	uint64_t now = ordo_mono_ns();
-	if (ch->kills >= FAILOVER_KILLS && ch->down < 0 && ch->paused < 0) {
+	if (ch->kills >= ch->kills_max && ch->down < 0 && ch->paused < 0) {
 		if (ch->joiner >= 0 && ch->phase != MEMBER_DONE)
 			member_step(ch, procs, admin, cl, cluster, exe);
 		return;
@@ -599,10 +626,10 @@ static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_c
 	}
 	if (ch->down >= 0 || ch->paused >= 0 || now < ch->next_ns)
 		return;
-	int l = find_leader(admin, cl);
+	int l = find_leader(admin, cl, (uint16_t)(ch->kills % cfg_groups(cl)));
 	if (l < 0)
 		return; /* an election is on: try again on the next turn */
-	if (ch->kills == FAILOVER_KILLS / 2 && !ch->pause_done) {
+	if (ch->kills == ch->kills_max / 2 && !ch->pause_done) {
 		/* pause a follower for three election timeouts */
 		for (uint32_t k = 0; k < cl->nnodes; k++)
 			if (cl->nodes[k].role == CFG_ROLE_SEQUENCER && (int)k != l) {
@@ -620,7 +647,8 @@ static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_c
 	waitpid(procs->pid[l], &status, 0);
 	procs->pid[l] = 0;
 	ch->kills++;
-	printf("# kill %d: leader %u\n", ch->kills, cl->nodes[l].node_id);
+	printf("# kill %d: leader %u of group %u\n", ch->kills, cl->nodes[l].node_id,
+	       cl->nodes[l].group);
 	ch->down = l;
 	ch->restart_ns = now + FAILOVER_DOWN_NS;
 	ch->next_ns = now + FAILOVER_EVERY_NS;
@@ -637,6 +665,8 @@ int main(int argc, char **argv)
 	uint64_t total = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
 	bool failover = argc > 4 && strcmp(argv[4], "failover") == 0;
 	bool replicas = argc > 4 && strcmp(argv[4], "replicas") == 0;
+	bool groups = argc > 4 && strcmp(argv[4], "groups") == 0;
+	failover |= groups; /* the same paced load and leader kills, over every group */
 	const char *fault_seq = failover || replicas ? NULL : FAULT_SEQ;
 	const char *fault_rep = failover ? NULL : replicas ? FAULT_REP_STREAM : FAULT_REP;
 	const char *fault_client = failover || replicas ? NULL : FAULT_CLIENT;
@@ -644,6 +674,11 @@ int main(int argc, char **argv)
 	char err[512];
 	if (cfg_load(cluster, &cl, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	ngroups = cfg_groups(&cl);
+	if (groups && ngroups < 2) {
+		fprintf(stderr, "groups mode needs a cluster file with several groups\n");
 		return 2;
 	}
 	char logdir[] = "/tmp/ordo-e2e-XXXXXX";
@@ -670,8 +705,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < CLIENTS; i++) {
 		/* the last client signs with [key 3]: AUTH both ways, its replies
 		 * (ORDERED from the sequencer, APPLIED from replicas) under its key */
-		struct ordo_client_cfg cfg = {
-		    .cluster = &cl, .fault = fault_client, .key_id = i == CLIENTS - 1 ? 3 : 0};
+		struct ordo_client_cfg cfg = {.cluster = &cl,
+					      .fault = fault_client,
+					      .key_id = i == CLIENTS - 1 ? 3 : 0,
+					      .group = (uint16_t)(i % ngroups)};
 		if (ordo_client_open(&cfg, &clients[i].c) ||
 		    ordo_session_open(clients[i].c, 10 * ORDO_NS_PER_S)) {
 			check(false, "client %d opens a session", i);
@@ -680,8 +717,13 @@ int main(int argc, char **argv)
 		}
 		clients[i].client_id = ordo_client_id(clients[i].c);
 		note(&clients[i], 1, WIRE_OP_OPAQUE, 0);
-		/* the session number is the place of request 1 (§3.1.2) */
-		clients[i].req[1].position = ordo_session(clients[i].c);
+		/* the session number is the place of request 1 (§3.1.2): its
+		 * group position, a global one with one group */
+		if (ngroups == 1)
+			clients[i].req[1].position = ordo_session(clients[i].c);
+		else
+			clients[i].req[1].group_position = ordo_session(clients[i].c);
+		clients[i].req[1].told = true;
 	}
 	/* accounts: odd ids may not overdraw, every 5th may not be over-credited */
 	for (uint64_t a = 1; a <= ACCOUNTS; a++) {
@@ -705,7 +747,9 @@ int main(int argc, char **argv)
 			   .down = -1,
 			   .paused = -1,
 			   .removed = -1,
-			   .joiner = -1};
+			   .joiner = -1,
+			   .kills_max = groups ? GROUPS_KILLS : FAILOVER_KILLS,
+			   .pause_done = groups};
 	for (uint32_t k = 0; k < cl.nnodes; k++)
 		if (cl.nodes[k].role == CFG_ROLE_SEQUENCER && cl.nodes[k].join)
 			ch.joiner = (int)k;
@@ -732,7 +776,7 @@ int main(int argc, char **argv)
 			outstanding += ordo_outstanding(clients[i].c);
 		}
 		if (sent >= total && outstanding == 0 &&
-		    (!failover || (ch.kills >= FAILOVER_KILLS && ch.down < 0 && ch.paused < 0 &&
+		    (!failover || (ch.kills >= ch.kills_max && ch.down < 0 && ch.paused < 0 &&
 				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))) &&
 		    (!replicas || rch.phase == RP_DONE))
 			break;
@@ -752,7 +796,11 @@ int main(int argc, char **argv)
 	      secs, retries);
 	if (!replicas) /* there, only replicas' datagrams are dropped */
 		check(retries > 0, "faults forced resends");
-	if (failover)
+	if (groups)
+		check(ch.kills == GROUPS_KILLS,
+		      "a leader of each of %u groups was killed and restarted (%d kills)", ngroups,
+		      ch.kills);
+	else if (failover)
 		check(ch.kills == FAILOVER_KILLS && ch.pause_done,
 		      "the leader was killed and restarted %d times, a follower paused and resumed",
 		      ch.kills);
@@ -785,16 +833,18 @@ int main(int argc, char **argv)
 		for (int i = 0; i < CLIENTS; i++)
 			absorb(&clients[i], ev, ordo_poll(clients[i].c, ORDO_NS_PER_MS, ev, 512));
 
-	/* the committed order: every member of the group holds it */
-	uint64_t expected = CLIENTS; /* session openings */
+	/* the committed order: every member of each group holds its group's */
+	uint64_t expected_g[ORDO_GROUPS_MAX] = {0};
 	for (int i = 0; i < CLIENTS; i++)
-		expected += clients[i].sent;
-	uint64_t committed = 0;
-	uint32_t members = 0;
+		expected_g[i % ngroups] += 1 + clients[i].sent; /* with the session opening */
+	uint64_t committed_g[ORDO_GROUPS_MAX] = {0};
+	uint32_t members_g[ORDO_GROUPS_MAX] = {0};
 	for (uint32_t k = 0; k < cl.nnodes; k++) {
 		if (cl.nodes[k].role != CFG_ROLE_SEQUENCER || (int)k == ch.removed ||
 		    (cl.nodes[k].join && ch.phase != MEMBER_DONE))
 			continue; /* not a member at the end */
+		uint16_t g = cl.nodes[k].group;
+		uint64_t expected = expected_g[g];
 		struct wire_status_msg st = {0};
 		uint64_t wait_until = ordo_mono_ns() + 10 * ORDO_NS_PER_S;
 		while ((ordo_status(admin, cl.nodes[k].node_id, &st, ORDO_NS_PER_S) != 0 ||
@@ -802,13 +852,18 @@ int main(int argc, char **argv)
 		       ordo_mono_ns() < wait_until)
 			usleep(20000);
 		check(st.commit == expected,
-		      "sequencer %u (%s) holds %" PRIu64 " committed positions, expected %" PRIu64,
-		      cl.nodes[k].node_id, st.role == WIRE_ROLE_LEADER ? "leader" : "follower",
+		      "sequencer %u (%s of group %u) holds %" PRIu64
+		      " committed positions, expected %" PRIu64,
+		      cl.nodes[k].node_id, st.role == WIRE_ROLE_LEADER ? "leader" : "follower", g,
 		      st.commit, expected);
-		committed = st.commit > committed ? st.commit : committed;
-		members++;
+		committed_g[g] = st.commit > committed_g[g] ? st.commit : committed_g[g];
+		members_g[g]++;
 	}
-	check(members == 3, "the group has 3 members");
+	uint64_t committed = 0;
+	for (uint32_t g = 0; g < ngroups; g++) {
+		check(members_g[g] == 3, "group %u has 3 members", g);
+		committed += committed_g[g];
+	}
 
 	const struct cfg_node *reps[ORDO_NODES_MAX];
 	uint32_t nreps = cfg_replicas(&cl, reps, ORDO_NODES_MAX);
@@ -882,6 +937,7 @@ int main(int argc, char **argv)
 	ref.accounts_max = cl.accounts_max;
 	ref.transfers_max = cl.transfers_max;
 	uint64_t seen_bad = 0, place_bad = 0, result_bad = 0, lookup_bad = 0, lookups_checked = 0;
+	uint64_t last_gp[ORDO_GROUPS_MAX] = {0};
 	uint64_t *count[CLIENTS];
 	for (int i = 0; i < CLIENTS; i++)
 		count[i] = calloc(clients[i].req_cap + 1, sizeof(uint64_t));
@@ -902,6 +958,14 @@ int main(int argc, char **argv)
 		struct req_info *ri = &clients[who].req[n];
 		if (ri->position && ri->position != p)
 			place_bad++;
+		if (ri->epoch && ri->epoch != ordo_ld64(rec + 8))
+			place_bad++;	  /* several groups: ORDERED named another epoch */
+		if (ri->group_position) { /* per group, stream order is group_position order */
+			uint32_t g = (uint32_t)who % ngroups;
+			if (ri->group_position <= last_gp[g])
+				place_bad++;
+			last_gp[g] = ri->group_position;
+		}
 		if (ri->op != op)
 			seen_bad++;
 		uint8_t out[32];
@@ -923,7 +987,7 @@ int main(int argc, char **argv)
 				missing++;
 			if (count[i][n] > 1)
 				twice++;
-			if (!clients[i].req[n].position)
+			if (!clients[i].req[n].told)
 				untold++;
 		}
 	check(seen_bad == 0, "every stream record is a request some client sent (%" PRIu64 " not)",

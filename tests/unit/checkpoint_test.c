@@ -1414,3 +1414,85 @@ Test(store, fetch_older_than_the_history_on_disk_says_where_it_begins)
 	rep_store_close(&st);
 	rep_state_free(&s);
 }
+
+/* ---- several sequencer groups: merged epochs in the applied log ---- */
+
+/* Merged step i (from 1) of a two-group order: merged epoch 1000 + 2i (the
+ * numbers skip, as wall-clock slots do); group 0 has an entry ending at
+ * every step, group 1 only every third (a run from after its last one). */
+static uint64_t merged_epoch(uint64_t i)
+{
+	return 1000 + 2 * i;
+}
+
+/* gp: the group positions the entries continue (the reference state's). */
+static bool merged_step(struct rep_state *s, uint64_t i, struct rep_store *st, const uint64_t *gp)
+{
+	static uint8_t b0[ORDO_EPOCH_HDR_BYTES + RECS * (ORDO_EPOCH_REC_BYTES + 32)];
+	static uint8_t b1[sizeof b0];
+	const uint8_t *ep[2] = {b0, NULL};
+	uint32_t lens[2] = {0, 0};
+	uint64_t e = merged_epoch(i);
+	lens[0] = make_epoch(b0, i, gp[0] + 1);
+	ordo_st64(b0, e);
+	ordo_st64(b0 + 40, i == 1 ? 1 : merged_epoch(i - 1) + 1);
+	if (i % 3 == 0) {
+		lens[1] = make_epoch(b1, 500 + i, gp[1] + 1);
+		ordo_st64(b1, e);
+		ordo_st16(b1 + 32, 1);
+		ordo_st64(b1 + 40, i == 3 ? 1 : merged_epoch(i - 3) + 1);
+		ep[1] = b1;
+	}
+	if (st)
+		rep_store_epoch_begin(st, s, e);
+	if (!rep_state_apply_merged(s, e, ep, lens, 2, st ? store_add : NULL, st))
+		return false;
+	return !st || rep_store_epoch_end(st, s) == 0;
+}
+
+Test(store, merged_epochs_of_two_groups_recover_from_checkpoint_and_log)
+{
+	struct rep_store st;
+	struct rep_state s, want;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	c.groups = 2;
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	cr_assert_eq(rep_state_init(&want, &CAPS), 0);
+	for (uint64_t i = 1; i <= 30; i++) {
+		uint64_t gp[2] = {want.group_position[0], want.group_position[1]};
+		cr_assert(merged_step(&s, i, &st, gp), "step %" PRIu64 ": %s", i, st.err);
+		cr_assert(merged_step(&want, i, NULL, gp));
+		cr_assert_eq(rep_store_poll(&st, &s), 0, "%s", st.err);
+		if (i == 15) {
+			rep_store_checkpoint_now(&st, &s);
+			cr_assert_eq(rep_ckpt_wait(&st.ckpt), REP_CKPT_DONE);
+		}
+	}
+	cr_assert_eq(s.steps, 30);
+	cr_assert_eq(s.applied_epoch, merged_epoch(30));
+	rep_store_close(&st);
+	rep_state_free(&s);
+
+	/* Reopened: the checkpoint at step 15, then steps 16-30 replayed. */
+	replayed_positions = 0;
+	cr_assert_eq(rep_store_open(&st, &c, &s, count_replayed, NULL), 0, "%s", st.err);
+	state_eq(&want, &s);
+	cr_assert_eq(s.steps, 30, "the log's index is the step, not the epoch");
+	cr_assert_eq(st.stats.replayed_epochs, 15);
+	cr_assert_eq(s.group_known, 0, "group positions are learned from the stream");
+	/* The stream goes on: the next steps apply, each group's first entry
+	 * teaches its position, and later ones must continue it. */
+	for (uint64_t i = 31; i <= 33; i++) {
+		uint64_t gp[2] = {want.group_position[0], want.group_position[1]};
+		cr_assert(merged_step(&s, i, &st, gp), "step %" PRIu64 ": %s", i, st.err);
+		cr_assert(merged_step(&want, i, NULL, gp));
+	}
+	state_eq(&want, &s);
+	cr_assert_eq(s.group_known, 3);
+	uint64_t skip[2] = {want.group_position[0] + 1, want.group_position[1]};
+	cr_assert_not(merged_step(&s, 34, &st, skip), "an entry that skips a position");
+	rep_store_close(&st);
+	rep_state_free(&s);
+	rep_state_free(&want);
+}
