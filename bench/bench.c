@@ -33,6 +33,14 @@
  * answer times are therefore accurate to about 100 us; that error is part of
  * the latencies reported.
  *
+ * Groups: a cluster file may declare several sequencer groups (G, cfg_groups).
+ * By default bench client i holds its session in group i mod G (with one
+ * group, all in group 0); --group N pins every client to group N; --spread
+ * makes each client a libordo spread client, one session in every group,
+ * each new request to the group with the most window room (--window is then
+ * per group, so a client keeps up to G x window requests out). A request is
+ * named by (group, request_number), and counted per group.
+ *
  * --batch B (client-side batching): libordo puts every request that is due at
  * an ordo_poll into as few SUBMIT datagrams as fit. B is the number of requests
  * a client queues before each poll: in open loop a client holds due requests
@@ -75,7 +83,13 @@
  *              "batch_delay_us": int, "duration_s": num, "warmup_s": num,
  *              "op": str, "size": int,
  *              "mix": {"opaque": int, "create": int, "transfer": int, "lookup": int},
- *              "accounts": int, "zipf": num, "seed": int, "key": int},
+ *              "accounts": int, "zipf": num, "seed": int, "key": int,
+ *              "groups": int,          sequencer groups in the cluster file
+ *              "placement": "mod"|"group"|"spread",
+ *                                      client i in group i mod G, all in
+ *                                      --group, or spread over every group
+ *              "group": int|null,      --group N
+ *              "groups_used": int},    groups that held a bench session
  *   "results": {"measured_s": num, "ordered": int, "ordered_per_s": num,
  *               "applied": int, "applied_per_s": num,
  *               "submitted": int,     requests queued with an intended time
@@ -90,7 +104,8 @@
  *               "apply_results": {"<RESULT NAME>": int, ...},
  *                                     first APPLIED per request, by result
  *               "retries": int, "drops": int, "events_lost": int,
- *               "session_reopens": int},
+ *               "session_reopens": int,
+ *               "ordered_by_group": [int, ...]},  "ordered" by group, G entries
  *   "latency_ns": {"ordered": H, "applied": H} where H is
  *                 {"count", "min", "mean", "p50", "p90", "p99", "p999", "max"},
  *   "cpu": {"cluster_processes": int, "cluster_cpu_s": num,
@@ -142,6 +157,7 @@
 #define BENCH_ROWS_EXTRA	 16u /* rows beyond warm-up + duration: drain */
 #define BENCH_PROCS_MAX		 256u
 #define BENCH_SESSION_OPEN_NS	 (5ull * ORDO_NS_PER_S)
+#define BENCH_REOPEN_GAP_NS	 (100ull * ORDO_NS_PER_MS) /* spread: between reopen attempts */
 #define BENCH_ACCOUNT_BASE	 (1ull << 60) /* pre-created accounts: BASE + 1 + rank */
 #define BENCH_NEW_ACCOUNT_PREFIX (4ull << 60) /* --op create ids */
 #define BENCH_TRANSFER_PREFIX	 (2ull << 60) /* transfer ids */
@@ -159,6 +175,7 @@ enum {
 
 struct bench_track {
 	uint64_t n;	      /* request number; 0 = empty */
+	uint16_t group;	      /* group of the request's session: (group, n) names it */
 	uint64_t intended_ns; /* monotonic ns the request was due (open) or queued (closed) */
 	uint32_t flags;	      /* TR_* */
 };
@@ -183,6 +200,8 @@ struct bench_cfg {
 	uint64_t seed;		  /* workload PRNG seed */
 	const char *json_path;	  /* NULL, a file, or "-" */
 	const char *csv_path;	  /* NULL or a file */
+	int32_t group;		  /* --group N: every client pinned to N; -1: client i to i mod G */
+	bool spread;		  /* --spread: every client holds a session in every group */
 };
 
 struct bench;
@@ -219,6 +238,8 @@ struct bench_worker {
 	uint64_t untracked;	     /* answers for requests no longer remembered */
 	uint64_t reopens;	     /* sessions reopened after SESSION_UNKNOWN */
 	uint64_t unanswered;	     /* still unanswered when the drain ended */
+	uint64_t ordered_by_group[ORDO_GROUPS_MAX]; /* ordered_in_window by group */
+	uint64_t reopen_at_ns; /* spread: no reopening attempt before (monotonic) */
 	/* shared with the main thread for the progress line */
 	pthread_mutex_t lock;		/* guards sec_h */
 	struct bench_hist sec_h;	/* ORDERED latency of this second's answers */
@@ -244,10 +265,12 @@ struct bench_proc {
 struct bench {
 	struct bench_cfg cfg;
 	struct cfg_cluster *cl;
-	char cluster_real[PATH_MAX];	 /* realpath of the cluster file */
-	uint32_t window;		 /* effective window per client */
-	uint64_t tag;			 /* 20 bits from the clock: ids unique to the run */
-	double *zipf_cdf;		 /* accounts entries, when zipf > 0 */
+	char cluster_real[PATH_MAX]; /* realpath of the cluster file */
+	uint32_t window;	     /* effective window per client and group held */
+	uint16_t groups;	     /* G: sequencer groups of the cluster file */
+	uint16_t lanes;		     /* groups each client holds a session in: G spread, else 1 */
+	uint64_t tag;		     /* 20 bits from the clock: ids unique to the run */
+	double *zipf_cdf;	     /* accounts entries, when zipf > 0 */
 	uint64_t t0_ns, meas_ns, end_ns; /* monotonic: start, measured start, end */
 	uint64_t rate_milli;		 /* rate x 1000 (open loop, fixed) */
 	struct bench_worker w[BENCH_CLIENTS_MAX];
@@ -361,6 +384,15 @@ static bool in_measured(const struct bench *b, uint64_t t)
 	return t >= b->meas_ns && t < b->end_ns;
 }
 
+/* Where request (group, n) is remembered. Spread clients number requests in
+ * each group's session from 1, about as fast in each: n x lanes + group
+ * walks the ring once. */
+static struct bench_track *track_of(struct bench_worker *w, uint16_t group, uint64_t n)
+{
+	uint64_t lane = w->b->lanes > 1 ? group : 0;
+	return &w->track[(n * w->b->lanes + lane) & w->track_mask];
+}
+
 /* Queues one request that was due at intended (ns). 0, -EAGAIN (window
  * full) or another negative errno. */
 static int submit_one(struct bench_worker *w, uint64_t intended, uint64_t now)
@@ -369,13 +401,15 @@ static int submit_one(struct bench_worker *w, uint64_t intended, uint64_t now)
 	uint16_t op;
 	uint16_t size = build_request(w, &op, payload);
 	uint64_t n;
-	int rc = ordo_submit(w->c, op, payload, size, &n);
+	uint16_t group;
+	int rc = ordo_submit_group(w->c, op, payload, size, &group, &n);
 	if (rc)
 		return rc;
-	struct bench_track *t = &w->track[n & w->track_mask];
+	struct bench_track *t = track_of(w, group, n);
 	if (t->n && !(t->flags & (TR_APPLIED | TR_FAILED)))
 		w->untracked++; /* its APPLIED never came while we remembered it */
 	t->n = n;
+	t->group = group;
 	t->intended_ns = intended;
 	t->flags = 0;
 	w->queued++;
@@ -451,7 +485,7 @@ static void feed_closed(struct bench_worker *w, uint64_t now)
 	const struct bench *b = w->b;
 	for (;;) {
 		uint64_t inflight = w->queued - w->answered;
-		if (b->cfg.batch > 1 && inflight + b->cfg.batch > b->window)
+		if (b->cfg.batch > 1 && inflight + b->cfg.batch > (uint64_t)b->window * b->lanes)
 			return;
 		for (uint32_t j = 0; j < b->cfg.batch; j++)
 			if (submit_one(w, now, now) != 0)
@@ -468,8 +502,11 @@ static void record_ordered(struct bench_worker *w, struct bench_track *t, uint64
 	w->last_answer_ns = now;
 	if (t->flags & TR_MEASURED)
 		bench_hist_record(&w->ordered_h, lat);
-	if (in_measured(b, now))
+	if (in_measured(b, now)) {
 		w->ordered_in_window++;
+		if (t->group < ORDO_GROUPS_MAX)
+			w->ordered_by_group[t->group]++;
+	}
 	bench_hist_record(&w->sec_h, lat);
 	atomic_fetch_add_explicit(&w->ordered_total, 1, memory_order_relaxed);
 }
@@ -481,8 +518,8 @@ static void handle_events(struct bench_worker *w, const struct ordo_event *ev, i
 	pthread_mutex_lock(&w->lock);
 	for (int i = 0; i < k; i++) {
 		const struct ordo_event *e = &ev[i];
-		struct bench_track *t = &w->track[e->request_number & w->track_mask];
-		if (t->n != e->request_number || t->n == 0) {
+		struct bench_track *t = track_of(w, e->group, e->request_number);
+		if (t->n != e->request_number || t->n == 0 || t->group != e->group) {
 			w->untracked++;
 			continue;
 		}
@@ -569,13 +606,33 @@ static bool drained(const struct bench_worker *w, uint64_t now)
 	       now >= w->last_answer_ns + BENCH_APPLIED_GRACE_NS;
 }
 
+/* True while the client can take requests: its session is live, or (spread)
+ * its session in some group is. */
+static bool client_usable(const struct bench_worker *w)
+{
+	if (ordo_session_live(w->c))
+		return true;
+	if (!w->b->cfg.spread)
+		return false;
+	for (uint16_t g = 0; g < w->b->groups; g++) {
+		uint64_t id, session;
+		if (ordo_group_session(w->c, g, &id, &session) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void reopen_session(struct bench_worker *w)
 {
 	if (ordo_session_open(w->c, ORDO_NS_PER_S) != 0) {
-		sleep_ns(10 * ORDO_NS_PER_MS);
+		if (!w->b->cfg.spread)
+			sleep_ns(10 * ORDO_NS_PER_MS);
 		return;
 	}
 	w->reopens++;
+	if (w->b->cfg.spread)
+		return; /* only the lost groups were reopened: the others' requests are
+			 * still out, and the lost ones were reported FAILED */
 	pthread_mutex_lock(&w->lock);
 	memset(w->track, 0, (w->track_mask + 1) * sizeof *w->track);
 	pthread_mutex_unlock(&w->lock);
@@ -624,8 +681,12 @@ static void *worker_main(void *arg)
 				advance_schedule(w);
 			}
 		}
-		if (!ended && !ordo_session_live(w->c)) {
+		if (!ended && !ordo_session_live(w->c) &&
+		    (!b->cfg.spread || now >= w->reopen_at_ns)) {
+			/* spread: the groups still live take requests meanwhile;
+			 * a group that cannot reopen is tried again in 100 ms */
 			reopen_session(w);
+			w->reopen_at_ns = ordo_mono_ns() + BENCH_REOPEN_GAP_NS;
 			continue;
 		}
 		if (!ended) {
@@ -642,7 +703,7 @@ static void *worker_main(void *arg)
 			w->outstanding_at_ns = now;
 		}
 		if (ended) {
-			if (drained(w, now) || now >= drain_until || !ordo_session_live(w->c))
+			if (drained(w, now) || now >= drain_until || !client_usable(w))
 				break;
 			poll_all(w, 10 * ORDO_NS_PER_MS);
 		} else if (open) {
@@ -937,6 +998,7 @@ struct bench_totals {
 	uint64_t results[16];
 	uint64_t status[8], retries, drops, events_lost;
 	uint64_t srtt_max_ns, rto_max_ns; /* largest among the clients at the end */
+	uint64_t ordered_by_group[ORDO_GROUPS_MAX];
 	double measured_s;
 };
 
@@ -958,6 +1020,8 @@ static void sum_totals(struct bench *b, struct bench_totals *t)
 		t->untracked += w->untracked;
 		for (unsigned r = 0; r < 16; r++)
 			t->results[r] += w->results[r];
+		for (unsigned g = 0; g < ORDO_GROUPS_MAX; g++)
+			t->ordered_by_group[g] += w->ordered_by_group[g];
 		const struct ordo_client_stats *s = ordo_client_stats(w->c);
 		for (unsigned k = 0; k < 8; k++)
 			t->status[k] += s->status_count[k];
@@ -1000,6 +1064,21 @@ static void describe_config(const struct bench *b, char *buf, size_t cap)
 	    c->nclients, mode, b->window, c->batch, c->op_name, size, c->duration_s, c->warmup_s);
 }
 
+static const char *placement_name(const struct bench *b)
+{
+	return b->cfg.spread ? "spread" : b->cfg.group >= 0 ? "group" : "mod";
+}
+
+/* Groups that held a session of some bench client. */
+static unsigned groups_used(const struct bench *b)
+{
+	if (b->cfg.spread)
+		return b->groups;
+	if (b->cfg.group >= 0)
+		return 1;
+	return b->cfg.nclients < b->groups ? b->cfg.nclients : b->groups;
+}
+
 static void print_report(struct bench *b, const struct bench_totals *t, const char *model,
 			 long cores)
 {
@@ -1010,6 +1089,17 @@ static void print_report(struct bench *b, const struct bench_totals *t, const ch
 	fprintf(f, "throughput: %.0f ordered/s (%" PRIu64 " in %.2f s), %.0f applied/s\n",
 		t->ordered_in_window / t->measured_s, t->ordered_in_window, t->measured_s,
 		t->applied_in_window / t->measured_s);
+	fprintf(f, "groups: %u of %u used (", groups_used(b), b->groups);
+	if (b->cfg.spread)
+		fprintf(f, "each client spread over all");
+	else if (b->cfg.group >= 0)
+		fprintf(f, "every client in group %d", b->cfg.group);
+	else
+		fprintf(f, "client i in group i mod %u", b->groups);
+	fprintf(f, "); ordered by group:");
+	for (unsigned g = 0; g < b->groups && g < ORDO_GROUPS_MAX; g++)
+		fprintf(f, " %u=%" PRIu64, g, t->ordered_by_group[g]);
+	fprintf(f, "\n");
 	print_hist_line(f, "ORDERED", &t->ordered);
 	print_hist_line(f, "APPLIED", &t->applied);
 	fprintf(f, "statuses (ORDERED records received):");
@@ -1097,9 +1187,15 @@ static int write_json(const struct bench *b, const struct bench_totals *t, const
 	fprintf(f,
 		", \"size\": %u, \"mix\": {\"opaque\": %u, \"create\": %u, \"transfer\": %u, "
 		"\"lookup\": %u}, \"accounts\": %" PRIu64 ", \"zipf\": %.3f, \"seed\": %" PRIu64
-		", \"key\": %u},\n",
+		", \"key\": %u",
 		c->size, c->mix[BOP_OPAQUE], c->mix[BOP_CREATE], c->mix[BOP_TRANSFER],
 		c->mix[BOP_LOOKUP], c->accounts, c->zipf, c->seed, c->key_id);
+	fprintf(f, ", \"groups\": %u, \"placement\": \"%s\", ", b->groups, placement_name(b));
+	if (c->group >= 0)
+		fprintf(f, "\"group\": %d, ", c->group);
+	else
+		fprintf(f, "\"group\": null, ");
+	fprintf(f, "\"groups_used\": %u},\n", groups_used(b));
 	fprintf(f,
 		" \"results\": {\"measured_s\": %.3f, \"ordered\": %" PRIu64
 		", \"ordered_per_s\": %.1f, \"applied\": %" PRIu64 ", \"applied_per_s\": %.1f, "
@@ -1122,8 +1218,11 @@ static int write_json(const struct bench *b, const struct bench_totals *t, const
 		}
 	fprintf(f,
 		"},\n  \"retries\": %" PRIu64 ", \"drops\": %" PRIu64 ", \"events_lost\": %" PRIu64
-		", \"session_reopens\": %" PRIu64 "},\n",
+		", \"session_reopens\": %" PRIu64 ",\n  \"ordered_by_group\": [",
 		t->retries, t->drops, t->events_lost, t->reopens);
+	for (unsigned g = 0; g < b->groups && g < ORDO_GROUPS_MAX; g++)
+		fprintf(f, "%s%" PRIu64, g ? ", " : "", t->ordered_by_group[g]);
+	fprintf(f, "]},\n");
 	fprintf(f, " \"latency_ns\": {\"ordered\": ");
 	json_hist(f, &t->ordered);
 	fprintf(f, ",\n                \"applied\": ");
@@ -1168,7 +1267,7 @@ static const char usage_text[] =
     "                  [--rate R [--poisson] | --closed] [--window W] [--batch B]\n"
     "                  [--batch-delay US] [--op opaque|create|transfer|lookup|mix]\n"
     "                  [--size BYTES] [--mix SPEC] [--accounts N] [--zipf THETA]\n"
-    "                  [--json FILE|-] [--csv FILE] [--seed N]\n"
+    "                  [--json FILE|-] [--csv FILE] [--seed N] [--group N | --spread]\n"
     "  Drives a running cluster from N clients (default 4), each with its own session\n"
     "  and thread, and reports ORDERED and APPLIED latency percentiles, throughput,\n"
     "  statuses and the cluster's CPU seconds per million ordered requests.\n"
@@ -1187,6 +1286,10 @@ static const char usage_text[] =
     "  --json FILE    write the results as one JSON object (- for stdout)\n"
     "  --csv FILE     one row per second: t,ordered,p50_ns,p99_ns,measured\n"
     "  --seed N       seed of the workload PRNG (default 1)\n"
+    "  --group N      every client's session in sequencer group N (default: client i\n"
+    "                 in group i mod the cluster's groups)\n"
+    "  --spread       each client holds a session in every group and sends each\n"
+    "                 request to the one with the most window room (--window per group)\n"
     "Exit status: 0 done, 1 the cluster did not answer, 2 usage.\n";
 
 static bool parse_u64_arg(const char *s, uint64_t *v)
@@ -1270,6 +1373,8 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    {"json", required_argument, NULL, 'j'},
 	    {"csv", required_argument, NULL, 'v'},
 	    {"seed", required_argument, NULL, 'S'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"spread", no_argument, NULL, 'G'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1283,12 +1388,13 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    .size = 64,
 	    .accounts = 1000,
 	    .seed = 1,
+	    .group = -1,
 	};
 	const char *mix_spec = NULL;
 	bool closed = false;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:S:h", opts,
+	while ((opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:S:g:Gh", opts,
 				  NULL)) != -1) {
 		uint64_t u = 0;
 		double x = 0;
@@ -1313,6 +1419,14 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 			break;
 		case 'C':
 			closed = true;
+			break;
+		case 'G':
+			c->spread = true;
+			break;
+		case 'g':
+			if (!parse_u64_arg(optarg, &u))
+				return usage_error("not an unsigned number", optarg);
+			c->group = u < ORDO_GROUPS_MAX ? (int32_t)u : INT32_MAX;
 			break;
 		case 'd':
 		case 'w':
@@ -1382,6 +1496,10 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 		return usage_error("--size must be at most 1024", NULL);
 	if (c->batch < 1)
 		return usage_error("--batch must be 1..256", NULL);
+	if (c->spread && c->group >= 0)
+		return usage_error("--group (pinned) and --spread exclude each other", NULL);
+	if (c->group == INT32_MAX)
+		return usage_error("--group must be below 16", NULL);
 	if (!strcmp(c->op_name, "mix")) {
 		if (!mix_spec || !parse_mix(mix_spec, c->mix))
 			return usage_error(
@@ -1409,8 +1527,12 @@ static int open_clients(struct bench *b)
 {
 	for (unsigned i = 0; i < b->cfg.nclients; i++) {
 		struct bench_worker *w = &b->w[i];
-		struct ordo_client_cfg cc = {
-		    .cluster = b->cl, .key_id = b->cfg.key_id, .window = b->cfg.window};
+		struct ordo_client_cfg cc = {.cluster = b->cl,
+					     .key_id = b->cfg.key_id,
+					     .group = b->cfg.group >= 0 ? (uint16_t)b->cfg.group
+									: (uint16_t)(i % b->groups),
+					     .spread = b->cfg.spread,
+					     .window = b->cfg.window};
 		int rc = ordo_client_open(&cc, &w->c);
 		if (rc) {
 			fprintf(stderr, "ordo bench: cannot open client %u: %s\n", i,
@@ -1432,7 +1554,7 @@ static int open_clients(struct bench *b)
 static int init_workers(struct bench *b)
 {
 	uint64_t track = BENCH_TRACK_MIN;
-	while (track < 16ull * b->window)
+	while (track < 16ull * b->window * b->lanes)
 		track <<= 1;
 	for (unsigned i = 0; i < b->cfg.nclients; i++) {
 		struct bench_worker *w = &b->w[i];
@@ -1553,6 +1675,14 @@ int bench_main(int argc, char **argv)
 		goto out;
 	if (!realpath(b->cl->path, b->cluster_real))
 		snprintf(b->cluster_real, sizeof b->cluster_real, "%s", b->cl->path);
+	b->groups = cfg_groups(b->cl);
+	b->lanes = b->cfg.spread ? b->groups : 1;
+	if (b->cfg.group >= (int32_t)b->groups) {
+		fprintf(stderr, "ordo bench: --group %d: the cluster has %u sequencer group%s\n",
+			b->cfg.group, b->groups, b->groups == 1 ? "" : "s");
+		rc = 2;
+		goto out;
+	}
 	b->window = b->cfg.window ? b->cfg.window : b->cl->session_window;
 	if (b->window > b->cl->session_window) {
 		fprintf(stderr, "ordo bench: --window %u exceeds the cluster's session window %u\n",

@@ -1,10 +1,14 @@
 /*
- * libordo; see ordo.h. The window of requests in flight is a ring of slots
- * indexed by request_number modulo a power of two >= window; numbers below
- * low_n are all ordered, numbers in [low_n, next_n) are in flight or done.
+ * libordo; see ordo.h. Each session the client holds is a lane: one per
+ * group (a pinned client has one lane, a spread client one per group of the
+ * cluster). A lane's window of requests in flight is a ring of slots indexed
+ * by request_number modulo a power of two >= window; numbers below low_n are
+ * all ordered, numbers in [low_n, next_n) are in flight or done.
  * PROTOCOL.md §3.1.2 is what keeps this exact: every number is sent until it
  * gets OK, DUPLICATE or STALE (or APPLIED), and an INVALID number is given up
- * with an OPAQUE of size 0 so the session's window keeps moving.
+ * with an OPAQUE of size 0 so the session's window keeps moving. Lanes share
+ * the transport, the event queue and the round-trip estimate; replies are
+ * matched to a lane by client_id, which differs in every lane.
  */
 #include "ordo.h"
 
@@ -41,6 +45,21 @@ struct slot {
 	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
 };
 
+/* One session, in one group. */
+struct lane {
+	uint16_t group;
+	const struct cfg_node *seqs[ORDO_NODES_MAX]; /* sequencers of the group */
+	uint32_t nseqs;
+	uint32_t leader; /* index into seqs we send to */
+	uint64_t client_id;
+	uint64_t session;
+	bool live;
+	bool opening;
+	uint64_t next_n;    /* next number to hand out */
+	uint64_t low_n;	    /* lowest number not yet ordered */
+	struct slot *slots; /* cap entries */
+};
+
 struct ordo_client {
 	struct ordo_client_cfg cfg;
 	const struct cfg_cluster *cl;
@@ -48,20 +67,14 @@ struct ordo_client {
 	const struct wire_key *key; /* AUTH key or NULL */
 	struct wire_keyring keys;   /* just ours */
 	struct wire_rx_ctx ctx;
-	const struct cfg_node *seqs[ORDO_NODES_MAX]; /* sequencers of our group */
-	uint32_t nseqs;
-	uint32_t leader; /* index into seqs we send to */
 	const struct cfg_node *reps[ORDO_NODES_MAX];
 	uint32_t nreps;
-	uint64_t client_id;
-	uint64_t session;
-	bool live;
-	bool opening;
-	uint64_t next_n; /* next number to hand out */
-	uint64_t low_n;	 /* lowest number not yet ordered */
-	struct slot *slots;
-	uint32_t cap; /* power of two >= window */
-	uint32_t window;
+	struct lane *lanes;	/* pinned: 1; spread: one per group, lanes[g].group == g */
+	uint32_t nlanes;	/* 1..ORDO_GROUPS_MAX */
+	uint32_t rr;		/* spread: the lane a tie in window room goes to first */
+	struct slot *slot_mem;	/* nlanes x cap slots */
+	uint32_t cap;		/* power of two >= window */
+	uint32_t window;	/* per lane */
 	struct ordo_event *evq; /* ring */
 	uint32_t evcap, evhead, evcount;
 	uint32_t events_per_dgram; /* most events one reply datagram yields */
@@ -83,9 +96,26 @@ struct ordo_client {
 	 * first send; each resend of a request doubles its own (backoff_ns) */
 };
 
-static struct slot *slot_of(struct ordo_client *c, uint64_t n)
+static struct slot *slot_of(const struct ordo_client *c, const struct lane *l, uint64_t n)
 {
-	return &c->slots[n & (c->cap - 1)];
+	return &l->slots[n & (c->cap - 1)];
+}
+
+/* The lane whose session uses client_id, or NULL. */
+static struct lane *lane_of(struct ordo_client *c, uint64_t client_id)
+{
+	for (uint32_t i = 0; i < c->nlanes; i++)
+		if (c->lanes[i].client_id == client_id)
+			return &c->lanes[i];
+	return NULL;
+}
+
+static const struct lane *lane_of_group(const struct ordo_client *c, uint16_t group)
+{
+	for (uint32_t i = 0; i < c->nlanes; i++)
+		if (c->lanes[i].group == group)
+			return &c->lanes[i];
+	return NULL;
 }
 
 static void push_event(struct ordo_client *c, const struct ordo_event *e)
@@ -142,14 +172,19 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 		c->window = c->cl->session_window;
 	for (c->cap = 1; c->cap < c->window; c->cap <<= 1)
 		;
-	int rc = -ENOMEM;
-	c->slots = calloc(c->cap, sizeof *c->slots);
+	c->nlanes = cfg->spread ? cfg_groups(c->cl) : 1;
+	int rc = -ENOENT;
+	if (c->nlanes == 0 || c->nlanes > ORDO_GROUPS_MAX)
+		goto out_free;
+	rc = -ENOMEM;
+	c->lanes = calloc(c->nlanes, sizeof *c->lanes);
+	c->slot_mem = calloc((size_t)c->nlanes * c->cap, sizeof *c->slot_mem);
 	/* Records one reply datagram can carry (APPLIED records are the smallest). */
 	c->events_per_dgram = (c->cl->max_datagram - ORDO_HDR_BYTES - 8) / ORDO_APPLIED_REC_BYTES;
-	c->evcap = 8 * c->window + 8 * c->events_per_dgram;
+	c->evcap = 8 * c->window * c->nlanes + 8 * c->events_per_dgram;
 	c->evq = calloc(c->evcap, sizeof *c->evq);
 	c->q_buf = malloc(ORDO_DATAGRAM_MAX);
-	if (!c->slots || !c->evq || !c->q_buf)
+	if (!c->lanes || !c->slot_mem || !c->evq || !c->q_buf)
 		goto out_free;
 	if (cfg->key_id) {
 		for (uint32_t i = 0; i < c->cl->nkeys; i++)
@@ -163,20 +198,25 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 	c->ctx = (struct wire_rx_ctx){.cluster_id = c->cl->cluster_id,
 				      .keys = c->key ? &c->keys : NULL,
 				      .require_auth = c->key != NULL};
-	for (uint32_t i = 0; i < c->cl->nnodes; i++) {
-		const struct cfg_node *nd = &c->cl->nodes[i];
-		if (nd->role == CFG_ROLE_SEQUENCER && nd->group == cfg->group)
-			c->seqs[c->nseqs++] = nd;
+	rc = -ENOENT;
+	for (uint32_t k = 0; k < c->nlanes; k++) {
+		struct lane *l = &c->lanes[k];
+		l->group = cfg->spread ? (uint16_t)k : cfg->group;
+		l->slots = &c->slot_mem[(size_t)k * c->cap];
+		for (uint32_t i = 0; i < c->cl->nnodes; i++) {
+			const struct cfg_node *nd = &c->cl->nodes[i];
+			if (nd->role == CFG_ROLE_SEQUENCER && nd->group == l->group)
+				l->seqs[l->nseqs++] = nd;
+		}
+		if (l->nseqs == 0)
+			goto out_free;
 	}
 	c->nreps = cfg_replicas(c->cl, c->reps, ORDO_NODES_MAX);
-	rc = -ENOENT;
-	if (c->nseqs == 0)
-		goto out_free;
 	struct dp_udp_cfg ucfg = {
 	    .bind = {{.ip = 0, .port = 0}},
 	    .nbind = 1,
 	    .max_datagram = c->cl->max_datagram,
-	    .pool = 2 * c->cap + 256,
+	    .pool = 2 * c->cap * c->nlanes + 256,
 	    .rcvbuf_bytes = 4u << 20,
 	};
 	rc = dp_udp_open(&ucfg, &c->t);
@@ -201,7 +241,8 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 out_close:
 	dp_close(c->t);
 out_free:
-	free(c->slots);
+	free(c->lanes);
+	free(c->slot_mem);
 	free(c->evq);
 	free(c->q_buf);
 	free(c);
@@ -213,7 +254,8 @@ void ordo_client_close(struct ordo_client *c)
 	if (!c)
 		return;
 	dp_close(c->t);
-	free(c->slots);
+	free(c->lanes);
+	free(c->slot_mem);
 	free(c->evq);
 	free(c->q_buf);
 	free(c);
@@ -221,17 +263,31 @@ void ordo_client_close(struct ordo_client *c)
 
 uint64_t ordo_client_id(const struct ordo_client *c)
 {
-	return c->client_id;
+	return c->lanes[0].client_id;
 }
 
 uint64_t ordo_session(const struct ordo_client *c)
 {
-	return c->session;
+	return c->lanes[0].session;
 }
 
 bool ordo_session_live(const struct ordo_client *c)
 {
-	return c->live;
+	for (uint32_t i = 0; i < c->nlanes; i++)
+		if (!c->lanes[i].live)
+			return false;
+	return true;
+}
+
+int ordo_group_session(const struct ordo_client *c, uint16_t group, uint64_t *client_id,
+		       uint64_t *session)
+{
+	const struct lane *l = lane_of_group(c, group);
+	if (!l)
+		return -ENOENT;
+	*client_id = l->client_id;
+	*session = l->session;
+	return l->live ? 0 : -ENOTCONN;
 }
 
 const struct ordo_client_stats *ordo_client_stats(const struct ordo_client *c)
@@ -242,16 +298,19 @@ const struct ordo_client_stats *ordo_client_stats(const struct ordo_client *c)
 uint32_t ordo_outstanding(const struct ordo_client *c)
 {
 	uint32_t k = 0;
-	for (uint64_t n = c->low_n; n < c->next_n; n++)
-		k += c->slots[n & (c->cap - 1)].state == SLOT_WAIT;
+	for (uint32_t i = 0; i < c->nlanes; i++) {
+		const struct lane *l = &c->lanes[i];
+		for (uint64_t n = l->low_n; n < l->next_n; n++)
+			k += slot_of(c, l, n)->state == SLOT_WAIT;
+	}
 	return k;
 }
 
-static void queue_request(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
-			  uint64_t *n_out)
+static void queue_request(struct ordo_client *c, struct lane *l, uint16_t op, const void *payload,
+			  uint16_t size, uint64_t *n_out)
 {
-	uint64_t n = c->next_n++;
-	struct slot *s = slot_of(c, n);
+	uint64_t n = l->next_n++;
+	struct slot *s = slot_of(c, l, n);
 	ORDO_ASSERT(s->state == SLOT_FREE);
 	s->n = n;
 	s->state = SLOT_WAIT;
@@ -266,28 +325,65 @@ static void queue_request(struct ordo_client *c, uint16_t op, const void *payloa
 		*n_out = n;
 }
 
-int ordo_submit(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
-		uint64_t *request_number)
+/* Requests a lane may still queue. */
+static uint32_t lane_room(const struct ordo_client *c, const struct lane *l)
 {
-	if (!c->live)
+	uint64_t used = l->next_n - l->low_n;
+	return used < c->window ? c->window - (uint32_t)used : 0;
+}
+
+/* The live lane with the most window room, the first from rr among equals
+ * (so equal lanes take turns); NULL if none is live. */
+static struct lane *pick_lane(struct ordo_client *c)
+{
+	struct lane *best = NULL;
+	uint32_t best_room = 0;
+	for (uint32_t k = 0; k < c->nlanes; k++) {
+		struct lane *l = &c->lanes[(c->rr + k) % c->nlanes];
+		if (!l->live)
+			continue;
+		uint32_t room = lane_room(c, l);
+		if (!best || room > best_room) {
+			best = l;
+			best_room = room;
+		}
+	}
+	if (best)
+		c->rr = (uint32_t)(best - c->lanes + 1) % c->nlanes;
+	return best;
+}
+
+int ordo_submit_group(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
+		      uint16_t *group, uint64_t *request_number)
+{
+	struct lane *l = pick_lane(c);
+	if (!l)
 		return -ENOTCONN;
 	if (size > ORDO_OPAQUE_BYTES_MAX)
 		return -EINVAL;
-	if (c->next_n - c->low_n >= c->window)
+	if (lane_room(c, l) == 0)
 		return -EAGAIN;
-	queue_request(c, op, payload, size, request_number);
+	queue_request(c, l, op, payload, size, request_number);
+	if (group)
+		*group = l->group;
 	return 0;
 }
 
-/* Frees done slots at the bottom of the window. */
-static void advance_low(struct ordo_client *c)
+int ordo_submit(struct ordo_client *c, uint16_t op, const void *payload, uint16_t size,
+		uint64_t *request_number)
 {
-	while (c->low_n < c->next_n) {
-		struct slot *s = slot_of(c, c->low_n);
+	return ordo_submit_group(c, op, payload, size, NULL, request_number);
+}
+
+/* Frees done slots at the bottom of the window. */
+static void advance_low(struct ordo_client *c, struct lane *l)
+{
+	while (l->low_n < l->next_n) {
+		struct slot *s = slot_of(c, l, l->low_n);
 		if (s->state != SLOT_DONE)
 			break;
 		s->state = SLOT_FREE;
-		c->low_n++;
+		l->low_n++;
 	}
 }
 
@@ -301,17 +397,18 @@ static void send_datagram(struct ordo_client *c, struct dp_buf *b, struct wire_w
 	dp_tx_burst(c->t, &b, 1);
 }
 
-/* Sends every request that is due, batched into SUBMIT datagrams. Returns the
- * earliest future due time (UINT64_MAX if none). */
-static uint64_t send_due(struct ordo_client *c, uint64_t now)
+/* Sends every request of a lane that is due, batched into SUBMIT datagrams
+ * to the node it takes for its group's leader. Returns the earliest future
+ * due time (UINT64_MAX if none). */
+static uint64_t send_lane_due(struct ordo_client *c, struct lane *l, uint64_t now)
 {
 	uint64_t next_due = UINT64_MAX;
 	bool rotate = false;
 	struct dp_buf *b = NULL;
 	struct wire_writer w;
-	const struct cfg_node *to = c->seqs[c->leader % c->nseqs];
-	for (uint64_t n = c->low_n; n < c->next_n; n++) {
-		struct slot *s = slot_of(c, n);
+	const struct cfg_node *to = l->seqs[l->leader % l->nseqs];
+	for (uint64_t n = l->low_n; n < l->next_n; n++) {
+		struct slot *s = slot_of(c, l, n);
 		if (s->state != SLOT_WAIT)
 			continue;
 		if (s->due_ns > now) {
@@ -320,9 +417,9 @@ static uint64_t send_due(struct ordo_client *c, uint64_t now)
 			continue;
 		}
 		struct wire_req r = {
-		    .client_id = c->client_id,
+		    .client_id = l->client_id,
 		    .request_number = n,
-		    .session = n == 1 ? 0 : c->session,
+		    .session = n == 1 ? 0 : l->session,
 		    .op = s->op,
 		    .size = s->size,
 		    .payload = s->payload,
@@ -355,31 +452,52 @@ static uint64_t send_due(struct ordo_client *c, uint64_t now)
 	}
 	if (b)
 		send_datagram(c, b, &w, to);
-	if (rotate && c->nseqs > 1)
-		c->leader++; /* nobody answers: the next pass tries another node of the group */
+	if (rotate && l->nseqs > 1)
+		l->leader++; /* nobody answers: the next pass tries another node of the group */
 	return next_due;
 }
 
-static void mark_done(struct ordo_client *c, struct slot *s)
+/* send_lane_due for every lane: the earliest future due time of them all. */
+static uint64_t send_due(struct ordo_client *c, uint64_t now)
 {
-	s->state = SLOT_DONE;
-	advance_low(c);
+	uint64_t next_due = UINT64_MAX;
+	for (uint32_t i = 0; i < c->nlanes; i++) {
+		uint64_t d = send_lane_due(c, &c->lanes[i], now);
+		if (d < next_due)
+			next_due = d;
+	}
+	return next_due;
 }
 
-static void session_lost(struct ordo_client *c)
+static void mark_done(struct ordo_client *c, struct lane *l, struct slot *s)
 {
-	c->live = false;
-	for (uint64_t n = c->low_n; n < c->next_n; n++) {
-		struct slot *s = slot_of(c, n);
+	s->state = SLOT_DONE;
+	advance_low(c, l);
+}
+
+static void session_lost(struct ordo_client *c, struct lane *l)
+{
+	l->live = false;
+	for (uint64_t n = l->low_n; n < l->next_n; n++) {
+		struct slot *s = slot_of(c, l, n);
 		if (s->state == SLOT_WAIT) {
 			struct ordo_event e = {.kind = ORDO_EV_FAILED,
 					       .request_number = n,
+					       .group = l->group,
+					       .client_id = l->client_id,
 					       .status = WIRE_ST_SESSION_UNKNOWN};
 			push_event(c, &e);
 		}
 		s->state = SLOT_FREE;
 	}
-	c->low_n = c->next_n;
+	l->low_n = l->next_n;
+}
+
+/* Events of request 1 are the opening's (ordo_session_open), not the caller's. */
+static void push_request_event(struct ordo_client *c, const struct ordo_event *e)
+{
+	if (e->request_number != 1)
+		push_event(c, e);
 }
 
 static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, uint32_t hint,
@@ -387,14 +505,16 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 {
 	if (r->status < 8)
 		c->stats.status_count[r->status]++;
-	if (r->client_id != c->client_id || r->request_number < c->low_n ||
-	    r->request_number >= c->next_n)
+	struct lane *l = lane_of(c, r->client_id);
+	if (!l || r->request_number < l->low_n || r->request_number >= l->next_n)
 		return;
-	struct slot *s = slot_of(c, r->request_number);
+	struct slot *s = slot_of(c, l, r->request_number);
 	if (s->state != SLOT_WAIT)
 		return;
 	struct ordo_event e = {.kind = ORDO_EV_ORDERED,
 			       .request_number = r->request_number,
+			       .group = l->group,
+			       .client_id = l->client_id,
 			       .status = r->status,
 			       .place = r->place};
 	switch (r->status) {
@@ -404,21 +524,21 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		if (s->tries == 1 && now > s->sent_ns)
 			rtt_sample(c, now - s->sent_ns);
 		if (r->request_number == 1) {
-			c->session = r->place.group_position;
-			c->live = r->status != WIRE_ST_STALE;
-			c->opening = false;
+			l->session = r->place.group_position;
+			l->live = r->status != WIRE_ST_STALE;
+			l->opening = false;
 		}
-		push_event(c, &e);
-		mark_done(c, s);
+		push_request_event(c, &e);
+		mark_done(c, l, s);
 		break;
 	case WIRE_ST_NOT_LEADER: {
 		/* A named leader: go there now. None known (an election is on):
 		 * wait a timeout rather than resend at once, which only loops
 		 * NOT_LEADER until the election ends. */
 		bool named = false;
-		for (uint32_t i = 0; i < c->nseqs; i++)
-			if (hint && c->seqs[i]->node_id == hint) {
-				c->leader = i;
+		for (uint32_t i = 0; i < l->nseqs; i++)
+			if (hint && l->seqs[i]->node_id == hint) {
+				l->leader = i;
 				named = true;
 			}
 		/* Two stale views can name each other: after two redirects a
@@ -431,10 +551,10 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		break;
 	case WIRE_ST_INVALID:
 		e.kind = ORDO_EV_FAILED;
-		push_event(c, &e);
+		push_request_event(c, &e);
 		if (r->request_number == 1) {
-			c->opening = false;
-			mark_done(c, s);
+			l->opening = false;
+			mark_done(c, l, s);
 			break;
 		}
 		/* Give the number up so the window moves (§3.1.2). */
@@ -443,7 +563,7 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		s->due_ns = now;
 		break;
 	case WIRE_ST_SESSION_UNKNOWN:
-		session_lost(c);
+		session_lost(c, l);
 		break;
 	default:
 		break;
@@ -466,13 +586,16 @@ static void on_applied(struct ordo_client *c, const struct wire_applied_rec *r, 
 		c->q_event = e;
 		c->q_done = true;
 	}
-	if (r->client_id != c->client_id)
+	struct lane *l = lane_of(c, r->client_id);
+	if (!l)
 		return;
+	e.group = l->group;
+	e.client_id = l->client_id;
 	push_event(c, &e);
-	if (r->request_number >= c->low_n && r->request_number < c->next_n) {
-		struct slot *s = slot_of(c, r->request_number);
+	if (r->request_number >= l->low_n && r->request_number < l->next_n) {
+		struct slot *s = slot_of(c, l, r->request_number);
 		if (s->state == SLOT_WAIT && r->request_number != 1)
-			mark_done(c, s); /* APPLIED answers the request too (§3.3) */
+			mark_done(c, l, s); /* APPLIED answers the request too (§3.3) */
 	}
 }
 
@@ -568,7 +691,10 @@ static bool stop_on_events(struct ordo_client *c)
 
 static bool stop_on_open(struct ordo_client *c)
 {
-	return !c->opening;
+	for (uint32_t i = 0; i < c->nlanes; i++)
+		if (c->lanes[i].opening)
+			return false;
+	return true;
 }
 
 static bool stop_on_query(struct ordo_client *c)
@@ -589,32 +715,58 @@ int ordo_poll(struct ordo_client *c, uint64_t timeout_ns, struct ordo_event *ev,
 	return (int)k;
 }
 
-int ordo_session_open(struct ordo_client *c, uint64_t timeout_ns)
+/* Starts a new session in lane l: a fresh client_id (nonzero, in the key's
+ * range, used by no other lane) and request 1 queued. */
+static void lane_open_start(struct ordo_client *c, struct lane *l)
 {
 	for (uint32_t i = 0; i < c->cap; i++)
-		c->slots[i].state = SLOT_FREE;
-	c->evcount = 0;
+		l->slots[i].state = SLOT_FREE;
+	uint64_t id;
 	do {
-		randombytes_buf(&c->client_id, sizeof c->client_id);
+		randombytes_buf(&id, sizeof id);
 		if (c->key) /* §3.1.3: the key's range */
-			c->client_id = ((uint64_t)(c->key->key_id & 0xFFFF) << 48) |
-				       (c->client_id & 0xFFFFFFFFFFFFull);
-	} while (c->client_id == 0);
-	c->session = 0;
-	c->live = false;
-	c->opening = true;
-	c->next_n = 1;
-	c->low_n = 1;
-	queue_request(c, WIRE_OP_OPAQUE, NULL, 0, NULL);
-	pump(c, timeout_ns, stop_on_open);
-	c->evcount = 0; /* the opening's own events are not the caller's */
-	if (c->opening) {
-		c->opening = false;
-		slot_of(c, 1)->state = SLOT_FREE;
-		c->low_n = c->next_n;
-		return -ETIMEDOUT;
+			id = ((uint64_t)(c->key->key_id & 0xFFFF) << 48) | (id & 0xFFFFFFFFFFFFull);
+	} while (id == 0 || lane_of(c, id) != NULL);
+	l->client_id = id;
+	l->session = 0;
+	l->live = false;
+	l->opening = true;
+	l->next_n = 1;
+	l->low_n = 1;
+	queue_request(c, l, WIRE_OP_OPAQUE, NULL, 0, NULL);
+}
+
+int ordo_session_open(struct ordo_client *c, uint64_t timeout_ns)
+{
+	bool spread = c->cfg.spread;
+	bool started[ORDO_GROUPS_MAX] = {false};
+	if (!spread)
+		c->evcount = 0; /* a pinned client's new session replaces the old */
+	for (uint32_t i = 0; i < c->nlanes; i++) {
+		if (spread && c->lanes[i].live)
+			continue;
+		lane_open_start(c, &c->lanes[i]);
+		started[i] = true;
 	}
-	return c->live ? 0 : -ECONNREFUSED;
+	pump(c, timeout_ns, stop_on_open);
+	if (!spread)
+		c->evcount = 0; /* the opening's own events are not the caller's */
+	int rc = 0;
+	for (uint32_t i = 0; i < c->nlanes; i++) {
+		struct lane *l = &c->lanes[i];
+		if (!started[i])
+			continue;
+		if (l->opening) {
+			l->opening = false;
+			slot_of(c, l, 1)->state = SLOT_FREE;
+			l->low_n = l->next_n;
+			if (rc == 0)
+				rc = -ETIMEDOUT;
+		} else if (!l->live) {
+			rc = -ECONNREFUSED;
+		}
+	}
+	return rc;
 }
 
 /* Sends one query datagram (body already in w) to node and waits for the
@@ -732,9 +884,11 @@ int ordo_call(struct ordo_client *c, uint16_t op, const void *payload, uint16_t 
 	if (ordo_outstanding(c) != 0)
 		return -EBUSY;
 	uint64_t n;
-	int rc = ordo_submit(c, op, payload, size, &n);
+	uint16_t group;
+	int rc = ordo_submit_group(c, op, payload, size, &group, &n);
 	if (rc)
 		return rc;
+	uint64_t client_id = lane_of_group(c, group)->client_id;
 	uint64_t deadline = ordo_mono_ns() + timeout_ns, ask_at = 0;
 	struct ordo_event ev[16];
 	for (;;) {
@@ -743,13 +897,13 @@ int ordo_call(struct ordo_client *c, uint16_t op, const void *payload, uint16_t 
 			return -ETIMEDOUT;
 		if (ask_at && now >= ask_at) {
 			/* Ordered, but its APPLIED was lost or the replicas lag: ask. */
-			if (ordo_result_q(c, c->client_id, n, applied, 5 * c->cfg.retry_ns) == 0)
+			if (ordo_result_q(c, client_id, n, applied, 5 * c->cfg.retry_ns) == 0)
 				return 0;
 			ask_at = ordo_mono_ns() + APPLIED_WAIT_NS;
 		}
 		int k = ordo_poll(c, 10 * ORDO_NS_PER_MS, ev, 16);
 		for (int i = 0; i < k; i++) {
-			if (ev[i].request_number != n)
+			if (ev[i].request_number != n || ev[i].group != group)
 				continue;
 			if (ev[i].kind == ORDO_EV_APPLIED) {
 				*applied = ev[i];

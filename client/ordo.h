@@ -1,15 +1,28 @@
 /*
  * libordo: the C client of an ordo cluster (PROTOCOL.md).
  *
- * One struct ordo_client holds one session with one sequencer group and a
- * window of requests in flight. It numbers requests, batches them into SUBMIT
+ * One struct ordo_client holds a session with a sequencer group and a window
+ * of requests in flight. It numbers requests, batches them into SUBMIT
  * datagrams, resends unanswered ones (following leader hints, backing off on
  * OVERLOADED), and reports ORDERED and APPLIED answers as events. It also
  * offers the synchronous queries: STATUS, FETCH and RESULT_Q.
  *
+ * Pinned or spread (ordo_client_cfg.spread). A pinned client (the default)
+ * holds one session, in ordo_client_cfg.group. A spread client holds one
+ * session in every sequencer group of the cluster file (a session lives in
+ * the group that ordered its request 1 and no other group orders it:
+ * PROTOCOL.md §3.1.2), each with its own client_id, request numbers, window,
+ * leader and retries, and sends each new request to the group whose session
+ * has the most window room (round-robin among equals). Request numbers then
+ * repeat across groups: a request is named by (group, request_number), which
+ * ordo_submit_group returns and every event carries (with the session's
+ * client_id, for RESULT_Q). In a pinned client the group is always
+ * ordo_client_cfg.group, so request_number alone names a request.
+ *
  * Not thread-safe: one thread drives one client (run several clients for
- * parallel load). Memory is fixed at open: window slots of ~1.1 KiB each,
- * an event queue of 8 x window + 8 datagrams' worth, the transport's buffer pool.
+ * parallel load). Memory is fixed at open: per group held, window slots of
+ * ~1.1 KiB each; an event queue of 8 x window x groups held + 8 datagrams'
+ * worth; the transport's buffer pool.
  */
 #ifndef ORDO_CLIENT_H
 #define ORDO_CLIENT_H
@@ -25,8 +38,11 @@ struct ordo_client;
 struct ordo_client_cfg {
 	const struct cfg_cluster *cluster; /* nodes, cluster_id, keys; must outlive the client */
 	uint32_t key_id;		   /* 0: no AUTH; else a [key N] of the cluster file */
-	uint16_t group;			   /* sequencer group that holds the session */
-	uint32_t window;		   /* requests outstanding at most; 0 = W; at most W */
+	uint16_t group;			   /* pinned: sequencer group that holds the session */
+	/* false (default): pinned to `group`. true: spread, a session in each of
+	 * the cluster's cfg_groups() groups; `group` is ignored */
+	bool spread;
+	uint32_t window; /* requests outstanding at most, per group held; 0 = W; at most W */
 	/* resend an unanswered request after max(retry_ns, srtt + 4 rttvar), the
 	 * round trip measured on ORDERED answers (RFC 6298; 0: 20 ms) */
 	uint64_t retry_ns;
@@ -45,6 +61,9 @@ enum ordo_event_kind {
 struct ordo_event {
 	enum ordo_event_kind kind;
 	uint64_t request_number;
+	uint16_t group;		 /* group of the request's session: (group, request_number)
+				  * names the request (pinned: always cfg.group) */
+	uint64_t client_id;	 /* that session's client_id (for RESULT_Q) */
 	uint16_t status;	 /* ORDERED / FAILED: enum wire_status */
 	struct wire_place place; /* ORDERED with OK or DUPLICATE */
 	uint64_t position;	 /* APPLIED */
@@ -70,19 +89,41 @@ ORDO_MUST_CHECK int ordo_client_open(const struct ordo_client_cfg *cfg, struct o
 void ordo_client_close(struct ordo_client *c);
 
 /* Opens a new session (a fresh client_id; request 1). Waits up to timeout_ns.
- * 0, -ETIMEDOUT, or another negative errno. */
+ * 0, -ETIMEDOUT, or another negative errno.
+ * Spread: opens a session, each with a fresh client_id, in every group that
+ * holds no live one (every group the first time; the openings run at once),
+ * and leaves live sessions and their requests alone. 0 once every group holds
+ * a live session; on an error the groups that did open keep their sessions
+ * and take requests, and a later call retries the others. Poll the events
+ * first: the openings wait for room in the event queue. */
 ORDO_MUST_CHECK int ordo_session_open(struct ordo_client *c, uint64_t timeout_ns);
+/* The session's client_id and number (spread: those of group 0's session). */
 uint64_t ordo_client_id(const struct ordo_client *c);
 uint64_t ordo_session(const struct ordo_client *c);
-/* True while the session is usable (opened, not answered SESSION_UNKNOWN). */
+/* True while the session is usable (opened, not answered SESSION_UNKNOWN).
+ * Spread: while every group's session is; a spread client whose session in
+ * one group is lost goes on sending new requests to the others. */
 bool ordo_session_live(const struct ordo_client *c);
+/* The session this client holds in `group`: 0 with its client_id and number,
+ * -ENOTCONN if it is not live (client_id and number are then the last ones),
+ * -ENOENT if the client holds none there (pinned to another group, or no
+ * such group). */
+ORDO_MUST_CHECK int ordo_group_session(const struct ordo_client *c, uint16_t group,
+				       uint64_t *client_id, uint64_t *session);
 
 /* Queues one request; it is sent by the next ordo_poll. Returns 0 and its
  * number, -EAGAIN when the window is full (poll, then retry), -ENOTCONN
- * without a live session, -EINVAL for a payload over 1024 bytes. */
+ * without a live session, -EINVAL for a payload over 1024 bytes.
+ * Spread: a request goes to the live session with the most window room;
+ * -EAGAIN when every live session's window is full, -ENOTCONN when none is
+ * live. Its number alone does not name it: use ordo_submit_group. */
 ORDO_MUST_CHECK int ordo_submit(struct ordo_client *c, uint16_t op, const void *payload,
 				uint16_t size, uint64_t *request_number);
-/* Requests queued or sent and not yet ordered. */
+/* ordo_submit that also returns the group whose session took the request
+ * (either output may be NULL): the (group, request_number) its events carry. */
+ORDO_MUST_CHECK int ordo_submit_group(struct ordo_client *c, uint16_t op, const void *payload,
+				      uint16_t size, uint16_t *group, uint64_t *request_number);
+/* Requests queued or sent and not yet ordered (spread: in all groups). */
 uint32_t ordo_outstanding(const struct ordo_client *c);
 
 /* Sends what is due, receives for up to timeout_ns (returning early once
