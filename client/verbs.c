@@ -395,6 +395,9 @@ int ordo_verb_status(int argc, char **argv)
 	printf("%-5s %-9s %-5s %-4s %-6s %-10s %-8s %-32s %-10s %s\n", "node", "role", "group",
 	       "term", "leader", "commit", "epoch", "digest", "requests", "dropped");
 	int down = 0;
+	/* Several groups: each group's committed epoch (its leader's) and the
+	 * replicas' merged epoch, to show which group holds the merge back. */
+	uint64_t group_epoch[ORDO_GROUPS_MAX] = {0}, merged_min = UINT64_MAX, merged_max = 0;
 	for (uint32_t k = 0; k < cl->nnodes; k++) {
 		const struct cfg_node *nd = &cl->nodes[k];
 		if (o.node_id && nd->node_id != o.node_id)
@@ -406,11 +409,38 @@ int ordo_verb_status(int argc, char **argv)
 			down++;
 			continue;
 		}
+		if (s.role == WIRE_ROLE_REPLICA) {
+			merged_min = s.epoch < merged_min ? s.epoch : merged_min;
+			merged_max = s.epoch > merged_max ? s.epoch : merged_max;
+		} else if (nd->group < ORDO_GROUPS_MAX && s.epoch > group_epoch[nd->group]) {
+			group_epoch[nd->group] = s.epoch;
+		}
 		char hex[33];
 		printf("%-5u %-9s %-5u %-4" PRIu64 " %-6u %-10" PRIu64 " %-8" PRIu64
 		       " %-32s %-10" PRIu64 " %" PRIu64 "\n",
 		       s.node_id, role_name(s.role), s.group, s.term, s.leader_id, s.commit,
 		       s.epoch, ordo_hex16(s.digest, hex), s.requests, s.dropped);
+	}
+	uint32_t groups = cfg_groups(cl);
+	if (groups > 1 && !o.node_id) {
+		uint64_t top = 0;
+		for (uint32_t g = 0; g < groups; g++)
+			top = group_epoch[g] > top ? group_epoch[g] : top;
+		printf("merge: %u groups, epoch_us %u; replicas merged through epoch %" PRIu64
+		       "..%" PRIu64 "\n",
+		       groups, cl->epoch_us, merged_min == UINT64_MAX ? 0 : merged_min, merged_max);
+		for (uint32_t g = 0; g < groups; g++) {
+			uint64_t lag = top - group_epoch[g];
+			printf("  group %u committed epoch %" PRIu64 "%s", g, group_epoch[g],
+			       group_epoch[g] == 0 ? " (no answer)" : "");
+			/* a few slots apart is the time between the queries */
+			double ms = (double)lag * cl->epoch_us / 1000.0;
+			if (group_epoch[g] && ms >= 50.0)
+				printf(", %" PRIu64 " slots (%.1f ms) behind the newest: it holds "
+				       "the merge back",
+				       lag, ms);
+			printf("\n");
+		}
 	}
 	ordo_client_close(c);
 	free(cl);
