@@ -223,10 +223,11 @@ bool dp_edge_receive(struct dp_edge *e, const struct dp_buf *b, struct dp_edge_r
 	rx->body_len = rx->h.length - ORDO_HDR_BYTES;
 	if (rx->internal) {
 		/* Rule 5: only from a member's internal port, under the node key.
-		 * MEMBER (ordo member, an operator's tool on a node's host) comes
+		 * MEMBER and GROUP_ADD (ordo member, ordo group: an operator's tool
+		 * on a node's host) come
 		 * from a member's or a trusted address, from a port of its own. */
 		d = WIRE_DROP_INTERNAL_PEER;
-		if (rx->h.type == WIRE_MEMBER) {
+		if (rx->h.type == WIRE_MEMBER || rx->h.type == WIRE_GROUP_ADD) {
 			/* A DPDK node's host reaches it from another address
 			 * than the port's: a trusted network will do too. */
 			if (!cfg_ip_is_node(&e->cfg, b->peer.ip) &&

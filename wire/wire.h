@@ -41,7 +41,9 @@ enum wire_type {
 	WIRE_EPOCH_HEARTBEAT = 18, /* sequencer -> replica: highest committed epoch */
 	/* 19-29 Raft messages and 30-31 bulk fragments travel inside BULK (dataplane/bulk.h) */
 	WIRE_MEMBER = 32,	 /* operator (ordo member) -> sequencer: add or remove a voter */
-	WIRE_MEMBER_RESULT = 33, /* sequencer -> operator: the outcome */
+	WIRE_MEMBER_RESULT = 33, /* sequencer -> operator: the outcome (of GROUP_ADD too) */
+	/* 34-37: state transfer between replicas (replicas/node.c) */
+	WIRE_GROUP_ADD = 38, /* operator (ordo group add) -> sequencer: a group joins at an epoch */
 };
 
 /* ORDERED status codes (PROTOCOL.md §3.2). */
@@ -388,6 +390,10 @@ struct wire_epoch_hdr {
 	 * epoch - 1 are empty in this group, the records belong to epoch. Equal
 	 * to epoch for a single epoch (encoded as 0). */
 	uint64_t from_epoch;
+	/* Adding a group (docs/SCALEOUT.md piece 5): group join_group - 1
+	 * joins the merge at epoch `epoch + join_after`; 0 and 0: none. */
+	uint16_t join_group;
+	uint32_t join_after;
 };
 
 /* One request inside an epoch: what the ledger applies and the replica
@@ -446,6 +452,10 @@ int wire_parse_epoch_nack(const uint8_t *body, uint32_t body_len, struct wire_ep
  * (0, or a negative errno: -EPERM not the leader, -EBUSY another change is
  * uncommitted, -EEXIST / -ENOENT), u32 leader_hint, u64 log index of the
  * configuration entry (0 unless result is 0). docs/PROTOCOL.md §1.5. */
+/* GROUP_ADD body (24 bytes): u64 nonce, u64 first_epoch (the epoch the
+ * group joins the merge at), u16 group, 6 reserved (zero). Answered with
+ * MEMBER_RESULT (docs/PROTOCOL.md §1.7). */
+#define WIRE_GROUP_ADD_BYTES	 24u
 #define WIRE_MEMBER_BYTES	 16u
 #define WIRE_MEMBER_RESULT_BYTES 24u
 #define WIRE_MEMBER_ADD		 1u

@@ -9,7 +9,7 @@
  * send, fragment or resend (sequencer/, replicas/).
  *
  * Epoch header (48 bytes): u64 epoch, u64 first_position, u64 timestamp_ns,
- * u32 count, u32 bytes, u16 group, u16 reserved, u32 reserved, u64 from_epoch
+ * u32 count, u32 bytes, u16 group, u16 join_group, u32 join_after, u64 from_epoch
  * (0: the entry is epoch alone).
  * Record (40 bytes fixed): u64 client_id, u64 request_number, u64 session,
  * u16 op, u16 size, u32 key_id, u32 reply_ip, u16 reply_port, u16 reserved,
@@ -38,8 +38,8 @@ void wire_epoch_hdr_encode(uint8_t *out, const struct wire_epoch_hdr *h)
 	ordo_st32(out + 24, h->count);
 	ordo_st32(out + 28, h->bytes);
 	ordo_st16(out + 32, h->group);
-	ordo_st16(out + 34, 0);
-	ordo_st32(out + 36, 0);
+	ordo_st16(out + 34, h->join_group);
+	ordo_st32(out + 36, h->join_after);
 	ordo_st64(out + 40, h->from_epoch == h->epoch ? 0 : h->from_epoch);
 }
 
@@ -131,6 +131,12 @@ int wire_epoch_decode_hdr(const uint8_t *epoch, uint32_t len, struct wire_epoch_
 	if (h->from_epoch == 0)
 		h->from_epoch = h->epoch;
 	if (h->epoch == 0 || h->from_epoch > h->epoch)
+		return -EBADMSG;
+	h->join_group = ordo_ld16(epoch + 34);
+	h->join_after = ordo_ld32(epoch + 36);
+	if (h->join_group == 0 ? h->join_after != 0
+			       : h->join_group > ORDO_GROUPS_MAX || h->join_after == 0 ||
+				     h->epoch > UINT64_MAX - h->join_after)
 		return -EBADMSG;
 	return 0;
 }
