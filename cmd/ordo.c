@@ -8,6 +8,7 @@
 #include "client/verbs.h"
 #include "cmd/demo.h"
 #include "cmd/format.h"
+#include "cmd/group.h"
 #include "cmd/member.h"
 #include "replicas/node.h"
 #include "sequencer/node.h"
@@ -22,6 +23,7 @@ struct verb {
 static const struct verb verbs[] = {
     {"format", format_main, "create a node's data directory (identity, cluster constants)"},
     {"member", member_main, "add or remove a sequencer of a running group"},
+    {"group", group_main, "add a sequencer group to a running cluster at a future epoch"},
     {"sequencer", seq_main, "run a sequencer node"},
     {"replica", rep_main, "run a replica node"},
     {"submit", ordo_verb_submit, "order one request and print its place and result"},

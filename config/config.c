@@ -55,6 +55,8 @@ enum cluster_field {
 	CF_TRANSPORT,
 	CF_DPDK_EAL,
 	CF_MULTICAST_GROUP,
+	CF_EVERY_EPOCH,
+	CF_FOUNDING_GROUPS,
 	CF_COUNT,
 };
 
@@ -65,7 +67,8 @@ static const char *const cluster_names[] = {
     "internal_secret",	   "trusted_networks", "applied_reply",	    "applied_reply_max_age_ms",
     "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes", "checkpoint_bytes",
     "durability",	   "election_ms",      "heartbeat_ms",	    "snapshot_entries",
-    "transport",	   "dpdk_eal",	       "multicast_group",
+    "transport",	   "dpdk_eal",	       "multicast_group",   "every_epoch",
+    "founding_groups",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(cluster_names) == CF_COUNT, "a name for every cluster key");
 
@@ -543,6 +546,7 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 	if (seen(ps, &ps->cf_line[f], key, "[cluster]"))
 		return 0;
 	uint64_t v;
+	uint32_t v32;
 	bool ok = true;
 	switch ((enum cluster_field)f) {
 	case CF_CLUSTER_ID:
@@ -653,6 +657,13 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 				  "multicast_group = '%s' is not an IPv4 multicast address; write "
 				  "one in 224.0.0.0/4, e.g. 239.0.77.1 (organization-local)",
 				  val);
+		break;
+	case CF_EVERY_EPOCH:
+		ok = get_bool(ps, key, val, &c->every_epoch);
+		break;
+	case CF_FOUNDING_GROUPS:
+		ok = get_u32(ps, key, val, 1, ORDO_NODES_MAX, &v32);
+		c->founding_groups = ok ? (uint16_t)v32 : c->founding_groups;
 		break;
 	case CF_COUNT:
 		break;
@@ -888,6 +899,38 @@ static bool validate_nodes(struct cfg_parse *ps)
 	return true;
 }
 
+/* every_epoch and founding_groups (adding a group, docs/PROTOCOL.md §1.7):
+ * defaults from the groups the file declares, then their consistency. A
+ * file with several groups needs every_epoch, so founding_groups below the
+ * number of groups (which implies several) does too. */
+static bool validate_groups(struct cfg_parse *ps)
+{
+	struct cfg_cluster *c = ps->c;
+	const uint32_t *cf = ps->cf_line;
+	uint16_t groups = cfg_groups(c);
+	if (!cf[CF_EVERY_EPOCH])
+		c->every_epoch = groups > 1;
+	if (!cf[CF_FOUNDING_GROUPS])
+		c->founding_groups = groups;
+	if (!c->every_epoch && groups > 1)
+		return fail(ps, cf[CF_EVERY_EPOCH],
+			    "every_epoch = no, but the file declares %u sequencer groups; the "
+			    "replicas merge the groups epoch by epoch, so every group must seal "
+			    "every epoch: remove every_epoch or set it to yes",
+			    groups);
+	if (c->founding_groups > groups)
+		return fail(ps, cf[CF_FOUNDING_GROUPS],
+			    "founding_groups = %u, but the file declares %u sequencer group%s "
+			    "(0 .. %u); use 1 .. %u, or add the groups' [node N] sections",
+			    c->founding_groups, groups, groups == 1 ? "" : "s", groups - 1, groups);
+	if (c->founding_groups < groups && groups > ORDO_GROUPS_MAX)
+		return fail(ps, cf[CF_FOUNDING_GROUPS],
+			    "group %u joins later, but a group that joins is announced by number "
+			    "below %u (replicas merge at most %u groups); declare fewer groups",
+			    groups - 1, ORDO_GROUPS_MAX, ORDO_GROUPS_MAX);
+	return true;
+}
+
 static bool validate(struct cfg_parse *ps)
 {
 	struct cfg_cluster *c = ps->c;
@@ -939,6 +982,9 @@ static bool validate(struct cfg_parse *ps)
 			    "heartbeat_ms (%u) must be below election_ms (%u); the default pair "
 			    "is 30 and 150",
 			    c->heartbeat_ms, c->election_ms);
+
+	if (!validate_groups(ps))
+		return false;
 
 	qsort(c->nodes, c->nnodes, sizeof c->nodes[0], cmp_node);
 	qsort(c->keys, c->nkeys, sizeof c->keys[0], cmp_key);

@@ -28,6 +28,10 @@
  *   election_ms = 150                   ; Raft election timeout, randomized in [T, 2T)
  *   heartbeat_ms = 30
  *   snapshot_entries = 10000            ; sequencer log entries between snapshots
+ *   every_epoch = no                    ; yes: every group seals an entry per epoch_us,
+ *                                       ; empty or not (default: yes with several groups)
+ *   founding_groups = 1                 ; groups 0..N-1 found the cluster; groups N..
+ *                                       ; join later (ordo group add); default: all
  *
  *   [key 7]
  *   secret = <64 hex>
@@ -123,6 +127,17 @@ struct cfg_cluster {
 	 * the replicas' internal port) instead of to each replica; 0: unicast
 	 * fan-out. Replicas must be on DPDK (they join it with IGMP). */
 	uint32_t multicast_group;
+	/* Every group seals one entry per wall-clock slot of epoch_us, empty or
+	 * not (the batcher's every-epoch mode, docs/SCALEOUT.md piece 1).
+	 * Default: yes when the file declares more than one group; required
+	 * then. With one group and yes, the cluster can later grow. */
+	bool every_epoch;
+	/* Groups 0 .. founding_groups - 1 found the cluster; the groups from
+	 * founding_groups on join later, each at an epoch announced with
+	 * `ordo group add` (docs/PROTOCOL.md §1.7), and order nothing before.
+	 * 1 .. cfg_groups; below cfg_groups requires every_epoch. Default:
+	 * cfg_groups (every group founds). */
+	uint16_t founding_groups;
 	struct cfg_node nodes[ORDO_NODES_MAX]; /* sorted by node_id after load */
 	uint32_t nnodes;
 };

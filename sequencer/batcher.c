@@ -14,6 +14,10 @@
  * from_epoch the successor of the previous entry's epoch (first_epoch for
  * the first) and epoch the wall-clock slot it opened in (batcher.h), so the
  * entries cover every number from first_epoch on, each exactly once.
+ *
+ * The floor (min_epoch) is checked against the number of the epoch an add
+ * would go into, before anything changes; announcements are stamped by
+ * seal(), the one place a header is finished.
  */
 #include "batcher.h"
 
@@ -104,6 +108,9 @@ void seq_batcher_reset(struct seq_batcher *b, uint64_t first_epoch, uint64_t fir
 	open_reset(b);
 	b->next_epoch = first_epoch;
 	b->next_position = first_position;
+	b->ann_group = 0;
+	b->ann_first_epoch = 0;
+	/* min_epoch stays: it is committed state (the group's join epoch) */
 }
 
 void seq_batcher_free(struct seq_batcher *b)
@@ -134,6 +141,18 @@ static void seal(struct seq_batcher *b, uint64_t wall_ns)
 				       : b->open.hdr.epoch == b->next_epoch);
 	ORDO_ASSERT(b->open.hdr.first_position + b->open.hdr.count == b->next_position);
 
+	if (b->ann_group) {
+		/* join_after >= 1 and fits 32 bits: announce checked the gap
+		 * against a number no larger than this one. */
+		if (b->open.hdr.epoch < b->ann_first_epoch) {
+			b->open.hdr.join_group = b->ann_group;
+			b->open.hdr.join_after = (uint32_t)(b->ann_first_epoch - b->open.hdr.epoch);
+		} else {
+			b->ann_missed++;
+		}
+		b->ann_group = 0;
+		b->ann_first_epoch = 0;
+	}
 	b->open.hdr.timestamp_ns = wall_ns;
 	b->open.hdr.bytes = b->open.len;
 	b->open.hdr.group = b->cfg.group;
@@ -148,6 +167,18 @@ static void seal(struct seq_batcher *b, uint64_t wall_ns)
 	open_reset(b);
 }
 
+/* The number of the epoch an add needing `need` bytes at wall_ns would go
+ * into (seq_batcher_add's choice, without making it). */
+static uint64_t add_epoch(const struct seq_batcher *b, uint32_t need, uint64_t wall_ns)
+{
+	if (b->cfg.every_epoch)
+		return b->open.hdr.epoch ? b->open.hdr.epoch : slot_epoch(b, wall_ns);
+	if (b->open.hdr.count == 0)
+		return b->next_epoch;
+	/* the open epoch (numbered next_epoch) is sealed first when r does not fit */
+	return need > b->cfg.epoch_bytes - b->open.len ? b->open.hdr.epoch + 1 : b->open.hdr.epoch;
+}
+
 int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r, uint64_t mono_ns,
 		    uint64_t wall_ns, struct wire_place *place)
 {
@@ -156,6 +187,9 @@ int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r, uint6
 	if (ORDO_UNLIKELY(r->size > ORDO_OPAQUE_BYTES_MAX ||
 			  need > b->cfg.epoch_bytes - ORDO_EPOCH_HDR_BYTES))
 		return -EMSGSIZE;
+	if (ORDO_UNLIKELY(b->min_epoch != 0) &&
+	    (b->min_epoch == UINT64_MAX || add_epoch(b, need, wall_ns) < b->min_epoch))
+		return -ENOBUFS;
 	if (need > b->cfg.epoch_bytes - b->open.len) {
 		/* The open epoch is non-empty here (an empty one holds any record).
 		 * every_epoch: it closes with its slot, never early. */
@@ -248,4 +282,41 @@ void seq_batcher_release(struct seq_batcher *b)
 uint32_t seq_batcher_inflight(const struct seq_batcher *b)
 {
 	return b->ring_count;
+}
+
+void seq_batcher_set_min_epoch(struct seq_batcher *b, uint64_t min_epoch)
+{
+	b->min_epoch = min_epoch;
+}
+
+int seq_batcher_announce(struct seq_batcher *b, uint16_t group, uint64_t first_epoch,
+			 uint64_t wall_ns)
+{
+	if (group >= ORDO_GROUPS_MAX || first_epoch == 0)
+		return -EINVAL;
+	if (b->ann_group == group + 1u && b->ann_first_epoch == first_epoch)
+		return 0;
+	/* the next seal's number is at least this one */
+	uint64_t now = b->open.hdr.epoch    ? b->open.hdr.epoch
+		       : b->cfg.every_epoch ? slot_epoch(b, wall_ns)
+					    : b->next_epoch;
+	if (now >= first_epoch)
+		return -ETIME;
+	if (first_epoch - now > UINT32_MAX)
+		return -EINVAL;
+	if (b->ann_group)
+		return -EBUSY;
+	b->ann_group = (uint16_t)(group + 1u);
+	b->ann_first_epoch = first_epoch;
+	return 0;
+}
+
+bool seq_batcher_announcing(const struct seq_batcher *b, uint16_t group)
+{
+	if (b->ann_group == group + 1u)
+		return true;
+	for (uint32_t i = 0; i < b->ring_count; i++)
+		if (b->ring[(b->ring_head + i) % b->cfg.inflight].hdr.join_group == group + 1u)
+			return true;
+	return false;
 }

@@ -22,6 +22,16 @@
  * (OVERLOADED), never grows. Each epoch is the byte string of wire.h's epoch
  * format and becomes one log entry.
  *
+ * Floor (adding a group, docs/PROTOCOL.md §1.7): seq_batcher_set_min_epoch
+ * refuses every add into an epoch numbered below it, so a group that joins
+ * the cluster at epoch E orders nothing before E (UINT64_MAX: nothing at
+ * all, until its announcement is applied). Epochs are still sealed, empty.
+ *
+ * Announcement: seq_batcher_announce stamps "group g joins at epoch E"
+ * (join_group = g + 1, join_after = E - epoch) into the header of the next
+ * epoch sealed, provided that epoch is numbered below E; one announcement
+ * waits at a time.
+ *
  * Memory: (epochs_inflight + 1) * epoch_bytes.
  */
 #ifndef ORDO_SEQ_BATCHER_H
@@ -59,6 +69,11 @@ struct seq_batcher {
 	uint64_t next_epoch;	/* successor of the last sealed epoch: the open epoch's
 				   number (every_epoch: its from_epoch) */
 	uint64_t next_position; /* group_position of the next request */
+	uint64_t min_epoch;	/* adds into an epoch numbered below it are refused; 0 none,
+				   UINT64_MAX every add; kept by seq_batcher_reset */
+	uint16_t ann_group;	/* group id + 1 of the announcement the next seal stamps; 0 none */
+	uint64_t ann_first_epoch; /* its join epoch E, > 0 */
+	uint64_t ann_missed;	  /* announcements dropped: the epoch sealed was E or later */
 };
 
 size_t seq_batcher_bytes(const struct seq_batcher_cfg *cfg);
@@ -74,12 +89,13 @@ void seq_batcher_reset(struct seq_batcher *b, uint64_t first_epoch, uint64_t fir
 
 /* Appends one request to the open epoch. Returns 0 and its place, or -ENOBUFS
  * when it cannot be taken now (the open epoch is full and no sealed slot is
- * free; every_epoch: the open epoch is full): answer OVERLOADED. If r does
- * not fit in the open epoch, the open epoch is sealed first (stamped wall_ns)
- * and r opens the next one (not in every_epoch mode). mono_ns times epoch_us;
- * wall_ns is the timestamp sealed into epochs (every_epoch: also the slot).
- * -EMSGSIZE for a record no epoch can hold (size over ORDO_OPAQUE_BYTES_MAX;
- * never for a valid request, since epoch_bytes >= ORDO_EPOCH_BYTES_MIN). */
+ * free; every_epoch: the open epoch is full; or the epoch it would go into
+ * is numbered below the floor, seq_batcher_set_min_epoch): answer
+ * OVERLOADED. If r does not fit in the open epoch, the open epoch is sealed
+ * first (stamped wall_ns) and r opens the next one (not in every_epoch mode). mono_ns times
+ * epoch_us; wall_ns is the timestamp sealed into epochs (every_epoch: also the slot). -EMSGSIZE for
+ * a record no epoch can hold (size over ORDO_OPAQUE_BYTES_MAX; never for a valid request, since
+ * epoch_bytes >= ORDO_EPOCH_BYTES_MIN). */
 ORDO_MUST_CHECK int seq_batcher_add(struct seq_batcher *b, const struct wire_epoch_rec *r,
 				    uint64_t mono_ns, uint64_t wall_ns, struct wire_place *place);
 
@@ -108,5 +124,27 @@ const struct seq_epoch_buf *seq_batcher_oldest(const struct seq_batcher *b);
  * have been handed out by seq_batcher_next_sealed (asserted). */
 void seq_batcher_release(struct seq_batcher *b);
 uint32_t seq_batcher_inflight(const struct seq_batcher *b);
+
+/* The floor: from now on an add into an epoch numbered below min_epoch is
+ * refused (-ENOBUFS); 0 lifts it, UINT64_MAX refuses every add. Requests
+ * already placed stay. Not changed by seq_batcher_reset. */
+void seq_batcher_set_min_epoch(struct seq_batcher *b, uint64_t min_epoch);
+
+/* Stamps the announcement "group joins the merge at epoch first_epoch" into
+ * the header of the next epoch sealed (join_group = group + 1, join_after =
+ * first_epoch - its number). 0: it will be (also when this very
+ * announcement already waits); -ETIME: the open epoch, or with none open the
+ * one an add at wall_ns would open, is numbered first_epoch or later;
+ * -EBUSY: another announcement waits to be sealed (one per header);
+ * -EINVAL: group not below ORDO_GROUPS_MAX, or first_epoch 0 or so far
+ * ahead that join_after would not fit 32 bits. If the epoch sealed next is
+ * numbered first_epoch or later after all (a late seal opened a later
+ * slot), the announcement is dropped unstamped (ann_missed counts it).
+ * seq_batcher_reset drops a waiting announcement. */
+ORDO_MUST_CHECK int seq_batcher_announce(struct seq_batcher *b, uint16_t group,
+					 uint64_t first_epoch, uint64_t wall_ns);
+/* Whether an announcement of group waits to be sealed or is in a sealed
+ * epoch not yet released. O(inflight). */
+bool seq_batcher_announcing(const struct seq_batcher *b, uint16_t group);
 
 #endif

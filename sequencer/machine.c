@@ -6,7 +6,11 @@
  * to its epoch.
  * A leader's batcher restarts at committed_epoch + 1 when it becomes ready;
  * with several groups its first entry is then a run up to the current
- * wall-clock slot. */
+ * wall-clock slot.
+ *
+ * Adding a group (PROTOCOL.md §1.7): the floor of a joining group's batcher
+ * is UINT64_MAX from init until its own announcement is applied (or
+ * restored), then that announcement's E; a founding group's stays 0. */
 #include "machine.h"
 
 #include <errno.h>
@@ -22,6 +26,10 @@ int seq_machine_init(struct seq_machine *m, const struct seq_machine_cfg *cfg)
 	memset(m, 0, sizeof *m);
 	m->ops = cfg->ops;
 	m->role = RAFT_FOLLOWER;
+	m->joining = cfg->joining;
+	/* an announcement names groups below ORDO_GROUPS_MAX (join_group) */
+	if (cfg->joining && cfg->batcher.group >= ORDO_GROUPS_MAX)
+		return -EINVAL;
 	int rc = seq_sessions_init(&m->sessions, &cfg->sessions);
 	if (rc)
 		return rc;
@@ -30,7 +38,53 @@ int seq_machine_init(struct seq_machine *m, const struct seq_machine_cfg *cfg)
 		seq_sessions_free(&m->sessions);
 		return rc;
 	}
+	seq_batcher_set_min_epoch(&m->batcher, m->joining ? UINT64_MAX : 0);
 	return 0;
+}
+
+/* The group's own committed announcement, or NULL for a group no
+ * announcement can name (a founding group numbered ORDO_GROUPS_MAX or more,
+ * which no replica merges either). */
+static const struct seq_join *own_join(const struct seq_machine *m)
+{
+	uint16_t g = m->batcher.cfg.group;
+	return g < ORDO_GROUPS_MAX ? &m->joins[g] : NULL;
+}
+
+/* The batcher's floor for the committed state: a joining group orders from
+ * its announced epoch on, nothing before it is announced. */
+static void set_floor(struct seq_machine *m)
+{
+	if (!m->joining)
+		return;
+	uint64_t e = own_join(m)->first_epoch; /* joining: below ORDO_GROUPS_MAX */
+	seq_batcher_set_min_epoch(&m->batcher, e ? e : UINT64_MAX);
+}
+
+int seq_machine_group_add(struct seq_machine *m, uint16_t group, uint64_t first_epoch,
+			  uint64_t wall_ns, uint64_t *at_epoch)
+{
+	*at_epoch = 0;
+	if (group >= ORDO_GROUPS_MAX || first_epoch == 0)
+		return -EINVAL;
+	const struct seq_join *j = &m->joins[group];
+	if (j->first_epoch) {
+		/* committed: every member knows the answer */
+		if (j->first_epoch != first_epoch)
+			return -EEXIST;
+		*at_epoch = j->at_epoch;
+		return 0;
+	}
+	if (m->role != RAFT_LEADER)
+		return -EPERM;
+	/* A new leader has not applied every earlier entry: one of them may
+	 * carry the announcement. */
+	if (!m->ready || m->ann_proposed[group] || seq_batcher_announcing(&m->batcher, group))
+		return -EAGAIN;
+	int rc = seq_batcher_announce(&m->batcher, group, first_epoch, wall_ns);
+	if (rc == -EBUSY)
+		return -EAGAIN; /* another group's waits for the next seal */
+	return rc ? rc : -EAGAIN;
 }
 
 void seq_machine_free(struct seq_machine *m)
@@ -132,6 +186,14 @@ void seq_machine_propose(struct seq_machine *m)
 			m->proposals_refused++;
 			return;
 		}
+		if (e->hdr.join_group) {
+			uint16_t g = (uint16_t)(e->hdr.join_group - 1u);
+			uint64_t first = e->hdr.epoch + e->hdr.join_after;
+			ORDO_ASSERT(g < ORDO_GROUPS_MAX);
+			m->ann_proposed[g] = first;
+			if (m->ops.announce)
+				m->ops.announce(m->ops.ctx, g, first, e->hdr.epoch, false);
+		}
 		seq_batcher_release(&m->batcher);
 	}
 }
@@ -164,6 +226,7 @@ bool seq_machine_soft_state(struct seq_machine *m, const struct raft_update *u)
 		seq_sessions_clear_pending(&m->sessions);
 		seq_batcher_reset(&m->batcher, m->committed_epoch + 1, m->committed_position + 1);
 		m->noverrides = 0;
+		memset(m->ann_proposed, 0, sizeof m->ann_proposed);
 	}
 	if (u->role == RAFT_LEADER && !was_leader) {
 		m->lead_index = st.last_index;
@@ -187,6 +250,30 @@ static void reply_target(struct seq_machine *m, const struct wire_epoch_rec *er,
 			return;
 		}
 	}
+}
+
+/* A committed entry announces that a group joins at epoch + join_after
+ * (wire_epoch_decode_hdr checked join_group <= ORDO_GROUPS_MAX and
+ * join_after >= 1). The first announcement of a group stands: a correct
+ * leader never stamps another E for a group whose announcement it applied
+ * (-EEXIST), and a repeat of the same E (a retry after a restart) changes
+ * nothing. */
+static void apply_announcement(struct seq_machine *m, const struct wire_epoch_hdr *h)
+{
+	uint16_t g = (uint16_t)(h->join_group - 1u);
+	ORDO_ASSERT(g < ORDO_GROUPS_MAX && h->join_after >= 1);
+	uint64_t first = h->epoch + h->join_after;
+	struct seq_join *j = &m->joins[g];
+	if (j->first_epoch == 0) {
+		j->first_epoch = first;
+		j->at_epoch = h->epoch;
+		if (g == m->batcher.cfg.group)
+			set_floor(m);
+	}
+	if (m->ann_proposed[g])
+		m->ann_proposed[g] = 0;
+	if (m->ops.announce)
+		m->ops.announce(m->ops.ctx, g, first, h->epoch, true);
 }
 
 /* Applies one committed epoch (Raft entry of term entry_term): the session
@@ -237,6 +324,8 @@ static void apply_epoch(struct seq_machine *m, const uint8_t *bytes, uint32_t le
 		index++;
 	}
 	ORDO_ASSERT(rc == 0 && index == h.count);
+	if (h.join_group)
+		apply_announcement(m, &h);
 	m->committed_epoch = h.epoch;
 	if (h.count)
 		m->committed_position = h.first_position + h.count - 1;
@@ -268,11 +357,17 @@ void seq_machine_apply_update(struct seq_machine *m, const struct raft_update *u
 int seq_machine_snapshot(const struct seq_machine *m, uint8_t *out, size_t cap, size_t *len,
 			 struct raft_snapshot_meta *meta)
 {
+	const struct seq_join none = {0};
+	const struct seq_join *own = own_join(m);
+	if (!own)
+		own = &none;
 	struct seq_snap_hdr h = {.raft_index = m->applied_index,
 				 .raft_term = m->applied_term,
 				 .epoch = m->committed_epoch,
 				 .group_position = m->committed_position,
-				 .epoch_ts_ns = m->applied_ts_ns};
+				 .epoch_ts_ns = m->applied_ts_ns,
+				 .join_epoch = own->first_epoch,
+				 .join_after = own->first_epoch - own->at_epoch};
 	int rc = seq_sessions_snapshot_write(&m->sessions, &h, out, cap, len);
 	if (rc)
 		return rc;
@@ -299,5 +394,12 @@ int seq_machine_restore(struct seq_machine *m, const uint8_t *data, uint64_t len
 	m->committed_epoch = h.epoch;
 	m->committed_position = h.group_position;
 	m->applied_ts_ns = h.epoch_ts_ns;
+	/* The group's own announcement; the others' stay as known (a snapshot
+	 * is never older than what this node applied). */
+	uint16_t g = m->batcher.cfg.group;
+	if (g < ORDO_GROUPS_MAX)
+		m->joins[g] = (struct seq_join){.first_epoch = h.join_epoch,
+						.at_epoch = h.join_epoch - h.join_after};
+	set_floor(m);
 	return 0;
 }

@@ -17,6 +17,14 @@
  * What a driver must do with the results comes through struct seq_machine_ops:
  * ORDERED OK for requests of the leader's own term, and each applied epoch
  * (kept for replica repair, streamed by the leader).
+ *
+ * Adding a group (docs/PROTOCOL.md §1.7): seq_machine_group_add is the
+ * verdict on a GROUP_ADD; the leader stamps the announcement into an epoch
+ * header (seq_batcher_announce), and applying an entry that carries one
+ * records it in `joins` (every member). A group that joins later
+ * (cfg.joining) admits nothing until its own announcement is applied, then
+ * only into epochs from its join epoch on (the batcher's floor); that epoch
+ * is in the snapshot (seq_snap_hdr.join_epoch).
  */
 #ifndef ORDO_SEQ_MACHINE_H
 #define ORDO_SEQ_MACHINE_H
@@ -50,6 +58,12 @@ struct seq_machine_ops {
 	 * leads and the epoch is of its term (it streams it to the replicas). */
 	void (*epoch)(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *bytes, uint32_t len,
 		      bool leading);
+	/* An announcement that `group` joins the merge at first_epoch: this
+	 * leader proposes it in the entry of epoch `epoch` (committed false),
+	 * or an entry of epoch `epoch` carrying it was applied (committed true,
+	 * every member). May be NULL. */
+	void (*announce)(void *ctx, uint16_t group, uint64_t first_epoch, uint64_t epoch,
+			 bool committed);
 	void *ctx;
 };
 
@@ -57,6 +71,16 @@ struct seq_machine_cfg {
 	struct seq_sessions_cfg sessions;
 	struct seq_batcher_cfg batcher;
 	struct seq_machine_ops ops;
+	/* This group is not a founding group (its id >= founding_groups): it
+	 * admits nothing until its own announcement is applied. */
+	bool joining;
+};
+
+/* A committed announcement: the group joins at first_epoch, announced by
+ * the entry of epoch at_epoch. first_epoch 0: none known. */
+struct seq_join {
+	uint64_t first_epoch;
+	uint64_t at_epoch;
 };
 
 struct seq_reply_override {
@@ -85,6 +109,15 @@ struct seq_machine {
 	uint64_t proposals_refused;  /* raft_propose said -ENOBUFS: retried */
 	struct seq_reply_override overrides[SEQ_MACHINE_OVERRIDES_MAX];
 	uint32_t noverrides;
+	bool joining; /* cfg.joining: the floor is UINT64_MAX until joins[own] is known */
+	/* Committed announcements by group (every member). The group's own is
+	 * restored from a snapshot; the others are in memory only: after a
+	 * restart from a snapshot taken past their entry they are unknown here,
+	 * and a GROUP_ADD retry stamps them again (replicas see a repeat). */
+	struct seq_join joins[ORDO_GROUPS_MAX];
+	/* Leader: E of an announcement per group it proposed in its term, not
+	 * yet applied (0 none); cleared when deposed. */
+	uint64_t ann_proposed[ORDO_GROUPS_MAX];
 };
 
 /* Bytes seq_machine_init allocates for cfg (session table and batcher). */
@@ -101,6 +134,24 @@ void seq_machine_attach(struct seq_machine *m, struct raft *r);
 bool seq_machine_submit(struct seq_machine *m, const struct wire_req *r,
 			const struct seq_reply_to *from, uint64_t mono_ns, uint64_t wall_ns,
 			enum wire_status *st, struct wire_place *place);
+
+/* The verdict on GROUP_ADD (docs/PROTOCOL.md §1.7): group joins the merge at
+ * first_epoch. The driver has checked that group is one of the cluster
+ * file's groups that join later and that the cluster is in every-epoch mode
+ * (else -EINVAL). Returns:
+ *   0        an entry carrying this very announcement was applied (any
+ *            member); *at_epoch = that entry's epoch;
+ *   -EEXIST  an announcement of group with another first_epoch was applied;
+ *   -EPERM   not the leader (answer with the leader hint);
+ *   -EAGAIN  ask again: the leader stamps it into its next sealed epoch, or
+ *            it is stamped and not yet applied, or another announcement of
+ *            the group is in flight (its outcome decides), or another
+ *            group's waits to be sealed, or a new leader is not ready;
+ *   -ETIME   the leader's open epoch is numbered first_epoch or later;
+ *   -EINVAL  first_epoch 0, or more than 2^32 - 1 epochs ahead. */
+ORDO_MUST_CHECK int seq_machine_group_add(struct seq_machine *m, uint16_t group,
+					  uint64_t first_epoch, uint64_t wall_ns,
+					  uint64_t *at_epoch);
 
 /* Nanoseconds until the leader's open epoch is due (seq_batcher_due_in);
  * UINT64_MAX unless this node leads and is ready (a follower has nothing to

@@ -24,13 +24,18 @@
  * Idle: block in the transport's wait until the next deadline (Raft tick,
  * epoch due, heartbeat to replicas).
  *
- * Several groups (cfg_groups > 1, SCALEOUT.md piece 1): the batcher runs in
+ * Several groups (every_epoch in the cluster file, the default with more
+ * than one group; SCALEOUT.md piece 1): the batcher runs in
  * every-epoch mode, so the leader seals an entry for every wall-clock slot of
  * epoch_us, empty or not, and wakes at each slot end (its wait is bounded by
  * the batcher's due time); followers have nothing to seal and keep the idle
  * wait. An entry may cover a run of epochs (from_epoch .. epoch): the epoch
  * log is searched by the epoch a replica asks for, EPOCH_NACK resends each
  * covering entry once, and retained_from is the oldest covered epoch.
+ *
+ * Adding a group (PROTOCOL.md §1.7): GROUP_ADD is answered like MEMBER, with
+ * seq_machine_group_add's verdict; a group at or above founding_groups
+ * starts with its batcher refusing every request (seq_machine).
  */
 #include "node.h"
 
@@ -261,6 +266,29 @@ static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *b
 	}
 }
 
+/* seq_machine's announce: one line when this leader proposes an
+ * announcement and one when an entry carrying it is applied. */
+static void on_announce(void *ctx, uint16_t group, uint64_t first_epoch, uint64_t epoch,
+			bool committed)
+{
+	struct seq_node *n = ctx;
+	if (committed)
+		fprintf(stderr,
+			"ordo sequencer %u: committed: group %u joins at epoch %llu (announced "
+			"in epoch %llu)%s\n",
+			n->e.self->node_id, (unsigned)group, (unsigned long long)first_epoch,
+			(unsigned long long)epoch,
+			group == n->e.self->group && n->m.joining
+			    ? "; this group orders from then on"
+			    : "");
+	else
+		fprintf(stderr,
+			"ordo sequencer %u: announcing in epoch %llu: group %u joins at epoch "
+			"%llu\n",
+			n->e.self->node_id, (unsigned long long)epoch, (unsigned)group,
+			(unsigned long long)first_epoch);
+}
+
 /* ------------------------------------------------------------ Raft */
 
 /* Bulk peer index of node id, or -1. */
@@ -465,6 +493,25 @@ static void handle_raft(struct seq_node *n)
 	maybe_snapshot(n);
 }
 
+/* MEMBER_RESULT (PROTOCOL.md §1.5), the answer to MEMBER and GROUP_ADD, from
+ * the internal port under the node key. */
+static void send_member_result(struct seq_node *n, const struct dp_addr *to, uint64_t nonce,
+			       int32_t result, uint64_t index)
+{
+	struct wire_writer w;
+	struct dp_buf *out = dp_edge_start(&n->e, &w, WIRE_MEMBER_RESULT);
+	if (!out)
+		return;
+	uint8_t body[WIRE_MEMBER_RESULT_BYTES] = {0};
+	ordo_st64(body, nonce);
+	ordo_st32(body + 8, (uint32_t)result);
+	ordo_st32(body + 12, (uint32_t)n->m.leader_id);
+	ordo_st64(body + 16, index);
+	bool ok = wire_put(&w, body, sizeof body);
+	ORDO_ASSERT(ok);
+	dp_edge_send(&n->e, out, &w, dp_edge_internal_key(&n->e), to, n->e.self->internal_port);
+}
+
 /* MEMBER from `ordo member`: a single-server configuration change (Raft
  * thesis §4.2), proposed by the leader; others answer -EPERM with a hint. */
 static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const struct dp_buf *b)
@@ -493,19 +540,35 @@ static void handle_member(struct seq_node *n, const struct dp_edge_rx *rx, const
 		fprintf(stderr, "ordo sequencer %u: %s node %u (configuration at index %llu)\n",
 			n->e.self->node_id, op == WIRE_MEMBER_ADD ? "adding" : "removing", id,
 			(unsigned long long)index);
-	struct wire_writer w;
-	struct dp_buf *out = dp_edge_start(&n->e, &w, WIRE_MEMBER_RESULT);
-	if (!out)
+	send_member_result(n, &b->peer, nonce, result, index);
+}
+
+/* GROUP_ADD from `ordo group add` (PROTOCOL.md §1.7): group G joins the merge
+ * at epoch E. The checks against the cluster file are here; the verdict is
+ * seq_machine_group_add's (machine.h lists the results). Every member
+ * answers 0 or -EEXIST once an announcement of G is committed; otherwise
+ * followers answer -EPERM with the leader they know. */
+static void handle_group_add(struct seq_node *n, const struct dp_edge_rx *rx,
+			     const struct dp_buf *b)
+{
+	if (rx->body_len != WIRE_GROUP_ADD_BYTES) {
+		dp_edge_drop(&n->e, WIRE_DROP_BODY);
 		return;
-	uint8_t body[WIRE_MEMBER_RESULT_BYTES] = {0};
-	ordo_st64(body, nonce);
-	ordo_st32(body + 8, (uint32_t)result);
-	ordo_st32(body + 12, (uint32_t)n->m.leader_id);
-	ordo_st64(body + 16, index);
-	bool ok = wire_put(&w, body, sizeof body);
-	ORDO_ASSERT(ok);
-	dp_edge_send(&n->e, out, &w, dp_edge_internal_key(&n->e), &b->peer,
-		     n->e.self->internal_port);
+	}
+	const struct cfg_cluster *c = &n->e.cfg;
+	uint64_t nonce = ordo_ld64(rx->body);
+	uint64_t first_epoch = ordo_ld64(rx->body + 8);
+	uint16_t group = ordo_ld16(rx->body + 16);
+	int32_t result;
+	uint64_t at_epoch = 0;
+	/* only a group of the file that joins later, in every-epoch mode */
+	if (!c->every_epoch || group >= cfg_groups(c) || group < c->founding_groups ||
+	    group >= ORDO_GROUPS_MAX)
+		result = -EINVAL;
+	else
+		result =
+		    seq_machine_group_add(&n->m, group, first_epoch, ordo_real_ns(), &at_epoch);
+	send_member_result(n, &b->peer, nonce, result, at_epoch);
 }
 
 /* Resends the entries covering the epochs a replica reports missing
@@ -557,6 +620,10 @@ static void handle_datagram(struct seq_node *n, struct dp_buf *b)
 	if (rx.internal) {
 		if (rx.h.type == WIRE_MEMBER) {
 			handle_member(n, &rx, b);
+			return;
+		}
+		if (rx.h.type == WIRE_GROUP_ADD) {
+			handle_group_add(n, &rx, b);
 			return;
 		}
 		int p = n->bulk ? peer_index(n, rx.peer->node_id) : -1;
@@ -764,9 +831,10 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 		    .epoch_bytes = n->e.cfg.epoch_bytes,
 		    .inflight = n->e.cfg.epochs_inflight,
 		    .group = n->e.self->group,
-		    .every_epoch = cfg_groups(&n->e.cfg) > 1,
+		    .every_epoch = n->e.cfg.every_epoch,
 		},
-	    .ops = {.ordered = on_ordered, .epoch = on_epoch, .ctx = n},
+	    .ops = {.ordered = on_ordered, .epoch = on_epoch, .announce = on_announce, .ctx = n},
+	    .joining = n->e.self->group >= n->e.cfg.founding_groups,
 	};
 	rc = seq_machine_init(&n->m, &mcfg);
 	if (rc) {
@@ -820,6 +888,12 @@ int seq_main(int argc, char **argv)
 			"commits one entry per epoch_us, empty or not)\n",
 			self->node_id, (unsigned)cfg_groups(&n->e.cfg), n->e.cfg.epoch_us,
 			(unsigned)self->group);
+	if (n->m.joining)
+		fprintf(stderr,
+			"ordo sequencer %u: group %u is not a founding group (founding_groups = "
+			"%u): it orders nothing before the epoch `ordo group add` announces for it "
+			"(OVERLOADED until then)\n",
+			self->node_id, (unsigned)self->group, (unsigned)n->e.cfg.founding_groups);
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	n->next_tick_ns = ordo_mono_ns() + TICK_NS;

@@ -739,14 +739,14 @@ enum {
 	SH_WINDOW = 16,
 	SH_SESSIONS_MAX = 20,
 	SH_COUNT = 24,
-	SH_RESERVED0 = 28,
+	SH_JOIN_AFTER = 28,
 	SH_EVICTIONS = 32,
 	SH_RAFT_INDEX = 40,
 	SH_RAFT_TERM = 48,
 	SH_EPOCH = 56,
 	SH_GROUP_POSITION = 64,
 	SH_EPOCH_TS = 72,
-	SH_RESERVED1 = 80,
+	SH_JOIN_EPOCH = 80,
 
 	SS_CLIENT_ID = 0,
 	SS_NUMBER = 8,
@@ -770,7 +770,7 @@ enum {
 	ST_CRC = 0,
 	ST_RESERVED = 4,
 };
-ORDO_STATIC_ASSERT(SH_RESERVED1 + 8 == SEQ_SNAP_HDR_BYTES, "snapshot header layout");
+ORDO_STATIC_ASSERT(SH_JOIN_EPOCH + 8 == SEQ_SNAP_HDR_BYTES, "snapshot header layout");
 ORDO_STATIC_ASSERT(SS_RESERVED1 + 4 == SEQ_SNAP_SESSION_BYTES, "snapshot session layout");
 ORDO_STATIC_ASSERT(SL_RESERVED + 2 == SEQ_SNAP_SLOT_BYTES, "snapshot slot layout");
 ORDO_STATIC_ASSERT(SEQ_SNAP_HDR_BYTES % 8 == 0 && SEQ_SNAP_SESSION_BYTES % 8 == 0 &&
@@ -830,6 +830,11 @@ int seq_sessions_snapshot_write(const struct seq_sessions *t, const struct seq_s
 	ordo_st64(out + SH_EPOCH, h->epoch);
 	ordo_st64(out + SH_GROUP_POSITION, h->group_position);
 	ordo_st64(out + SH_EPOCH_TS, h->epoch_ts_ns);
+	ORDO_ASSERT(h->join_epoch == 0 ? h->join_after == 0
+				       : h->join_after >= 1 && h->join_after < h->join_epoch &&
+					     h->join_after <= UINT32_MAX);
+	ordo_st32(out + SH_JOIN_AFTER, (uint32_t)h->join_after);
+	ordo_st64(out + SH_JOIN_EPOCH, h->join_epoch);
 
 	uint64_t w = t->cfg.window;
 	uint8_t *p = out + SEQ_SNAP_HDR_BYTES;
@@ -982,7 +987,10 @@ static int snap_validate(struct seq_sessions *t, const uint8_t *in, size_t len)
 	if (ordo_ld32(in + end + ST_CRC) != ordo_crc32c(in, end) ||
 	    ordo_ld32(in + end + ST_RESERVED) != 0)
 		return -EBADMSG;
-	if (ordo_ld32(in + SH_RESERVED0) != 0 || ordo_ld64(in + SH_RESERVED1) != 0)
+	/* the group's own join: none, or an announcing entry at epoch >= 1 */
+	uint64_t join_epoch = ordo_ld64(in + SH_JOIN_EPOCH);
+	uint32_t join_after = ordo_ld32(in + SH_JOIN_AFTER);
+	if (join_epoch == 0 ? join_after != 0 : join_after == 0 || join_after >= join_epoch)
 		return -EBADMSG;
 	if (ordo_ld32(in + SH_WINDOW) != t->cfg.window ||
 	    ordo_ld32(in + SH_SESSIONS_MAX) != t->cfg.sessions_max)
@@ -1085,5 +1093,7 @@ int seq_sessions_snapshot_read(struct seq_sessions *t, const uint8_t *in, size_t
 	h->epoch = ordo_ld64(in + SH_EPOCH);
 	h->group_position = ordo_ld64(in + SH_GROUP_POSITION);
 	h->epoch_ts_ns = ordo_ld64(in + SH_EPOCH_TS);
+	h->join_epoch = ordo_ld64(in + SH_JOIN_EPOCH);
+	h->join_after = ordo_ld32(in + SH_JOIN_AFTER);
 	return 0;
 }

@@ -30,14 +30,21 @@
  * | 16  | 4    | window W (must equal the table's) |
  * | 20  | 4    | sessions_max (must equal the table's) |
  * | 24  | 4    | session count, 0 .. sessions_max |
- * | 28  | 4    | reserved, 0 |
+ * | 28  | 4    | seq_snap_hdr.join_after (0 before the first join, see below) |
  * | 32  | 8    | evictions so far (committed, deterministic) |
  * | 40  | 8    | seq_snap_hdr.raft_index |
  * | 48  | 8    | seq_snap_hdr.raft_term |
  * | 56  | 8    | seq_snap_hdr.epoch |
  * | 64  | 8    | seq_snap_hdr.group_position |
  * | 72  | 8    | seq_snap_hdr.epoch_ts_ns |
- * | 80  | 8    | reserved, 0 |
+ * | 80  | 8    | seq_snap_hdr.join_epoch |
+ *
+ * join_epoch and join_after (docs/PROTOCOL.md §1.7, adding a group): the
+ * epoch E from which the group orders, and E minus the epoch of the entry
+ * that announced it; both 0 when no announcement of the group itself was
+ * applied (a founding group; a joining one not yet announced). Otherwise
+ * 1 <= join_after < join_epoch. Those two words were reserved (0) before,
+ * so older snapshots read as "no announcement".
  *
  * Then `count` sessions in eviction (LRU) order, the next victim first, each
  * a 64-byte record followed by its `slots` ordered numbers:
@@ -198,6 +205,9 @@ struct seq_snap_hdr {
 	uint64_t epoch;		 /* last committed epoch number, 0 = none yet */
 	uint64_t group_position; /* last group_position ordered, 0 = none yet */
 	uint64_t epoch_ts_ns;	 /* timestamp of that epoch, ns */
+	uint64_t join_epoch;	 /* E of the group's own applied announcement, 0 = none */
+	uint64_t join_after;	 /* E minus the announcing entry's epoch, < 2^32 (32 bits in
+				    the encoding); 0 iff join_epoch is 0 */
 };
 
 /* Largest encoding for cfg (every session with 2W - 1 ordered numbers); 0 if
@@ -218,7 +228,8 @@ ORDO_MUST_CHECK int seq_sessions_snapshot_write(const struct seq_sessions *t,
  * encoding's size) and fills *h. Input from the network or disk: every field
  * is checked, nothing is allocated, nothing asserts on bad input.
  *   -EBADMSG: truncated, trailing bytes, CRC mismatch, unknown magic or
- *             version, a reserved field not 0, or a broken invariant;
+ *             version, a reserved field not 0, a join pair out of its rule,
+ *             or a broken invariant;
  *   -EINVAL:  a well-formed snapshot of another configuration (W or
  *             sessions_max differ).
  * The pending (leader-only) state is always cleared first, as by

@@ -581,3 +581,174 @@ Test(batcher, one_group_entries_are_single_epochs)
 	cr_assert_eq(seq_batcher_due_in(&b, 0, 900 * SLOT), UINT64_MAX);
 	seq_batcher_free(&b);
 }
+
+/* ------------------------------------------ adding a group (PROTOCOL §1.7) */
+
+/* Takes the next sealed entry, releases it, and returns its header. */
+static struct wire_epoch_hdr take_hdr(struct seq_batcher *b)
+{
+	const struct seq_epoch_buf *e = seq_batcher_next_sealed(b);
+	cr_assert_not_null(e);
+	struct wire_epoch_hdr h;
+	cr_assert_eq(wire_epoch_decode_hdr(e->bytes, e->len, &h), 0);
+	cr_assert_eq(h.join_group, e->hdr.join_group, "the bytes carry what the header says");
+	seq_batcher_release(b);
+	return h;
+}
+
+/* A group that joins later: with the floor at UINT64_MAX nothing is
+ * admitted, yet empty epochs are sealed on time; at E, adds into epochs
+ * below E are refused and from E on taken; a reset (new leader) keeps the
+ * floor. */
+Test(batcher_every, the_floor_refuses_adds_below_it_and_survives_a_reset)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	seq_batcher_set_min_epoch(&b, UINT64_MAX);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(1, 1, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1000 * SLOT, &p), -ENOBUFS);
+	cr_assert_eq(b.next_position, 1, "nothing placed");
+	cr_assert_eq(b.open.hdr.epoch, 0, "refused before opening an epoch");
+	cr_assert_not(seq_batcher_tick(&b, 0, 1000 * SLOT + 1, false)); /* opens 1000 */
+	cr_assert(seq_batcher_tick(&b, 0, 1001 * SLOT, false), "empty epochs are still sealed");
+	cr_assert_eq(take(&b, 1, 1000, 0, 1), 1001 * SLOT);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1001 * SLOT + 5, &p), -ENOBUFS);
+
+	/* the announcement is applied: the group joins at 1003 */
+	seq_batcher_set_min_epoch(&b, 1003);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1001 * SLOT + 5, &p), -ENOBUFS, "epoch 1001 < E");
+	cr_assert(seq_batcher_tick(&b, 0, 1002 * SLOT, false));
+	take(&b, 1001, 1001, 0, 1);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1002 * SLOT + 5, &p), -ENOBUFS, "epoch 1002 < E");
+	cr_assert(seq_batcher_tick(&b, 0, 1003 * SLOT, false));
+	take(&b, 1002, 1002, 0, 1);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1003 * SLOT + 5, &p), 0);
+	cr_assert_eq(p.epoch, 1003);
+	cr_assert_eq(p.group_position, 1, "the group's first position is at E");
+
+	/* a new leader continues at committed + 1; the floor stays */
+	seq_batcher_set_min_epoch(&b, 1010);
+	seq_batcher_reset(&b, 1003, 1);
+	cr_assert_eq(b.min_epoch, 1010);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1005 * SLOT, &p), -ENOBUFS);
+	cr_assert_not(seq_batcher_tick(&b, 0, 1005 * SLOT + 1, false)); /* opens 1003..1005 */
+	cr_assert(seq_batcher_tick(&b, 0, 1006 * SLOT, false));
+	take(&b, 1003, 1005, 0, 1);
+	/* a run opened at a late tick: its number decides, not from_epoch */
+	cr_assert(seq_batcher_tick(&b, 0, 1012 * SLOT, false));
+	take(&b, 1006, 1006, 0, 1);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 1012 * SLOT + 1, &p), 0);
+	cr_assert_eq(p.epoch, 1012);
+	seq_batcher_set_min_epoch(&b, 0);
+	seq_batcher_free(&b);
+}
+
+/* The floor with one group (not every-epoch): the epoch an add would go
+ * into, the next one when the open epoch is full. */
+Test(batcher, the_floor_counts_the_epoch_an_add_would_open)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = cfg_of(1000, ORDO_EPOCH_BYTES_MIN, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 5, 1), 0);
+	seq_batcher_set_min_epoch(&b, 6);
+	struct wire_place p;
+	struct wire_epoch_rec r = rec(1, 1, 0);
+	cr_assert_eq(seq_batcher_add(&b, &r, 0, 0, &p), -ENOBUFS, "it would open epoch 5");
+	seq_batcher_set_min_epoch(&b, 5);
+	uint32_t n = 0;
+	for (;; n++) {
+		struct wire_epoch_rec big = rec(2, n + 2, ORDO_OPAQUE_BYTES_MAX);
+		seq_batcher_set_min_epoch(&b, 5);
+		if (n > 0 && wire_epoch_rec_bytes(big.size) > c.epoch_bytes - b.open.len) {
+			/* this one would seal 5 and open 6 */
+			seq_batcher_set_min_epoch(&b, 7);
+			cr_assert_eq(seq_batcher_add(&b, &big, 0, 0, &p), -ENOBUFS);
+			cr_assert_null(seq_batcher_next_sealed(&b), "refused before sealing");
+			seq_batcher_set_min_epoch(&b, 6);
+			cr_assert_eq(seq_batcher_add(&b, &big, 0, 0, &p), 0);
+			cr_assert_eq(p.epoch, 6);
+			break;
+		}
+		cr_assert_eq(seq_batcher_add(&b, &big, 0, 0, &p), 0);
+		cr_assert_eq(p.epoch, 5);
+	}
+	cr_assert_gt(n, 0);
+	seq_batcher_free(&b);
+}
+
+/* The leader stamps an announcement into the next epoch it seals, once,
+ * with join_after = E - epoch; the same announcement again is a no-op,
+ * another waits (-EBUSY); the open epoch at E or later refuses (-ETIME). */
+Test(batcher_every, announce_stamps_the_next_sealed_header_once)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	cr_assert_not(seq_batcher_tick(&b, 0, 1000 * SLOT + 10, false)); /* opens 1000 */
+	cr_assert_not(seq_batcher_announcing(&b, 2));
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1004, 1000 * SLOT + 20), 0);
+	cr_assert(seq_batcher_announcing(&b, 2));
+	cr_assert_not(seq_batcher_announcing(&b, 3));
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1004, 1000 * SLOT + 30), 0, "the same: a no-op");
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1005, 1000 * SLOT + 30), -EBUSY);
+	cr_assert_eq(seq_batcher_announce(&b, 3, 1005, 1000 * SLOT + 30), -EBUSY);
+	cr_assert(seq_batcher_tick(&b, 0, 1001 * SLOT, false));
+	cr_assert(seq_batcher_announcing(&b, 2), "sealed, not yet released");
+	struct wire_epoch_hdr h = take_hdr(&b);
+	cr_assert_eq(h.epoch, 1000);
+	cr_assert_eq(h.join_group, 3, "group 2 + 1");
+	cr_assert_eq(h.join_after, 4, "1004 - 1000");
+	cr_assert_not(seq_batcher_announcing(&b, 2));
+	cr_assert(seq_batcher_tick(&b, 0, 1002 * SLOT, false));
+	h = take_hdr(&b);
+	cr_assert_eq(h.epoch, 1001);
+	cr_assert_eq(h.join_group, 0, "stamped once");
+	cr_assert_eq(h.join_after, 0);
+
+	/* the open epoch is 1002: E = 1002 is too late, 1003 is not */
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1002, 1002 * SLOT + 1), -ETIME);
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1001, 1002 * SLOT + 1), -ETIME);
+	cr_assert_eq(seq_batcher_announce(&b, 2, 0, 1002 * SLOT + 1), -EINVAL);
+	cr_assert_eq(seq_batcher_announce(&b, ORDO_GROUPS_MAX, 1009, 1002 * SLOT + 1), -EINVAL);
+	cr_assert_eq(seq_batcher_announce(&b, 2, 1002 + (1ull << 32), 1002 * SLOT + 1), -EINVAL,
+		     "join_after must fit 32 bits");
+	cr_assert_eq(seq_batcher_announce(&b, 4, 1003, 1002 * SLOT + 1), 0);
+	cr_assert(seq_batcher_tick(&b, 0, 1003 * SLOT, false));
+	h = take_hdr(&b);
+	cr_assert_eq(h.epoch, 1002);
+	cr_assert_eq(h.join_group, 5);
+	cr_assert_eq(h.join_after, 1, "at least 1");
+	seq_batcher_free(&b);
+}
+
+/* An announcement whose epoch is not sealed before E is dropped, never
+ * stamped with join_after 0; a reset drops a waiting one. */
+Test(batcher_every, announce_missed_or_reset_is_dropped)
+{
+	struct seq_batcher b;
+	struct seq_batcher_cfg c = every_cfg(4096, 4);
+	cr_assert_eq(seq_batcher_init(&b, &c, 1, 1), 0);
+	/* none open: an add at this time would open 1000 */
+	cr_assert_eq(seq_batcher_announce(&b, 1, 1002, 1000 * SLOT), 0);
+	/* but the first tick comes late and opens 1005, sealed at its end */
+	cr_assert_not(seq_batcher_tick(&b, 0, 1005 * SLOT, false));
+	cr_assert(seq_batcher_tick(&b, 0, 1006 * SLOT, false));
+	struct wire_epoch_hdr h = take_hdr(&b);
+	cr_assert_eq(h.epoch, 1005);
+	cr_assert_eq(h.join_group, 0);
+	cr_assert_eq(b.ann_missed, 1);
+	cr_assert_not(seq_batcher_announcing(&b, 1));
+	cr_assert_eq(seq_batcher_announce(&b, 1, 1002, 1006 * SLOT), -ETIME, "the retry learns");
+
+	cr_assert_eq(seq_batcher_announce(&b, 1, 1010, 1006 * SLOT), 0);
+	seq_batcher_reset(&b, 1007, 1);
+	cr_assert_not(seq_batcher_announcing(&b, 1));
+	cr_assert_not(seq_batcher_tick(&b, 0, 1007 * SLOT, false)); /* opens 1007 */
+	cr_assert(seq_batcher_tick(&b, 0, 1008 * SLOT, false));
+	h = take_hdr(&b);
+	cr_assert_eq(h.epoch, 1007);
+	cr_assert_eq(h.join_group, 0);
+	seq_batcher_free(&b);
+}

@@ -562,3 +562,93 @@ Test(config, multicast_group)
 	cr_assert_neq(load(text), 0);
 	cr_assert_not_null(strstr(err, "internal_port"), "%s", err);
 }
+
+/* every_epoch and founding_groups (adding a group, docs/PROTOCOL.md §1.7):
+ * their defaults follow the groups the file declares, and each
+ * inconsistent pair is refused at the key's line. */
+#define TWO_GROUPS                                                                                 \
+	"[node 2]\n"	     /* 8 */                                                               \
+	"role = sequencer\n" /* 9 */                                                               \
+	"group = 1\n"	     /* 10 */                                                              \
+	"addr = 127.0.1.2\n" /* 11 */
+
+Test(config, every_epoch_and_founding_groups)
+{
+	/* one group: every_epoch off, the group founds */
+	cr_assert_eq(load(HEAD), 0, "%s", err);
+	cr_assert_not(cl.every_epoch);
+	cr_assert_eq(cl.founding_groups, 1);
+	/* several groups: every_epoch on, every group founds */
+	cr_assert_eq(load(HEAD TWO_GROUPS), 0, "%s", err);
+	cr_assert(cl.every_epoch);
+	cr_assert_eq(cl.founding_groups, 2);
+	cr_assert_eq(load(full), 0, "%s", err);
+	cr_assert(cl.every_epoch, "full declares groups 0 and 1");
+	cr_assert_eq(cl.founding_groups, 2);
+	/* one group that can grow later */
+	cr_assert_eq(load("[cluster]\ncluster_id = 77\ninternal_auth = off\nevery_epoch = yes\n"
+			  "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"),
+		     0, "%s", err);
+	cr_assert(cl.every_epoch);
+	cr_assert_eq(cl.founding_groups, 1);
+	/* group 1 is added later: every_epoch defaults to yes */
+	cr_assert_eq(load("[cluster]\ncluster_id = 77\ninternal_auth = off\nfounding_groups = 1\n"
+			  "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"
+			  "[node 2]\nrole = sequencer\ngroup = 1\naddr = 127.0.1.2\n"),
+		     0, "%s", err);
+	cr_assert(cl.every_epoch);
+	cr_assert_eq(cl.founding_groups, 1);
+	cr_assert_eq(load("[cluster]\ncluster_id = 77\ninternal_auth = off\nfounding_groups = 2\n"
+			  "every_epoch = on\n"
+			  "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"
+			  "[node 2]\nrole = sequencer\ngroup = 1\naddr = 127.0.1.2\n"),
+		     0, "%s", err);
+	cr_assert_eq(cl.founding_groups, 2);
+
+	expect_error("[cluster]\ncluster_id = 77\nfounding_groups = 0\n",
+		     "t.ini:3: ", "founding_groups = 0 is out of range");
+	expect_error("[cluster]\ncluster_id = 77\nevery_epoch = sometimes\n",
+		     "t.ini:3: ", "every_epoch = 'sometimes' is not a boolean");
+	expect_error("[cluster]\ncluster_id = 77\ninternal_auth = off\nfounding_groups = 3\n"
+		     "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"
+		     "[node 2]\nrole = sequencer\ngroup = 1\naddr = 127.0.1.2\n",
+		     "t.ini:4: ", "founding_groups = 3, but the file declares 2 sequencer groups");
+	expect_error("[cluster]\ncluster_id = 77\ninternal_auth = off\nfounding_groups = 2\n"
+		     "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n",
+		     "t.ini:4: ", "founding_groups = 2, but the file declares 1 sequencer group ");
+	expect_error("[cluster]\ncluster_id = 77\ninternal_auth = off\nfounding_groups = 1\n"
+		     "every_epoch = no\n"
+		     "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"
+		     "[node 2]\nrole = sequencer\ngroup = 1\naddr = 127.0.1.2\n",
+		     "t.ini:5: ", "every_epoch = no, but the file declares 2 sequencer groups");
+	expect_error("[cluster]\ncluster_id = 77\ninternal_auth = off\nevery_epoch = off\n"
+		     "[node 1]\nrole = sequencer\naddr = 127.0.1.1\n"
+		     "[node 2]\nrole = sequencer\ngroup = 1\naddr = 127.0.1.2\n",
+		     "t.ini:4: ", "set it to yes");
+	expect_error("[cluster]\ncluster_id = 77\nevery_epoch = yes\nevery_epoch = no\n",
+		     "t.ini:4: ", "every_epoch set twice");
+}
+
+/* A group that joins later is named in an epoch header (join_group), which
+ * holds groups below ORDO_GROUPS_MAX. */
+Test(config, groups_that_join_are_below_groups_max)
+{
+	static char text[8192];
+	for (uint32_t founding = ORDO_GROUPS_MAX; founding <= ORDO_GROUPS_MAX + 1; founding++) {
+		int n = snprintf(text, sizeof text,
+				 "[cluster]\ncluster_id = 77\ninternal_auth = off\n"
+				 "founding_groups = %u\n",
+				 founding);
+		for (uint32_t g = 0; g <= ORDO_GROUPS_MAX; g++)
+			n +=
+			    snprintf(text + n, sizeof text - (size_t)n,
+				     "[node %u]\nrole = sequencer\ngroup = %u\naddr = 127.0.1.%u\n",
+				     g + 1, g, g + 1);
+		if (founding == ORDO_GROUPS_MAX + 1) {
+			cr_assert_eq(load(text), 0, "%s", err);
+			cr_assert_eq(cl.founding_groups, ORDO_GROUPS_MAX + 1);
+		} else {
+			expect_error(text, "t.ini:4: ", "joins later");
+		}
+	}
+}

@@ -1181,6 +1181,34 @@ Test(sessions_snapshot, empty_table)
 	seq_sessions_free(&r);
 }
 
+/* The group's own join (adding a group, docs/PROTOCOL.md §1.7) rides in the
+ * header words that were reserved: read back as written. */
+Test(sessions_snapshot, join_epoch_round_trip)
+{
+	struct seq_sessions t, r;
+	snap_table(&t, 4, 4, 0);
+	snap_table(&r, 4, 4, 0);
+	open_session(&t, 1, 0);
+	struct seq_snap_hdr h = {.raft_index = 7,
+				 .raft_term = 2,
+				 .epoch = 1800000000123ull,
+				 .group_position = 1,
+				 .epoch_ts_ns = 9,
+				 .join_epoch = 1800000000100ull,
+				 .join_after = 3000};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	cr_assert_eq(ordo_ld64(buf + 80), h.join_epoch);
+	cr_assert_eq(ordo_ld32(buf + 28), 3000);
+	struct seq_snap_hdr got;
+	memset(&got, 0xEE, sizeof got);
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &got), 0);
+	cr_assert(memcmp(&got, &h, sizeof h) == 0);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
 Test(sessions_snapshot, write_needs_room)
 {
 	struct seq_sessions t;
@@ -1393,10 +1421,14 @@ Test(sessions_snapshot, crafted_invariant_breaks_refused)
 	EXPECT_BAD("version");
 	patch(buf, len, 8, 8, len - 8);
 	EXPECT_BAD("total bytes");
+	/* join_after (28) and join_epoch (80): both 0, or 1 <= after < epoch */
 	patch(buf, len, 28, 4, 1);
-	EXPECT_BAD("header reserved");
+	EXPECT_BAD("join_after without join_epoch");
 	patch(buf, len, 80, 8, 1);
-	EXPECT_BAD("header reserved 2");
+	EXPECT_BAD("join_epoch without join_after");
+	patch(buf, len, 80, 8, 5);
+	patch(buf, len, 28, 4, 5);
+	EXPECT_BAD("join_after not below join_epoch");
 	patch(buf, len, 24, 4, 4);
 	EXPECT_BAD("count above sessions_max");
 	patch(buf, len, 24, 4, 2);

@@ -1,0 +1,277 @@
+/*
+ * Adding a group to a running cluster (issue 8 piece 5, docs/PROTOCOL.md
+ * §1.7): real `ordo sequencer` processes, group 0 founding, group 1 joining
+ * later (tests/integration/group-add.ini, founding_groups = 1, 127.0.12.1-6),
+ * no replicas.
+ *
+ * - before `ordo group add`, group 1's leader answers a session opening
+ *   OVERLOADED and orders nothing, while group 0 orders;
+ * - `ordo group add --group 1 --in-ms 2000` exits 0 and prints the join
+ *   epoch E; right after it (before E) group 1 still answers OVERLOADED;
+ * - after E, group 1 orders the opening: ORDERED OK in group 1 at an epoch
+ *   >= E, group_position 1 (nothing was ordered there before);
+ * - the same announcement again (--epoch E) exits 0 (idempotent retries);
+ *   the same command again (another E) exits 1: every group answers
+ *   -EEXIST ("File exists"); --group 0 (a founding group) is refused.
+ *
+ * Environment (tests/integration/meson.build sets both): ORDO_EXE, the ordo
+ * binary; ORDO_GROUP_ADD_CLUSTER, the cluster file. ORDO_KEEP_LOGS keeps the
+ * node logs.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "client/ordo.h"
+#include "client/procs.h"
+#include "common/ordo_time.h"
+#include "config/config.h"
+#include "wire/wire.h"
+
+#define READY_NS  (20ull * ORDO_NS_PER_S)
+#define STATUS_NS (300ull * ORDO_NS_PER_MS)
+#define IN_MS	  2000u
+
+static struct cfg_cluster g_cl;
+static const char *g_cluster_path;
+static const char *g_exe;
+static char g_dir[] = "/tmp/ordo-group-add-XXXXXX";
+static struct ordo_procs g_procs;
+static struct ordo_client *g_q; /* STATUS queries */
+
+static void setup(void)
+{
+	g_exe = getenv("ORDO_EXE");
+	g_cluster_path = getenv("ORDO_GROUP_ADD_CLUSTER");
+	cr_assert(g_exe && g_cluster_path, "ORDO_EXE and ORDO_GROUP_ADD_CLUSTER must be set");
+	char err[512];
+	cr_assert_eq(cfg_load(g_cluster_path, &g_cl, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg_groups(&g_cl), 2);
+	cr_assert_eq(g_cl.founding_groups, 1);
+	cr_assert(g_cl.every_epoch);
+	cr_assert_not_null(mkdtemp(g_dir));
+	cr_assert_eq(ordo_procs_start(&g_procs, &g_cl, g_cluster_path, g_exe, g_dir, NULL, NULL),
+		     0);
+	struct ordo_client_cfg qc = {.cluster = &g_cl};
+	cr_assert_eq(ordo_client_open(&qc, &g_q), 0);
+	cr_assert_eq(ordo_procs_wait_ready(&g_procs, g_q, &g_cl, READY_NS), 0,
+		     "the cluster did not start (logs in %s)", g_dir);
+}
+
+static void teardown(void)
+{
+	ordo_client_close(g_q);
+	g_q = NULL;
+	int bad = ordo_procs_stop(&g_procs);
+	if (getenv("ORDO_KEEP_LOGS") || bad != 0 || ordo_dir_remove(g_dir) != 0)
+		fprintf(stderr, "group_add_test: node logs kept in %s\n", g_dir);
+	cr_expect_eq(bad, 0, "%d node(s) did not exit 0 on SIGTERM", bad);
+}
+
+TestSuite(group_add, .init = setup, .fini = teardown, .timeout = 60);
+
+/* The node id of a group's leader, asking its nodes until one names it. */
+static uint32_t group_leader(uint16_t group)
+{
+	uint64_t deadline = ordo_mono_ns() + READY_NS;
+	while (ordo_mono_ns() < deadline) {
+		for (uint32_t i = 0; i < g_cl.nnodes; i++) {
+			const struct cfg_node *nd = &g_cl.nodes[i];
+			struct wire_status_msg s;
+			if (nd->role != CFG_ROLE_SEQUENCER || nd->group != group ||
+			    ordo_status(g_q, nd->node_id, &s, STATUS_NS) != 0 || s.leader_id == 0)
+				continue;
+			return s.leader_id;
+		}
+	}
+	cr_assert_fail("group %u has no leader", group);
+	return 0;
+}
+
+/* Sends the opening request (number 1, session 0, empty OPAQUE) of client_id
+ * from a raw socket to the leader of a group (following NOT_LEADER) and
+ * returns the ORDERED record answering it. */
+static struct wire_ordered_rec open_in(int fd, uint16_t group, uint64_t client_id)
+{
+	const struct wire_req r = {
+	    .client_id = client_id, .request_number = 1, .session = 0, .op = WIRE_OP_OPAQUE};
+	uint32_t to = group_leader(group);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		const struct cfg_node *nd = cfg_node_find(&g_cl, to);
+		cr_assert_not_null(nd);
+		cr_assert_eq(nd->group, group);
+		uint8_t buf[ORDO_DATAGRAM_MAX];
+		struct wire_writer w;
+		wire_begin(&w, buf, g_cl.max_datagram, WIRE_SUBMIT, g_cl.cluster_id);
+		wire_begin_records(&w, 0);
+		cr_assert(wire_add_submit(&w, &r));
+		uint32_t len = wire_finish(&w, NULL);
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons(nd->client_port),
+					 .sin_addr.s_addr = htonl(nd->ip)};
+		cr_assert_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&sa, sizeof sa),
+			     (ssize_t)len);
+		uint64_t deadline = ordo_mono_ns() + 500 * ORDO_NS_PER_MS;
+		while (ordo_mono_ns() < deadline) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			if (poll(&p, 1, 50) <= 0)
+				continue;
+			ssize_t k = recv(fd, buf, sizeof buf, 0);
+			struct wire_rx_ctx ctx = {.cluster_id = g_cl.cluster_id};
+			struct wire_hdr h;
+			if (k <= 0 || wire_check(&ctx, buf, (size_t)k, &h) != WIRE_DROP_NONE ||
+			    h.type != WIRE_ORDERED)
+				continue;
+			struct wire_ordered_rec recs[8];
+			uint32_t hint = 0;
+			int n = wire_parse_ordered(buf + ORDO_HDR_BYTES, h.length - ORDO_HDR_BYTES,
+						   &hint, recs, 8);
+			cr_assert_eq(n, 1, "one record sent, %d answered", n);
+			if (recs[0].client_id != client_id)
+				continue; /* a late answer to an earlier attempt */
+			if (recs[0].status != WIRE_ST_NOT_LEADER)
+				return recs[0];
+			if (hint)
+				to = hint; /* the leader moved */
+			break;
+		}
+	}
+	cr_assert_fail("group %u's leader never answered", group);
+	return (struct wire_ordered_rec){0};
+}
+
+/* Runs `ordo group add --cluster FILE --group G --in-ms MS` (with epoch:
+ * --epoch EPOCH instead); returns its exit code and its standard output in
+ * out. */
+static int run_group_add_at(unsigned group, unsigned in_ms, uint64_t epoch, char *out, size_t cap)
+{
+	char g[16], ms[32];
+	snprintf(g, sizeof g, "%u", group);
+	if (epoch)
+		snprintf(ms, sizeof ms, "%" PRIu64, epoch);
+	else
+		snprintf(ms, sizeof ms, "%u", in_ms);
+	const char *argv[] = {"ordo",
+			      "group",
+			      "add",
+			      "--cluster",
+			      g_cluster_path,
+			      "--group",
+			      g,
+			      epoch ? "--epoch" : "--in-ms",
+			      ms,
+			      NULL};
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		execv(g_exe, (char *const *)argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t k;
+	while (n + 1 < cap && (k = read(pfd[0], out + n, cap - 1 - n)) > 0)
+		n += (size_t)k;
+	out[n] = 0;
+	close(pfd[0]);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status));
+	printf("%s", out);
+	return WEXITSTATUS(status);
+}
+
+static int run_group_add(unsigned group, unsigned in_ms, char *out, size_t cap)
+{
+	return run_group_add_at(group, in_ms, 0, out, cap);
+}
+
+static uint64_t wall_us(void)
+{
+	return ordo_real_ns() / ORDO_NS_PER_US;
+}
+
+Test(group_add, joins_at_the_agreed_epoch)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7F000001)};
+	cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+
+	/* the founding group orders; the joining one refuses */
+	struct wire_ordered_rec o = open_in(fd, 0, 0xA1);
+	cr_assert_eq(o.status, WIRE_ST_OK, "group 0 answered %s",
+		     wire_status_name((enum wire_status)o.status));
+	cr_assert_eq(o.place.group, 0);
+	o = open_in(fd, 1, 0xB1);
+	cr_assert_eq(o.status, WIRE_ST_OVERLOADED, "group 1 answered %s before it joined",
+		     wire_status_name((enum wire_status)o.status));
+
+	/* a founding group cannot be added */
+	char out[4096];
+	cr_assert_eq(run_group_add(0, IN_MS, out, sizeof out), 1);
+
+	uint64_t before_us = wall_us();
+	cr_assert_eq(run_group_add(1, IN_MS, out, sizeof out), 0, "ordo group add failed");
+	uint64_t after_us = wall_us();
+	const char *p = strstr(out, "joins at epoch ");
+	cr_assert_not_null(p, "no join epoch in: %s", out);
+	uint64_t e = strtoull(p + strlen("joins at epoch "), NULL, 10);
+	const uint64_t slot_us = g_cl.epoch_us;
+	cr_assert_geq(e, (before_us + IN_MS * 1000ull) / slot_us);
+	cr_assert_leq(e, (after_us + IN_MS * 1000ull) / slot_us);
+	cr_assert_not_null(strstr(out, "group 0: committed"), "%s", out);
+	cr_assert_not_null(strstr(out, "group 1: committed"), "%s", out);
+	/* a retry of the same announcement: every group answers 0 again */
+	char again[4096];
+	cr_assert_eq(run_group_add_at(1, 0, e, again, sizeof again), 0, "a retry failed");
+	cr_assert_not_null(strstr(again, "group 0: committed"), "%s", again);
+
+	/* committed, but E has not come: still nothing */
+	if (wall_us() + 300 * 1000ull < e * slot_us) {
+		o = open_in(fd, 1, 0xB2);
+		cr_assert_eq(o.status, WIRE_ST_OVERLOADED,
+			     "group 1 answered %s before its join epoch",
+			     wire_status_name((enum wire_status)o.status));
+	} else {
+		printf("ordo group add took %" PRIu64 " ms: the check before E is skipped\n",
+		       (after_us - before_us) / 1000);
+	}
+
+	/* from E on, group 1 orders: its first position is at E or later */
+	uint64_t now = wall_us(), at = (e + 1) * slot_us + 50 * 1000;
+	if (now < at) {
+		struct timespec ts = {(time_t)((at - now) / 1000000),
+				      (long)((at - now) % 1000000) * 1000};
+		nanosleep(&ts, NULL);
+	}
+	o = open_in(fd, 1, 0xB1);
+	cr_assert_eq(o.status, WIRE_ST_OK, "group 1 answered %s after its join epoch",
+		     wire_status_name((enum wire_status)o.status));
+	cr_assert_eq(o.place.group, 1);
+	cr_assert_geq(o.place.epoch, e, "ordered in epoch %" PRIu64 " before E = %" PRIu64,
+		      o.place.epoch, e);
+	cr_assert_eq(o.place.group_position, 1, "nothing was ordered in group 1 before");
+	close(fd);
+
+	/* the same group again, at another epoch: every group refuses */
+	cr_assert_eq(run_group_add(1, IN_MS, out, sizeof out), 1);
+	cr_assert_not_null(strstr(out, "group 0: File exists"), "%s", out);
+	cr_assert_not_null(strstr(out, "group 1: File exists"), "%s", out);
+}
