@@ -36,6 +36,10 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src)
 	dst->steps = src->steps;
 	memcpy(dst->group_position, src->group_position, sizeof dst->group_position);
 	dst->group_known = src->group_known;
+	dst->groups_active = src->groups_active;
+	dst->join_group = src->join_group;
+	dst->join_epoch = src->join_epoch;
+	dst->joins_ignored = src->joins_ignored;
 }
 
 /* Applies one checked epoch at the next global positions. */
@@ -93,6 +97,27 @@ bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t l
 	return true;
 }
 
+void rep_state_found(struct rep_state *s, uint32_t n)
+{
+	if (s->groups_active == 0)
+		s->groups_active = n >= 32 ? ~0u : (1u << n) - 1;
+}
+
+/* groups_active 0: never set, every group merged (the default). */
+static bool is_active(const struct rep_state *s, uint32_t g)
+{
+	return s->groups_active == 0 || (g < 32 && (s->groups_active & (1u << g)));
+}
+
+uint64_t rep_state_group_from(const struct rep_state *s, uint32_t g)
+{
+	if (is_active(s, g))
+		return 0;
+	if (s->join_group == g + 1)
+		return s->join_epoch;
+	return UINT64_MAX;
+}
+
 bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *const *epochs,
 			    const uint32_t *lens, uint32_t groups, rep_apply_fn *fn, void *ctx)
 {
@@ -105,15 +130,30 @@ bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *
 		if (!epochs[g])
 			continue;
 		present++;
-		if (wire_epoch_decode_hdr(epochs[g], lens[g], &h[g]) != 0 || h[g].epoch != epoch ||
-		    h[g].group != g || h[g].from_epoch > s->applied_epoch + 1)
+		uint64_t from = rep_state_group_from(s, g);
+		/* an active group's entry covers every epoch since the last
+		 * merged one; a joining group's, every epoch since it joins */
+		uint64_t bound = from == 0 ? s->applied_epoch + 1 : from;
+		if (from == UINT64_MAX || epoch < from ||
+		    wire_epoch_decode_hdr(epochs[g], lens[g], &h[g]) != 0 || h[g].epoch != epoch ||
+		    h[g].group != g || h[g].from_epoch > bound)
 			return false;
-		bool known = s->group_known & (1u << g);
-		if (known && h[g].count != 0 && h[g].first_position != s->group_position[g] + 1)
+		bool known = from != 0 || (s->group_known & (1u << g)); /* a joiner starts at 0 */
+		uint64_t base = from != 0 ? 0 : s->group_position[g];
+		if (known && h[g].count != 0 && h[g].first_position != base + 1)
 			return false;
 	}
 	if (present == 0)
 		return false;
+	/* The pending group joins from its join epoch: position 0, known. */
+	if (s->join_group && epoch >= s->join_epoch) {
+		uint32_t g = s->join_group - 1u;
+		s->groups_active |= 1u << g;
+		s->group_position[g] = 0;
+		s->group_known |= 1u << g;
+		s->join_group = 0;
+		s->join_epoch = 0;
+	}
 	for (uint32_t g = 0; g < groups; g++) {
 		if (!epochs[g])
 			continue;
@@ -123,6 +163,22 @@ bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *
 		}
 		apply_records(s, epochs[g], lens[g], &h[g], fn, ctx);
 		s->group_position[g] += h[g].count;
+	}
+	/* Join announcements: the first one pending wins; a repeat of it (every
+	 * group announces it) or of a group already merged changes nothing. */
+	for (uint32_t g = 0; g < groups; g++) {
+		if (!epochs[g] || h[g].join_group == 0)
+			continue;
+		uint32_t j = h[g].join_group - 1u;
+		uint64_t at = h[g].epoch + h[g].join_after;
+		if (is_active(s, j) || (s->join_group == j + 1 && s->join_epoch == at))
+			continue;
+		if (s->join_group == 0 && at > epoch && j < 32) {
+			s->join_group = (uint16_t)(j + 1);
+			s->join_epoch = at;
+		} else {
+			s->joins_ignored++;
+		}
 	}
 	s->applied_epoch = epoch;
 	s->next_epoch = epoch + 1;

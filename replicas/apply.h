@@ -31,6 +31,15 @@ struct rep_state {
 	 * after a load sets it, later entries must continue it. */
 	uint64_t group_position[ORDO_GROUPS_MAX];
 	uint32_t group_known;
+	/* Groups merged (bit g): the founding groups, then each group whose
+	 * join announcement (wire.h join_group) was applied, from its join
+	 * epoch on. 0: never set, every group is merged (a cluster whose
+	 * groups all found it; rep_state_found sets fewer). One join pending
+	 * at a time: join_group (group id + 1, 0 none) joins at join_epoch. */
+	uint32_t groups_active;
+	uint16_t join_group;
+	uint64_t join_epoch;
+	uint64_t joins_ignored; /* announcements not taken: another pending, or too late */
 };
 
 /*
@@ -58,6 +67,14 @@ void rep_state_copy(struct rep_state *dst, const struct rep_state *src);
 bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t len,
 			   rep_apply_fn *fn, void *ctx);
 
+/* Only the founding groups 0 .. n - 1 are merged, if nothing is set yet (a
+ * new state; a checkpoint or the applied log carries the set). */
+void rep_state_found(struct rep_state *s, uint32_t n);
+
+/* The first epoch group g is merged from: 0 for an active group, the join
+ * epoch of the pending group, UINT64_MAX for a group not (yet) merged. */
+uint64_t rep_state_group_from(const struct rep_state *s, uint32_t g);
+
 /* Several groups (Calvin, PROTOCOL.md §3.2): applies merged epoch `epoch`
  * (after applied_epoch): epochs[g] is group g's entry ending at `epoch`, or
  * NULL when group g's entry covers `epoch` but ends later (empty here).
@@ -65,7 +82,10 @@ bool rep_state_apply_epoch(struct rep_state *s, const uint8_t *bytes, uint32_t l
  * true, or false with nothing applied if any entry is malformed, is not
  * group g's entry for `epoch`, or does not continue that group's
  * group_position. The ENTRIES records (and the digest) carry global
- * positions. */
+ * positions. A pending group joins once `epoch` reaches its join epoch (its
+ * entry may then contribute, starting at group position 1); a join
+ * announced in an applied entry becomes pending if no other is and its
+ * epoch is after `epoch`. */
 bool rep_state_apply_merged(struct rep_state *s, uint64_t epoch, const uint8_t *const *epochs,
 			    const uint32_t *lens, uint32_t groups, rep_apply_fn *fn, void *ctx);
 

@@ -66,7 +66,8 @@ enum { OP_FREE = 0, OP_WRITE, OP_FSYNC, OP_DIRSYNC, OP_UNLINK };
 #define H_CHUNK_BYTES	96u
 #define H_CHUNKS	100u
 #define H_STEPS		104u /* rep_state.steps when not applied_epoch (several groups) */
-#define H_RESERVED	112u
+#define H_ACTIVE	112u /* rep_state.groups_active (u16), join_group (u16), join_epoch */
+#define H_RESERVED	124u
 #define H_CRC		124u
 /* Trailer field offsets. */
 #define T_MAGIC	     0u
@@ -333,6 +334,9 @@ static void header_encode(uint8_t *h, uint64_t cluster_id, const struct rep_stat
 	ordo_st64(h + H_EPOCH, s->applied_epoch);
 	ordo_st64(h + H_NEXT_EPOCH, s->next_epoch);
 	ordo_st64(h + H_STEPS, s->steps == s->applied_epoch ? 0 : s->steps);
+	ordo_st16(h + H_ACTIVE, (uint16_t)s->groups_active);
+	ordo_st16(h + H_ACTIVE + 2, s->join_group);
+	ordo_st64(h + H_ACTIVE + 4, s->join_epoch);
 	ordo_st64(h + H_REQUESTS, s->requests_applied);
 	memcpy(h + H_DIGEST, s->digest, 16);
 	ordo_st64(h + H_ACCOUNTS, accounts);
@@ -1423,6 +1427,9 @@ static int load_one(int dir_fd, const char *name, const char *path, uint64_t exp
 	s->applied_epoch = epoch;
 	s->next_epoch = next_epoch;
 	s->steps = ordo_ld64(h + H_STEPS) ? ordo_ld64(h + H_STEPS) : epoch;
+	s->groups_active = ordo_ld16(h + H_ACTIVE);
+	s->join_group = ordo_ld16(h + H_ACTIVE + 2);
+	s->join_epoch = ordo_ld64(h + H_ACTIVE + 4);
 	s->requests_applied = ordo_ld64(h + H_REQUESTS);
 	if (file_bytes != NULL)
 		*file_bytes = want;

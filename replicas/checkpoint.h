@@ -50,7 +50,9 @@
  *  104   8   steps            apply steps (rep_state.steps, the applied log's
  *                                index) when they differ from epoch (several
  *                                sequencer groups); 0 means equal to epoch
- *  112  12   reserved         zero
+ *  112   2   groups_active    groups merged (bit g; 0: every group), several groups
+ *  114   2   join_group       group id + 1 of the group announced to join, or 0
+ *  116   8   join_epoch       the epoch it joins at (0 without one)
  *  124   4   crc32c           CRC-32C of bytes [0, 124)
  *
  * Account record (32 bytes): id u64, debits_posted u64, credits_posted u64,

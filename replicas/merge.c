@@ -7,6 +7,26 @@
 
 #include "common/le.h"
 
+/* Slots and buffers of group g. */
+static int alloc_group(struct rep_merge *m, uint32_t g)
+{
+	size_t n = m->slots;
+	m->slot[g] = calloc(n, sizeof *m->slot[g]);
+	m->mem[g] = malloc(n * ((size_t)m->epoch_bytes + m->frags_max));
+	if (!m->slot[g] || !m->mem[g]) {
+		free(m->slot[g]);
+		free(m->mem[g]);
+		m->slot[g] = NULL;
+		m->mem[g] = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		m->slot[g][i].bytes = m->mem[g] + i * m->epoch_bytes;
+		m->slot[g][i].got = m->mem[g] + n * m->epoch_bytes + i * m->frags_max;
+	}
+	return 0;
+}
+
 int rep_merge_init(struct rep_merge *m, uint32_t groups, uint32_t slots, uint32_t epoch_bytes,
 		   uint32_t frag_bytes)
 {
@@ -14,35 +34,48 @@ int rep_merge_init(struct rep_merge *m, uint32_t groups, uint32_t slots, uint32_
 	if (groups == 0 || groups > ORDO_GROUPS_MAX || slots == 0 || frag_bytes == 0 ||
 	    epoch_bytes < ORDO_EPOCH_HDR_BYTES)
 		return -EINVAL;
-	m->groups = groups;
 	m->slots = slots;
 	m->epoch_bytes = epoch_bytes;
 	m->frag_bytes = frag_bytes;
 	m->frags_max = (epoch_bytes + frag_bytes - 1) / frag_bytes;
-	size_t n = (size_t)groups * slots;
-	m->slot = calloc(n, sizeof *m->slot);
-	m->mem = malloc(n * ((size_t)epoch_bytes + m->frags_max));
-	if (!m->slot || !m->mem) {
+	int rc = rep_merge_grow(m, groups);
+	if (rc)
 		rep_merge_free(m);
-		return -ENOMEM;
+	return rc;
+}
+
+int rep_merge_grow(struct rep_merge *m, uint32_t groups)
+{
+	if (groups > ORDO_GROUPS_MAX)
+		return -EINVAL;
+	for (uint32_t g = m->groups; g < groups; g++) {
+		if (alloc_group(m, g) != 0) {
+			for (uint32_t k = m->groups; k < g; k++) {
+				free(m->slot[k]);
+				free(m->mem[k]);
+				m->slot[k] = NULL;
+				m->mem[k] = NULL;
+			}
+			return -ENOMEM;
+		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		m->slot[i].bytes = m->mem + i * epoch_bytes;
-		m->slot[i].got = m->mem + n * epoch_bytes + i * m->frags_max;
-	}
+	if (groups > m->groups)
+		m->groups = groups;
 	return 0;
 }
 
 void rep_merge_free(struct rep_merge *m)
 {
-	free(m->slot);
-	free(m->mem);
+	for (uint32_t g = 0; g < ORDO_GROUPS_MAX; g++) {
+		free(m->slot[g]);
+		free(m->mem[g]);
+	}
 	memset(m, 0, sizeof *m);
 }
 
 static struct rep_merge_slot *slot_of(const struct rep_merge *m, uint32_t g, uint64_t epoch)
 {
-	return &m->slot[(size_t)g * m->slots + epoch % m->slots];
+	return &m->slot[g][epoch % m->slots];
 }
 
 static bool complete(const struct rep_merge_slot *s)
@@ -102,7 +135,7 @@ bool rep_merge_covering(const struct rep_merge *m, uint32_t g, uint64_t x, const
 		hit = s; /* the usual case: an entry of one epoch */
 	} else {
 		/* A run ending later: look through the group's slots. */
-		const struct rep_merge_slot *base = &m->slot[(size_t)g * m->slots];
+		const struct rep_merge_slot *base = m->slot[g];
 		for (uint32_t i = 0; i < m->slots && !hit; i++)
 			if (complete(&base[i]) && base[i].epoch > x && from_of(&base[i]) <= x)
 				hit = &base[i];
@@ -115,24 +148,46 @@ bool rep_merge_covering(const struct rep_merge *m, uint32_t g, uint64_t x, const
 	return true;
 }
 
-bool rep_merge_next(const struct rep_merge *m, uint64_t merged, struct rep_merge_step *st,
-		    uint32_t *waiting)
+bool rep_merge_next_from(const struct rep_merge *m, uint64_t merged, const uint64_t *from,
+			 struct rep_merge_step *st, uint32_t *waiting)
 {
 	uint64_t end[ORDO_GROUPS_MAX];
+	bool in[ORDO_GROUPS_MAX] = {false};
 	uint64_t min = UINT64_MAX;
+	/* The groups merged now: each needs its entry covering merged + 1. */
 	for (uint32_t g = 0; g < m->groups; g++) {
+		st->bytes[g] = NULL;
+		st->len[g] = 0;
+		if (from[g] > merged + 1)
+			continue;
 		if (!rep_merge_covering(m, g, merged + 1, &st->bytes[g], &st->len[g], &end[g])) {
 			if (waiting)
 				*waiting = g;
 			return false;
 		}
+		in[g] = true;
+		if (end[g] < min)
+			min = end[g];
+	}
+	if (min == UINT64_MAX)
+		return false; /* no group merged at all */
+	/* A group joining within the step: its entry covering its join epoch. */
+	for (uint32_t g = 0; g < m->groups; g++) {
+		if (in[g] || from[g] == UINT64_MAX || from[g] > min)
+			continue;
+		if (!rep_merge_covering(m, g, from[g], &st->bytes[g], &st->len[g], &end[g])) {
+			if (waiting)
+				*waiting = g;
+			return false;
+		}
+		in[g] = true;
 		if (end[g] < min)
 			min = end[g];
 	}
 	st->epoch = min;
 	st->contributing = 0;
 	for (uint32_t g = 0; g < m->groups; g++) {
-		if (end[g] == min) {
+		if (in[g] && end[g] == min) {
 			st->contributing++;
 		} else {
 			st->bytes[g] = NULL;
@@ -140,6 +195,13 @@ bool rep_merge_next(const struct rep_merge *m, uint64_t merged, struct rep_merge
 		}
 	}
 	return true;
+}
+
+bool rep_merge_next(const struct rep_merge *m, uint64_t merged, struct rep_merge_step *st,
+		    uint32_t *waiting)
+{
+	static const uint64_t all[ORDO_GROUPS_MAX]; /* every group merged from the start */
+	return rep_merge_next_from(m, merged, all, st, waiting);
 }
 
 void rep_merge_release(struct rep_merge *m, const struct rep_merge_step *st)
@@ -153,9 +215,10 @@ void rep_merge_release(struct rep_merge *m, const struct rep_merge_step *st)
 
 void rep_merge_forget(struct rep_merge *m, uint64_t merged)
 {
-	for (size_t i = 0; i < (size_t)m->groups * m->slots; i++)
-		if (m->slot[i].epoch <= merged)
-			m->slot[i].epoch = 0;
+	for (uint32_t g = 0; g < m->groups; g++)
+		for (uint32_t i = 0; i < m->slots; i++)
+			if (m->slot[g][i].epoch <= merged)
+				m->slot[g][i].epoch = 0;
 }
 
 bool rep_merge_gap(const struct rep_merge *m, uint32_t g, uint64_t merged, uint32_t max,

@@ -20,7 +20,8 @@
  * (it is needed first; the other is asked for again later by NACK).
  *
  * Memory: groups x slots x (epoch_bytes + epoch_bytes / frag_bytes + 1)
- * bytes, plus the slot table (40 bytes per slot).
+ * bytes, plus the slot table (40 bytes per slot); a group's share is
+ * allocated when the group appears (init, rep_merge_grow).
  */
 #ifndef ORDO_REP_MERGE_H
 #define ORDO_REP_MERGE_H
@@ -43,8 +44,8 @@ struct rep_merge_slot {
 struct rep_merge {
 	uint32_t groups, slots;
 	uint32_t epoch_bytes, frag_bytes, frags_max;
-	struct rep_merge_slot *slot; /* groups x slots */
-	uint8_t *mem;
+	struct rep_merge_slot *slot[ORDO_GROUPS_MAX]; /* slots per group */
+	uint8_t *mem[ORDO_GROUPS_MAX];
 	/* Highest epoch each group announced committed (fragments, heartbeats). */
 	uint64_t known_committed[ORDO_GROUPS_MAX];
 };
@@ -61,6 +62,9 @@ struct rep_merge_step {
 ORDO_MUST_CHECK int rep_merge_init(struct rep_merge *m, uint32_t groups, uint32_t slots,
 				   uint32_t epoch_bytes, uint32_t frag_bytes);
 void rep_merge_free(struct rep_merge *m);
+/* Makes room for groups up to `groups` (a group added to the cluster file
+ * at run time): 0, or -ENOMEM / -EINVAL with nothing changed. */
+ORDO_MUST_CHECK int rep_merge_grow(struct rep_merge *m, uint32_t groups);
 
 /* Takes one fragment (already parsed; total_bytes <= epoch_bytes, offset a
  * multiple of frag_bytes, checked by the caller). merged is the last merged
@@ -81,6 +85,14 @@ bool rep_merge_covering(const struct rep_merge *m, uint32_t g, uint64_t x, const
  * does not (may be NULL). */
 bool rep_merge_next(const struct rep_merge *m, uint64_t merged, struct rep_merge_step *st,
 		    uint32_t *waiting);
+
+/* The same over the groups g with from[g] != UINT64_MAX: a group with
+ * from[g] <= merged + 1 is merged now and needs its entry covering
+ * merged + 1; a group joining at from[g] > merged + 1 takes part once the
+ * step reaches from[g], with its entry covering from[g] (rep_state's
+ * rep_state_group_from gives from[]). */
+bool rep_merge_next_from(const struct rep_merge *m, uint64_t merged, const uint64_t *from,
+			 struct rep_merge_step *st, uint32_t *waiting);
 
 /* Frees the slots of the entries that ended at st->epoch (applied, or
  * rejected: then the NACK asks for them again). */

@@ -75,12 +75,14 @@
 #define CKPT_DATA_OK	 0u
 #define CKPT_DATA_GONE	 1u
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 /* Repair of one sequencer group's stream. */
@@ -132,7 +134,8 @@ struct rep_node {
 	struct rep_state st; /* ledger, digest, positions */
 	struct rep_applog log;
 	struct dp_reply applied;
-	uint32_t groups;     /* sequencer groups merged */
+	uint32_t groups;     /* sequencer groups of the cluster file */
+	bool merged;	     /* every_epoch: merged steps (rep_state_apply_merged) */
 	struct rep_merge mg; /* reassembly of every group's entries, and the merge */
 	uint32_t frag_bytes; /* epoch bytes per fragment (the sender's) */
 	struct grp_repair rp[ORDO_GROUPS_MAX];
@@ -141,6 +144,7 @@ struct rep_node {
 	uint32_t stall_group;
 	uint64_t stall_since_ns; /* 0: not held back */
 	bool stall_logged;
+	bool unknown_join_logged; /* a join of a group the file lacks was reported */
 	uint64_t stalls, stall_ms_max;
 	uint64_t epoch_data_multicast; /* EPOCH_DATA received on multicast_group */
 	uint64_t live_epoch;	       /* the epoch `live` was decided for */
@@ -231,7 +235,7 @@ static bool apply_step(struct rep_node *n, const struct rep_merge_step *step)
 {
 	if (n->durable)
 		rep_store_epoch_begin(&n->store, &n->st, step->epoch);
-	bool ok = n->groups == 1
+	bool ok = !n->merged
 		      ? rep_state_apply_epoch(&n->st, step->bytes[0], step->len[0], on_applied, n)
 		      : rep_state_apply_merged(&n->st, step->epoch, step->bytes, step->len,
 					       n->groups, on_applied, n);
@@ -297,16 +301,33 @@ static void drain(struct rep_node *n)
 	for (;;) {
 		struct rep_merge_step step;
 		uint32_t waiting = 0;
-		if (!rep_merge_next(&n->mg, n->st.applied_epoch, &step, &waiting)) {
+		uint64_t from[ORDO_GROUPS_MAX];
+		for (uint32_t g = 0; g < n->groups; g++)
+			from[g] = rep_state_group_from(&n->st, g);
+		if (!rep_merge_next_from(&n->mg, n->st.applied_epoch, from, &step, &waiting)) {
 			/* Held back by one group while another already has more. */
 			if (n->groups > 1) {
 				bool ahead = false;
 				for (uint32_t g = 0; g < n->groups; g++)
-					if (g != waiting &&
+					if (g != waiting && from[g] != UINT64_MAX &&
 					    n->mg.known_committed[g] > n->st.applied_epoch + 1)
 						ahead = true;
 				note_stall(n, ahead ? waiting : UINT32_MAX, ordo_mono_ns());
 			}
+			return;
+		}
+		/* A group announced to join that the cluster file as loaded does
+		 * not have: merging past its join epoch without it would be
+		 * another order than the replicas that have it. Wait. */
+		if (n->st.join_group > n->groups && step.epoch >= n->st.join_epoch) {
+			if (!n->unknown_join_logged)
+				fprintf(stderr,
+					"ordo replica %u: group %u joins at epoch %llu but %s has "
+					"no such group: the merge waits there; add the group's "
+					"sequencers to the file and send SIGHUP\n",
+					n->e.self->node_id, n->st.join_group - 1u,
+					(unsigned long long)n->st.join_epoch, n->e.cfg.path);
+			n->unknown_join_logged = true;
 			return;
 		}
 		bool ok = apply_step(n, &step);
@@ -345,8 +366,11 @@ static void maybe_nack_group(struct rep_node *n, uint32_t g, uint64_t now)
 	struct grp_repair *r = &n->rp[g];
 	uint64_t from;
 	uint32_t count;
-	if (r->sequencer.port == 0 ||
-	    !rep_merge_gap(&n->mg, g, n->st.applied_epoch, NACK_EPOCHS, &from, &count)) {
+	uint64_t first = rep_state_group_from(&n->st, g); /* 0: merged now */
+	uint64_t after =
+	    first == 0 || first <= n->st.applied_epoch ? n->st.applied_epoch : first - 1;
+	if (r->sequencer.port == 0 || first == UINT64_MAX ||
+	    !rep_merge_gap(&n->mg, g, after, NACK_EPOCHS, &from, &count)) {
 		r->gap_epoch = 0;
 		return;
 	}
@@ -693,8 +717,9 @@ static void xfer_finish(struct rep_node *n)
 	rep_merge_forget(&n->mg, n->st.applied_epoch);
 	for (uint32_t g = 0; g < n->groups; g++)
 		n->rp[g].gap_epoch = 0;
-	if (n->groups > 1)
+	if (n->merged)
 		n->st.group_known = 0; /* a checkpoint does not hold them */
+	rep_state_found(&n->st, n->e.cfg.founding_groups);
 	if (rep_store_installed(&n->store, &n->st) != 0) {
 		fprintf(stderr, "ordo replica %u: %s; stopping\n", id, n->store.err);
 		stop_requested = 1;
@@ -992,6 +1017,80 @@ static void handle_datagram(struct rep_node *n, struct dp_buf *b)
 		handle_result_q(n, &rx.h, &q, b);
 }
 
+/* SIGHUP: reads the cluster file again and takes what may change while the
+ * replica runs: sequencers of new groups, appended (node ids above every
+ * existing one). They join the merge at the epoch `ordo group add`
+ * announces; until then their entries are held, not merged. Anything else
+ * changed is refused with the reason, and the replica goes on as before. */
+static void reload_cluster(struct rep_node *n)
+{
+	static struct cfg_cluster nc;
+	struct cfg_cluster *oc = &n->e.cfg;
+	uint32_t id = n->e.self->node_id;
+	char err[512], why[256] = "";
+	if (cfg_load(oc->path, &nc, err, sizeof err) != 0) {
+		fprintf(stderr, "ordo replica %u: reload refused: %s; still running as loaded\n",
+			id, err);
+		return;
+	}
+	uint16_t old_groups = cfg_groups(oc), new_groups = cfg_groups(&nc);
+	if (nc.cluster_id != oc->cluster_id || nc.epoch_us != oc->epoch_us ||
+	    nc.epoch_bytes != oc->epoch_bytes || nc.max_datagram != oc->max_datagram ||
+	    nc.every_epoch != oc->every_epoch || nc.founding_groups != oc->founding_groups ||
+	    nc.internal_auth != oc->internal_auth || nc.transport != oc->transport)
+		snprintf(why, sizeof why,
+			 "a [cluster] key changed (cluster_id, epoch_us, epoch_bytes, "
+			 "max_datagram, every_epoch, founding_groups, internal_auth, transport "
+			 "must stay)");
+	else if (!n->merged && new_groups > old_groups)
+		snprintf(why, sizeof why, "groups can be added only with every_epoch = yes");
+	else if (nc.nnodes < oc->nnodes)
+		snprintf(why, sizeof why, "nodes were removed");
+	for (uint32_t i = 0; !why[0] && i < oc->nnodes; i++) {
+		const struct cfg_node *a = &oc->nodes[i], *b = &nc.nodes[i];
+		if (a->node_id != b->node_id || a->role != b->role || a->group != b->group ||
+		    a->ip != b->ip || a->client_port != b->client_port ||
+		    a->internal_port != b->internal_port)
+			snprintf(why, sizeof why,
+				 "[node %u] changed, or a new node's id is below an existing one's",
+				 a->node_id);
+	}
+	for (uint32_t i = oc->nnodes; !why[0] && i < nc.nnodes; i++)
+		if (nc.nodes[i].role != CFG_ROLE_SEQUENCER || nc.nodes[i].group < old_groups)
+			snprintf(why, sizeof why,
+				 "[node %u] (line %u) is not a sequencer of a new group: only new "
+				 "groups can be added while running",
+				 nc.nodes[i].node_id, nc.nodes[i].line);
+	if (why[0]) {
+		fprintf(stderr,
+			"ordo replica %u: reload of %s refused: %s; still running as loaded\n", id,
+			oc->path, why);
+		return;
+	}
+	if (nc.nnodes == oc->nnodes) {
+		fprintf(stderr, "ordo replica %u: reloaded %s: nothing new\n", id, oc->path);
+		return;
+	}
+	/* The groups merged so far are exactly the ones loaded before. */
+	rep_state_found(&n->st, old_groups);
+	if (rep_merge_grow(&n->mg, new_groups) != 0) {
+		fprintf(stderr,
+			"ordo replica %u: reload: no memory for %u more groups' reassembly\n", id,
+			new_groups - old_groups);
+		return;
+	}
+	for (uint32_t i = oc->nnodes; i < nc.nnodes; i++) {
+		oc->nodes[i] = nc.nodes[i];
+		n->seqs[n->nseqs++] = &oc->nodes[i];
+	}
+	oc->nnodes = nc.nnodes;
+	n->groups = new_groups;
+	fprintf(stderr,
+		"ordo replica %u: reloaded %s: group(s) %u..%u added; merged from the epoch "
+		"`ordo group add` announces\n",
+		id, oc->path, old_groups, new_groups - 1);
+}
+
 /* rep_store's replay callback: rebuild the applied log for FETCH/RESULT_Q. */
 static void on_replayed(void *ctx, const struct wire_entry_rec *ent,
 			const uint8_t digest_before[16], const uint8_t *data)
@@ -1022,6 +1121,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		return rc;
 	const struct cfg_cluster *cfg = &n->e.cfg;
 	n->groups = cfg_groups(cfg);
+	n->merged = cfg->every_epoch;
 	const struct cfg_node *reps[ORDO_NODES_MAX];
 	n->nreplicas = cfg_replicas(cfg, reps, ORDO_NODES_MAX);
 	for (uint32_t i = 0; i < n->nreplicas; i++) {
@@ -1059,7 +1159,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		    .epoch_bytes = cfg->epoch_bytes,
 		    .checkpoint_bytes = cfg->checkpoint_bytes,
 		    .retain_bytes = cfg->applied_log_bytes,
-		    .groups = n->groups,
+		    .merged = n->merged,
 		};
 		uint64_t t0 = ordo_mono_ns();
 		rc = rep_store_open(&n->store, &sc, &n->st, on_replayed, n);
@@ -1086,6 +1186,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		fprintf(stderr, "ordo replica %u: no --data: the ledger is in memory only\n",
 			n->e.self->node_id);
 	}
+	rep_state_found(&n->st, cfg->founding_groups); /* when nothing says otherwise */
 	if (rep_applog_applied(&n->log) != n->st.applied_position)
 		rep_applog_reset(&n->log, n->st.applied_position);
 	dp_reply_init(&n->applied, n->e.t, cfg->cluster_id, WIRE_APPLIED, n->e.self->node_id,
@@ -1120,6 +1221,7 @@ int rep_main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	const struct cfg_node *self = n->e.self;
 	fprintf(stderr, "ordo replica %u: serving on %u.%u.%u.%u:%u (internal %u)\n", self->node_id,
 		self->ip >> 24, (self->ip >> 16) & 255, (self->ip >> 8) & 255, self->ip & 255,
@@ -1127,6 +1229,10 @@ int rep_main(int argc, char **argv)
 
 	struct dp_buf *bufs[ORDO_DP_BURST_MAX];
 	while (!stop_requested) {
+		if (reload_requested) {
+			reload_requested = 0;
+			reload_cluster(n);
+		}
 		unsigned got = dp_rx_burst(n->e.t, bufs, ORDO_DP_BURST_MAX);
 		for (unsigned i = 0; i < got; i++)
 			handle_datagram(n, bufs[i]);

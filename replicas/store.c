@@ -109,11 +109,14 @@ static int record_replay(struct rep_store *s, struct rep_state *st, const uint8_
 		st->requests_applied++;
 		off += v.len;
 	}
-	if (s->cfg.groups <= 1) {
+	if (!s->cfg.merged) {
 		st->group_position[0] = st->applied_position;
 		st->group_known = 1;
 	} else {
 		st->group_known = 0; /* the records do not say; learned from the stream */
+		st->groups_active = ordo_ld32(p + 40);
+		st->join_group = ordo_ld16(p + 44);
+		st->join_epoch = ordo_ld64(p + 48);
 	}
 	st->applied_epoch = epoch;
 	st->next_epoch = epoch + 1;
@@ -165,7 +168,7 @@ static int replay(struct rep_store *s, struct rep_state *st, rep_replay_fn *fn, 
 		/* With one group the record's index is its epoch; with several
 		 * the head says which merged epoch it is. */
 		uint64_t epoch = e;
-		if (rc == 0 && s->cfg.groups > 1) {
+		if (rc == 0 && s->cfg.merged) {
 			epoch = ent.payload_bytes >= s->head ? ordo_ld64(s->rd + 32) : 0;
 			if (epoch <= st->applied_epoch) {
 				rc = -EBADMSG;
@@ -240,10 +243,8 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 	int rc = check_format(s);
 	if (rc)
 		return rc;
-	if (s->cfg.groups == 0)
-		s->cfg.groups = 1;
-	s->head = REP_STORE_HEAD_BYTES + (s->cfg.groups > 1 ? 8u : 0u);
-	s->rec_cap = s->cfg.groups * cfg->epoch_bytes + s->head;
+	s->head = cfg->merged ? REP_STORE_HEAD_MERGED_BYTES : REP_STORE_HEAD_BYTES;
+	s->rec_cap = (cfg->merged ? ORDO_GROUPS_MAX : 1u) * cfg->epoch_bytes + s->head;
 	s->rec = malloc(s->rec_cap);
 	s->rd = malloc(s->rec_cap);
 	if (!s->rec || !s->rd) {
@@ -259,6 +260,12 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 	stor_log_config_default(&lc, s->dir, cfg->cluster_id);
 	lc.payload_bytes_max = s->rec_cap;
 	lc.segment_bytes = REP_STORE_SEGMENT_BYTES;
+	/* The largest record must fit a segment and the write buffer twice. */
+	uint64_t big = ((2ull * s->rec_cap) + (1u << 20) - 1) & ~((1ull << 20) - 1);
+	if (big > lc.segment_bytes)
+		lc.segment_bytes = big;
+	if (big > lc.buffer_bytes)
+		lc.buffer_bytes = big;
 	rc = stor_log_open(&s->log, &lc, err, sizeof err);
 	if (rc) {
 		rc = fail(s, rc, "%s", err);
@@ -285,7 +292,7 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 			(unsigned long long)st->applied_epoch);
 		s->kept_epoch[0] = st->steps;
 		s->kept_applied = st->applied_epoch;
-		if (s->cfg.groups > 1)
+		if (s->cfg.merged)
 			st->group_known = 0; /* a checkpoint does not hold them */
 	} else if (rc == -ENOENT || rc == -EUCLEAN) {
 		if (rc == -EUCLEAN) {
@@ -363,8 +370,6 @@ void rep_store_epoch_begin(struct rep_store *s, const struct rep_state *st, uint
 	memset(s->rec, 0, s->head);
 	ordo_st64(s->rec + 0, st->applied_position + 1);
 	memcpy(s->rec + 16, st->digest, 16);
-	if (s->cfg.groups > 1)
-		ordo_st64(s->rec + 32, epoch);
 	s->rec_len = s->head;
 }
 
@@ -443,6 +448,13 @@ void rep_store_checkpoint_now(struct rep_store *s, const struct rep_state *st)
 int rep_store_epoch_end(struct rep_store *s, const struct rep_state *st)
 {
 	ORDO_ASSERT(st->applied_epoch == s->rec_epoch);
+	if (s->cfg.merged) { /* the state after the record: what replay restores */
+		ordo_st64(s->rec + 32, s->rec_epoch);
+		ordo_st32(s->rec + 40, st->groups_active);
+		ordo_st16(s->rec + 44, st->join_group);
+		ordo_st16(s->rec + 46, 0);
+		ordo_st64(s->rec + 48, st->join_epoch);
+	}
 	for (uint32_t attempt = 0;; attempt++) {
 		int rc = stor_log_append(&s->log, REP_STORE_KIND_EPOCH, ordo_ld64(s->rec + 0),
 					 st->steps, s->rec, s->rec_len);

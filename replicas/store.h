@@ -65,9 +65,12 @@
 #include "storage/seglog.h"
 #include "wire/wire.h"
 
-#define REP_STORE_KIND_EPOCH	1u
-#define REP_STORE_HEAD_BYTES	32u
-#define REP_STORE_SEGMENT_BYTES (16ull << 20) /* log segment: at most ~120 K one-request epochs */
+#define REP_STORE_KIND_EPOCH 1u
+#define REP_STORE_HEAD_BYTES 32u
+/* Merged mode: + u64 epoch, u32 groups_active, u16 join_group, u16 zero,
+ * u64 join_epoch (rep_state's, after the record). */
+#define REP_STORE_HEAD_MERGED_BYTES 56u
+#define REP_STORE_SEGMENT_BYTES	    (16ull << 20) /* log segment: at most ~120 K one-request epochs */
 
 struct rep_store_config {
 	const char *dir;	   /* data directory (ordo format) */
@@ -77,7 +80,10 @@ struct rep_store_config {
 	uint32_t epoch_bytes;	   /* largest epoch */
 	uint64_t checkpoint_bytes; /* log bytes between checkpoints */
 	uint64_t retain_bytes;	   /* log bytes kept for FETCH beyond what recovery needs */
-	uint32_t groups;	   /* sequencer groups (0 is read as 1) */
+	/* Merged mode (every_epoch: several groups, or groups may be added):
+	 * records carry their merged epoch and the set of groups merged, and
+	 * hold up to ORDO_GROUPS_MAX groups' entries. */
+	bool merged;
 };
 
 #define REP_STORE_MARKS 64u /* checkpoints remembered for retention */
@@ -102,8 +108,8 @@ struct rep_store {
 	bool ckpt_ready;
 	uint8_t *rec;	       /* staging: the epoch record being built */
 	uint32_t rec_len;      /* bytes used (head included) */
-	uint32_t rec_cap;      /* groups x epoch_bytes + head */
-	uint32_t head;	       /* record head bytes: REP_STORE_HEAD_BYTES, + 8 with groups */
+	uint32_t rec_cap;      /* epoch_bytes (x ORDO_GROUPS_MAX merged) + head */
+	uint32_t head;	       /* REP_STORE_HEAD_BYTES, or REP_STORE_HEAD_MERGED_BYTES merged */
 	uint8_t *rd;	       /* read buffer: replay, and FETCH from disk */
 	uint64_t rd_epoch;     /* the epoch record rd holds for FETCH, 0 none */
 	uint32_t rd_len;       /* its payload bytes */

@@ -561,9 +561,11 @@ static void handle_group_add(struct seq_node *n, const struct dp_edge_rx *rx,
 	uint16_t group = ordo_ld16(rx->body + 16);
 	int32_t result;
 	uint64_t at_epoch = 0;
-	/* only a group of the file that joins later, in every-epoch mode */
-	if (!c->every_epoch || group >= cfg_groups(c) || group < c->founding_groups ||
-	    group >= ORDO_GROUPS_MAX)
+	/* Only a group that joins later, in every-epoch mode: one of the file's
+	 * past the founding ones, or one past the file as this node loaded it
+	 * (its members need not reload: they never talk to the new group;
+	 * replicas, which do, must have it or they hold the merge at E). */
+	if (!c->every_epoch || group < c->founding_groups || group >= ORDO_GROUPS_MAX)
 		result = -EINVAL;
 	else
 		result =

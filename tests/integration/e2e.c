@@ -40,7 +40,18 @@
  * position is not a global one), the global position of its APPLIED, and,
  * per group, stream order equal to group_position order.
  *
- * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas|groups]]
+ * Grow mode (4th argument "grow", 5th the cluster file before the growth;
+ * issue 8): the cluster file has a founding group 0 and a group 1 added
+ * later (founding_groups = 1). Group 0's sequencers and the replicas start
+ * on the file before (group 0 alone, every_epoch = yes); group 1's
+ * sequencers start on the whole file and take nothing (OVERLOADED). Under
+ * load from clients of group 0, the whole file replaces the replicas' one,
+ * they get SIGHUP, and `ordo group add --group 1` announces the join; then
+ * clients open sessions in group 1 and load both groups. The same checks
+ * follow, and: no request of group 1 sits in an epoch before the join, and
+ * no process was restarted.
+ *
+ * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas|groups|grow [BEFORE]]]
  * With a sequencer marked join = yes in the cluster file, failover mode then
  * removes a follower (ordo member remove, then stops it) and adds the joiner
  * (ordo member add), and runs on under load: the joiner must hold the whole
@@ -113,6 +124,31 @@ struct client {
 	struct req_info *req; /* by request number */
 	uint64_t req_cap;
 };
+
+static void note(struct client *cl, uint64_t n, uint16_t op, uint64_t account);
+
+/* Client i: a session in group i mod G; the last one signs with [key 3]:
+ * AUTH both ways, its replies (ORDERED from the sequencer, APPLIED from
+ * replicas) under its key. */
+static int open_client(struct client *c, int i, const struct cfg_cluster *cl, const char *fault)
+{
+	struct ordo_client_cfg cfg = {.cluster = cl,
+				      .fault = fault,
+				      .key_id = i == CLIENTS - 1 ? 3 : 0,
+				      .group = (uint16_t)((uint32_t)i % ngroups)};
+	if (ordo_client_open(&cfg, &c->c) || ordo_session_open(c->c, 10 * ORDO_NS_PER_S))
+		return -1;
+	c->client_id = ordo_client_id(c->c);
+	note(c, 1, WIRE_OP_OPAQUE, 0);
+	/* the session number is the place of request 1 (§3.1.2): its group
+	 * position, a global one with one group */
+	if (ngroups == 1)
+		c->req[1].position = ordo_session(c->c);
+	else
+		c->req[1].group_position = ordo_session(c->c);
+	c->req[1].told = true;
+	return 0;
+}
 
 /* ---- a reference ledger, written from PROTOCOL.md §4 independently of
  * replicas/ledger.c, small and slow on purpose. ---- */
@@ -654,6 +690,55 @@ static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_c
 	ch->next_ns = now + FAILOVER_EVERY_NS;
 }
 
+/* Grow mode: the growth, once, GROW_AFTER_NS into the load. */
+#define GROW_AFTER_NS (2ull * ORDO_NS_PER_S)
+#define GROW_IN_MS    1500u /* the join epoch: this far ahead of the announcement */
+
+struct grow {
+	int phase; /* 0 before, 1 grown */
+	uint64_t at_ns;
+	uint64_t join_epoch;
+};
+
+static void grow_step(struct grow *g, struct ordo_procs *procs, const struct cfg_cluster *cl,
+		      const char *cluster, const char *grow_file, const char *exe,
+		      struct client *clients)
+{
+	if (g->phase != 0 || ordo_mono_ns() < g->at_ns)
+		return;
+	g->phase = 1;
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cluster, grow_file);
+	check(system(cmd) == 0, "the whole cluster file replaces the replicas' one");
+	for (uint32_t k = 0; k < cl->nnodes; k++)
+		if (cl->nodes[k].role == CFG_ROLE_REPLICA && procs->pid[k])
+			kill(procs->pid[k], SIGHUP);
+	usleep(300000);
+	snprintf(cmd, sizeof cmd, "'%s' group add --cluster '%s' --group 1 --in-ms %u 2>&1", exe,
+		 cluster, GROW_IN_MS);
+	FILE *f = popen(cmd, "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		printf("# %s", line);
+		/* the join epoch: the first number of wall-clock slot size */
+		for (char *q = line; *q && !g->join_epoch; q++)
+			if (*q >= '0' && *q <= '9' && (q == line || q[-1] < '0' || q[-1] > '9')) {
+				uint64_t v = strtoull(q, NULL, 10);
+				if (v > 1000000000ull)
+					g->join_epoch = v;
+			}
+	}
+	int st = f ? pclose(f) : -1;
+	check(st == 0 && g->join_epoch > 0,
+	      "ordo group add --group 1 announced the join at epoch %" PRIu64 " (exit %d)",
+	      g->join_epoch, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	for (int i = 0; i < CLIENTS; i++)
+		if (!clients[i].c)
+			check(open_client(&clients[i], i, cl, NULL) == 0,
+			      "client %d opens a session in group %u once it has joined", i,
+			      (uint32_t)i % ngroups);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -666,7 +751,9 @@ int main(int argc, char **argv)
 	bool failover = argc > 4 && strcmp(argv[4], "failover") == 0;
 	bool replicas = argc > 4 && strcmp(argv[4], "replicas") == 0;
 	bool groups = argc > 4 && strcmp(argv[4], "groups") == 0;
-	failover |= groups; /* the same paced load and leader kills, over every group */
+	bool grow = argc > 5 && strcmp(argv[4], "grow") == 0;
+	const char *file_before = grow ? argv[5] : NULL;
+	failover |= groups || grow; /* the same paced load (and leader kills, but not to grow) */
 	const char *fault_seq = failover || replicas ? NULL : FAULT_SEQ;
 	const char *fault_rep = failover ? NULL : replicas ? FAULT_REP_STREAM : FAULT_REP;
 	const char *fault_client = failover || replicas ? NULL : FAULT_CLIENT;
@@ -677,7 +764,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ngroups = cfg_groups(&cl);
-	if (groups && ngroups < 2) {
+	if ((groups || grow) && ngroups < 2) {
 		fprintf(stderr, "groups mode needs a cluster file with several groups\n");
 		return 2;
 	}
@@ -686,7 +773,25 @@ int main(int argc, char **argv)
 		return 2;
 	printf("# logs in %s; %" PRIu64 " requests from %d clients\n", logdir, total, CLIENTS);
 	struct ordo_procs procs;
-	if (ordo_procs_start(&procs, &cl, cluster, exe, logdir, fault_seq, fault_rep)) {
+	char grow_file[600] = ""; /* grow mode: the file group 0 and the replicas run on */
+	if (grow) {
+		snprintf(grow_file, sizeof grow_file, "%s/cluster.ini", logdir);
+		char cmd[1400];
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", file_before, grow_file);
+		if (system(cmd) != 0)
+			return 2;
+		memset(&procs, 0, sizeof procs);
+		for (uint32_t k = 0; k < cl.nnodes; k++) {
+			bool added = cl.nodes[k].role == CFG_ROLE_SEQUENCER &&
+				     cl.nodes[k].group >= cl.founding_groups;
+			if (ordo_procs_start_one(&procs, &cl, k, added ? cluster : grow_file, exe,
+						 logdir, NULL)) {
+				fprintf(stderr, "cannot start node %u\n", cl.nodes[k].node_id);
+				ordo_procs_stop(&procs);
+				return 1;
+			}
+		}
+	} else if (ordo_procs_start(&procs, &cl, cluster, exe, logdir, fault_seq, fault_rep)) {
 		fprintf(stderr, "cannot start the cluster\n");
 		return 1;
 	}
@@ -703,27 +808,13 @@ int main(int argc, char **argv)
 	struct ordo_prng rng;
 	ordo_prng_seed(&rng, 2026);
 	for (int i = 0; i < CLIENTS; i++) {
-		/* the last client signs with [key 3]: AUTH both ways, its replies
-		 * (ORDERED from the sequencer, APPLIED from replicas) under its key */
-		struct ordo_client_cfg cfg = {.cluster = &cl,
-					      .fault = fault_client,
-					      .key_id = i == CLIENTS - 1 ? 3 : 0,
-					      .group = (uint16_t)(i % ngroups)};
-		if (ordo_client_open(&cfg, &clients[i].c) ||
-		    ordo_session_open(clients[i].c, 10 * ORDO_NS_PER_S)) {
+		if (grow && (uint32_t)i % ngroups >= cl.founding_groups)
+			continue; /* opens once its group has joined */
+		if (open_client(&clients[i], i, &cl, fault_client) != 0) {
 			check(false, "client %d opens a session", i);
 			ordo_procs_stop(&procs);
 			return 1;
 		}
-		clients[i].client_id = ordo_client_id(clients[i].c);
-		note(&clients[i], 1, WIRE_OP_OPAQUE, 0);
-		/* the session number is the place of request 1 (§3.1.2): its
-		 * group position, a global one with one group */
-		if (ngroups == 1)
-			clients[i].req[1].position = ordo_session(clients[i].c);
-		else
-			clients[i].req[1].group_position = ordo_session(clients[i].c);
-		clients[i].req[1].told = true;
 	}
 	/* accounts: odd ids may not overdraw, every 5th may not be over-credited */
 	for (uint64_t a = 1; a <= ACCOUNTS; a++) {
@@ -748,8 +839,11 @@ int main(int argc, char **argv)
 			   .paused = -1,
 			   .removed = -1,
 			   .joiner = -1,
-			   .kills_max = groups ? GROUPS_KILLS : FAILOVER_KILLS,
-			   .pause_done = groups};
+			   .kills_max = grow	 ? 0
+					: groups ? GROUPS_KILLS
+						 : FAILOVER_KILLS,
+			   .pause_done = groups || grow};
+	struct grow gr = {.at_ns = start + GROW_AFTER_NS};
 	for (uint32_t k = 0; k < cl.nnodes; k++)
 		if (cl.nodes[k].role == CFG_ROLE_SEQUENCER && cl.nodes[k].join)
 			ch.joiner = (int)k;
@@ -767,9 +861,13 @@ int main(int argc, char **argv)
 		}
 		if (failover)
 			chaos_step(&ch, &procs, admin, &cl, cluster, exe, logdir);
+		if (grow)
+			grow_step(&gr, &procs, &cl, cluster, grow_file, exe, clients);
 		if (replicas)
 			rchaos_step(&rch, &procs, &cl, cluster, exe, logdir);
 		for (int i = 0; i < CLIENTS; i++) {
+			if (!clients[i].c)
+				continue; /* grow mode: its group has not joined yet */
 			while (sent < allowed && submit_one(&clients[i], &rng, &transfer_seq) == 0)
 				sent++;
 			absorb(&clients[i], ev, ordo_poll(clients[i].c, 0, ev, 512));
@@ -778,7 +876,7 @@ int main(int argc, char **argv)
 		if (sent >= total && outstanding == 0 &&
 		    (!failover || (ch.kills >= ch.kills_max && ch.down < 0 && ch.paused < 0 &&
 				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))) &&
-		    (!replicas || rch.phase == RP_DONE))
+		    (!replicas || rch.phase == RP_DONE) && (!grow || gr.phase == 1))
 			break;
 		if (ordo_mono_ns() > deadline) {
 			check(false, "all requests answered within 300 s (%u outstanding)",
@@ -796,7 +894,25 @@ int main(int argc, char **argv)
 	      secs, retries);
 	if (!replicas) /* there, only replicas' datagrams are dropped */
 		check(retries > 0, "faults forced resends");
-	if (groups)
+	if (grow) {
+		uint32_t reloaded = 0;
+		for (uint32_t k = 0; k < cl.nnodes; k++) {
+			if (cl.nodes[k].role != CFG_ROLE_REPLICA)
+				continue;
+			char path[700], line[512];
+			snprintf(path, sizeof path, "%s/node-%u.log", logdir, cl.nodes[k].node_id);
+			FILE *f = fopen(path, "r");
+			bool r = false;
+			while (f && fgets(line, sizeof line, f))
+				r |=
+				    strstr(line, "reloaded") && strstr(line, "group(s) 1..1 added");
+			if (f)
+				fclose(f);
+			reloaded += r;
+		}
+		check(reloaded == 3, "%u of 3 replicas took group 1 from the file on SIGHUP",
+		      reloaded);
+	} else if (groups)
 		check(ch.kills == GROUPS_KILLS,
 		      "a leader of each of %u groups was killed and restarted (%d kills)", ngroups,
 		      ch.kills);
@@ -938,6 +1054,7 @@ int main(int argc, char **argv)
 	ref.transfers_max = cl.transfers_max;
 	uint64_t seen_bad = 0, place_bad = 0, result_bad = 0, lookup_bad = 0, lookups_checked = 0;
 	uint64_t last_gp[ORDO_GROUPS_MAX] = {0};
+	uint64_t early = 0;
 	uint64_t *count[CLIENTS];
 	for (int i = 0; i < CLIENTS; i++)
 		count[i] = calloc(clients[i].req_cap + 1, sizeof(uint64_t));
@@ -955,6 +1072,9 @@ int main(int argc, char **argv)
 			continue;
 		}
 		count[who][n]++;
+		if (grow && (uint32_t)who % ngroups >= cl.founding_groups &&
+		    ordo_ld64(rec + 8) < gr.join_epoch)
+			early++; /* ordered in the added group before it joined */
 		struct req_info *ri = &clients[who].req[n];
 		if (ri->position && ri->position != p)
 			place_bad++;
@@ -1001,6 +1121,11 @@ int main(int argc, char **argv)
 	      place_bad, untold);
 	check(result_bad == 0, "every result equals the reference ledger's (%" PRIu64 " differ)",
 	      result_bad);
+	if (grow)
+		check(early == 0,
+		      "no request of the added group sits before its join epoch %" PRIu64
+		      " (%" PRIu64 " do)",
+		      gr.join_epoch, early);
 	check(lookups_checked > 100 && lookup_bad == 0,
 	      "%" PRIu64 " LOOKUP answers equal the reference balances (%" PRIu64 " differ)",
 	      lookups_checked, lookup_bad);

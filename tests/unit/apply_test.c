@@ -249,3 +249,68 @@ Test(apply, unknown_group_positions_are_learned_then_checked)
 	cr_assert_not(rep_state_apply_merged(&s, 42, ep, lens, 2, NULL, NULL));
 	rep_state_free(&s);
 }
+
+/* Stamps a join announcement (group j joins at epoch + after) into an
+ * entry's header. */
+static void announce(uint8_t *buf, uint16_t j, uint32_t after)
+{
+	ordo_st16(buf + 34, (uint16_t)(j + 1));
+	ordo_st32(buf + 36, after);
+}
+
+Test(apply, a_group_joins_at_the_epoch_announced)
+{
+	struct rep_state s;
+	cr_assert_eq(rep_state_init(&s, &CAPS), 0);
+	rep_state_found(&s, 1); /* group 0 founds; group 1 is added later */
+	s.applied_epoch = 9, s.next_epoch = 10;
+	cr_assert_eq(rep_state_group_from(&s, 0), 0);
+	cr_assert_eq(rep_state_group_from(&s, 1), UINT64_MAX, "not merged, not announced");
+	static uint8_t b0[4096], b1[4096];
+	const uint8_t *ep[2] = {b0, NULL};
+	uint32_t lens[2] = {0, 0};
+	/* Epoch 10: group 0 announces group 1 at 13 (10 + 3). */
+	lens[0] = make(b0, 10, 0, 1, 1, 100, 1);
+	announce(b0, 1, 3);
+	cr_assert(rep_state_apply_merged(&s, 10, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(rep_state_group_from(&s, 1), 13);
+	/* An entry of group 1 before it joins is refused. */
+	ep[1] = b1;
+	lens[0] = make(b0, 11, 0, 2, 1, 100, 2);
+	lens[1] = make(b1, 11, 1, 1, 1, 200, 3);
+	cr_assert_not(rep_state_apply_merged(&s, 11, ep, lens, 2, NULL, NULL));
+	ep[1] = NULL;
+	/* A repeat of the announcement (another group's) and a different one
+	 * (another epoch) while it is pending: the first stands. */
+	announce(b0, 1, 2); /* 11 + 2 = 13: the same */
+	cr_assert(rep_state_apply_merged(&s, 11, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(s.joins_ignored, 0);
+	lens[0] = make(b0, 12, 0, 3, 1, 100, 4);
+	announce(b0, 1, 5); /* 17: another epoch */
+	cr_assert(rep_state_apply_merged(&s, 12, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(s.joins_ignored, 1);
+	cr_assert_eq(rep_state_group_from(&s, 1), 13);
+	/* Epoch 13: group 1 joins; its entry (a run from 1, as a new group's
+	 * first entry is) must start at group position 1. */
+	lens[0] = make(b0, 13, 0, 4, 1, 100, 5);
+	lens[1] = make_run(b1, 1, 13, 1, 2, 1, 200, 6);
+	ep[1] = b1;
+	cr_assert_not(rep_state_apply_merged(&s, 13, ep, lens, 2, NULL, NULL),
+		      "a joining group starts at position 1");
+	lens[1] = make_run(b1, 1, 13, 1, 1, 2, 200, 6);
+	struct seen seen = {0};
+	cr_assert(rep_state_apply_merged(&s, 13, ep, lens, 2, record, &seen));
+	cr_assert_eq(seen.n, 3);
+	cr_assert_eq(seen.client[0], 100, "group 0 first");
+	cr_assert_eq(seen.client[2], 200);
+	cr_assert_eq(rep_state_group_from(&s, 1), 0, "merged from now on");
+	cr_assert_eq(s.group_position[1], 2);
+	cr_assert_eq(s.groups_active, 3);
+	/* An announcement of a group already merged changes nothing. */
+	lens[0] = make(b0, 14, 0, 5, 0, 100, 0);
+	announce(b0, 1, 4);
+	lens[1] = make(b1, 14, 1, 3, 0, 200, 0);
+	cr_assert(rep_state_apply_merged(&s, 14, ep, lens, 2, NULL, NULL));
+	cr_assert_eq(s.join_group, 0);
+	rep_state_free(&s);
+}

@@ -1456,7 +1456,7 @@ Test(store, merged_epochs_of_two_groups_recover_from_checkpoint_and_log)
 	struct rep_state s, want;
 	struct rep_store_config c;
 	store_cfg(&c, 64u << 20);
-	c.groups = 2;
+	c.merged = true;
 	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
 	cr_assert_eq(rep_state_init(&want, &CAPS), 0);
 	for (uint64_t i = 1; i <= 30; i++) {

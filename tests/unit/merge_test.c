@@ -175,3 +175,43 @@ Test(merge, the_entry_needed_first_keeps_a_contended_slot)
 	cr_assert_not(rep_merge_next(&m, 13, &st, NULL), "forgotten");
 	rep_merge_free(&m);
 }
+
+Test(merge, a_joining_group_takes_part_from_its_join_epoch)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 1, 8, 4096, FRAG), 0);
+	cr_assert_eq(rep_merge_grow(&m, 2), 0, "a group added at run time");
+	cr_assert_eq(m.groups, 2);
+	static uint8_t a[4][4096], r[4096];
+	uint32_t la[4];
+	for (uint32_t i = 0; i < 4; i++) {
+		la[i] = entry(a[i], 0, 10 + i, 10 + i, 1 + i, 1);
+		feed_all(&m, a[i], la[i], 0, 10 + i, 9);
+	}
+	uint64_t from[2] = {0, 12}; /* group 1 joins at 12 */
+	struct rep_merge_step st;
+	uint32_t waiting = 99;
+	cr_assert(rep_merge_next_from(&m, 9, from, &st, NULL));
+	cr_assert_eq(st.epoch, 10);
+	cr_assert_null(st.bytes[1], "before its join epoch group 1 is not asked");
+	rep_merge_release(&m, &st);
+	cr_assert(rep_merge_next_from(&m, 10, from, &st, NULL));
+	cr_assert_eq(st.epoch, 11);
+	rep_merge_release(&m, &st);
+	cr_assert_not(rep_merge_next_from(&m, 11, from, &st, &waiting));
+	cr_assert_eq(waiting, 1, "at 12 the merge needs group 1");
+	/* Its entry covering 12 is a run from 1 (a new group's first entry)
+	 * ending at 13: empty at 12. */
+	uint32_t lr = entry(r, 1, 1, 13, 1, 1);
+	feed_all(&m, r, lr, 1, 13, 11);
+	cr_assert(rep_merge_next_from(&m, 11, from, &st, NULL));
+	cr_assert_eq(st.epoch, 12);
+	cr_assert_null(st.bytes[1]);
+	rep_merge_release(&m, &st);
+	from[1] = 0; /* rep_state made it a member at 12 */
+	cr_assert(rep_merge_next_from(&m, 12, from, &st, NULL));
+	cr_assert_eq(st.epoch, 13);
+	cr_assert_not_null(st.bytes[1]);
+	cr_assert_eq(st.contributing, 2);
+	rep_merge_free(&m);
+}
