@@ -10,17 +10,18 @@
 #include "common/plant.h"
 #include "sim/sim.h"
 
-static const char *const plant_names[ORDO_PLANT_COUNT] = {
+static const char *const plant_names[SIM_PLANT_COUNT] = {
     [ORDO_PLANT_NONE] = "none",
     [ORDO_PLANT_OLD_TERM_COMMIT] = "old-term-commit",
     [ORDO_PLANT_VOTE_BEFORE_DURABLE] = "vote-before-durable",
     [ORDO_PLANT_SKIP_DEDUP] = "skip-dedup",
     [ORDO_PLANT_APPLY_OUT_OF_ORDER] = "apply-out-of-order",
+    [SIM_PLANT_MERGE_EARLY] = "merge-early",
 };
 
 int sim_plant_parse(const char *name)
 {
-	for (int i = 0; i < ORDO_PLANT_COUNT; i++)
+	for (int i = 0; i < SIM_PLANT_COUNT; i++)
 		if (!strcmp(name, plant_names[i]))
 			return i;
 	return -1;
@@ -28,13 +29,15 @@ int sim_plant_parse(const char *name)
 
 const char *sim_plant_name(int bug)
 {
-	return bug >= 0 && bug < ORDO_PLANT_COUNT ? plant_names[bug] : "?";
+	return bug >= 0 && bug < SIM_PLANT_COUNT ? plant_names[bug] : "?";
 }
 
 static const char usage_text[] =
     "usage: ordo sim [--seed N | --seeds COUNT [--from N]] [--random COUNT]\n"
     "                [--regressions FILE] [--hours H] [--record FILE]\n"
-    "                [--safety-only] [--steps N] [--expect-fail] [-v | -vv]\n"
+    "                [--safety-only] [--groups N | --groups random] [--node-nack]\n"
+    "                [--steps N]\n"
+    "                [--expect-fail] [-v | -vv]\n"
     "  Runs the deterministic cluster simulator: the real Raft, sequencer and\n"
     "  replica cores on a simulated network, disk and clock, every choice drawn\n"
     "  from one seed, with checkers after every step.\n"
@@ -45,11 +48,16 @@ static const char usage_text[] =
     "  --hours H         soak: random seeds for H hours (fractions allowed)\n"
     "  --record FILE     append every failing seed to FILE (a regression list)\n"
     "  --safety-only     lift every fault bound; check safety, not liveness\n"
+    "  --groups N        N sequencer groups (1 to 3; default 1), each its own Raft\n"
+    "                    group, merged by the replicas (docs/SCALEOUT.md)\n"
+    "  --groups random   1, 2 or 3 groups, drawn from each seed\n"
+    "  --node-nack       several groups: replicas NACK as replicas/node.c does\n"
+    "                    today (16 epochs, past the merge window too)\n"
     "  --steps N         steps of faults (1 ms each) instead of the seed's draw\n"
     "  --expect-fail     succeed only if some seed fails (planted-bug tests)\n"
     "  --plant NAME      (ordo-sim-planted only) activate a planted bug:\n"
     "                    old-term-commit, vote-before-durable, skip-dedup,\n"
-    "                    apply-out-of-order\n"
+    "                    apply-out-of-order, merge-early (with --groups 2 or 3)\n"
     "  With no seed option, one seed is drawn and printed first.\n";
 
 static int usage(const char *msg, const char *arg)
@@ -78,18 +86,33 @@ static double now_s(void)
 struct totals {
 	uint64_t seeds, failed, ordered, answered, crashes, msgs, elections, snapshots, dead,
 	    stranded, reopened, transfers;
+	uint64_t multi, probes, unknowns; /* seeds of several groups; their probes */
 	uint64_t first_fail_seed;
 	uint64_t first_fail_index;
 };
 
-/* Runs one seed; prints a failure with its replay command. */
-static int one(struct sim_opts *o, uint64_t seed, bool safety_only, struct totals *t,
-	       const char *record)
+/* " --groups N" for a run of several groups, else "". */
+static const char *groups_arg(uint32_t groups)
+{
+	static char buf[24];
+	if (groups <= 1)
+		return "";
+	snprintf(buf, sizeof buf, " --groups %u", groups);
+	return buf;
+}
+
+/* Runs one seed (groups: 0 keeps o's choice); prints a failure with its
+ * replay command. */
+static int one(struct sim_opts *o, uint64_t seed, bool safety_only, uint32_t groups,
+	       struct totals *t, const char *record)
 {
 	struct sim_result r;
 	o->seed = seed;
 	bool saved = o->safety_only;
+	uint32_t saved_groups = o->groups;
 	o->safety_only = safety_only || saved;
+	if (groups)
+		o->groups = groups;
 	int rc = sim_run(o, &r);
 	t->seeds++;
 	t->ordered += r.ordered;
@@ -102,6 +125,11 @@ static int one(struct sim_opts *o, uint64_t seed, bool safety_only, struct total
 	t->stranded += r.stranded;
 	t->reopened += r.reopened;
 	t->transfers += r.transfers;
+	if (r.groups > 1) {
+		t->multi++;
+		t->probes += r.probes;
+		t->unknowns += r.unknowns;
+	}
 	if (o->verbose)
 		fprintf(o->log,
 			"sim: seed %llu: %s: %s (%llu ordered, %llu answered, %llu crashes, %llu "
@@ -119,17 +147,22 @@ static int one(struct sim_opts *o, uint64_t seed, bool safety_only, struct total
 		fprintf(o->log,
 			"sim: FAILED seed=%llu step=%llu (t=%.3f s): %s: %s\n"
 			"sim:   cluster: %s\n"
-			"sim:   replay: %s --seed %llu%s%s%s\n",
+			"sim:   replay: %s --seed %llu%s%s%s%s%s\n",
 			(unsigned long long)seed, (unsigned long long)r.step,
 			(double)r.step / 1000.0, r.property, r.detail, r.shape,
 			o->argv0 ? o->argv0 : "ordo sim", (unsigned long long)seed,
+			groups_arg(r.groups), o->node_nack && r.groups > 1 ? " --node-nack" : "",
 			o->safety_only ? " --safety-only" : "", o->plant ? " --plant " : "",
 			o->plant ? o->plant : "");
 		if (record) {
 			FILE *f = fopen(record, "a");
 			if (f) {
-				fprintf(f, "%llu%s # %s: %s\n", (unsigned long long)seed,
-					o->safety_only ? " safety-only" : "", r.property, r.detail);
+				char g[24] = "";
+				if (r.groups > 1)
+					snprintf(g, sizeof g, " groups=%u", r.groups);
+				fprintf(f, "%llu%s%s # %s: %s\n", (unsigned long long)seed,
+					o->safety_only ? " safety-only" : "", g, r.property,
+					r.detail);
 				fclose(f);
 			} else {
 				fprintf(stderr, "ordo sim: cannot append to %s: %s\n", record,
@@ -138,10 +171,11 @@ static int one(struct sim_opts *o, uint64_t seed, bool safety_only, struct total
 		}
 	}
 	o->safety_only = saved;
+	o->groups = saved_groups;
 	return rc;
 }
 
-/* A regression list: "SEED [safety-only] [# comment]" per line. */
+/* A regression list: "SEED [safety-only] [groups=N] [# comment]" per line. */
 static int run_list(struct sim_opts *o, const char *path, struct totals *t, const char *record)
 {
 	FILE *f = fopen(path, "r");
@@ -167,14 +201,26 @@ static int run_list(struct sim_opts *o, const char *path, struct totals *t, cons
 			fclose(f);
 			return -1;
 		}
-		char *mode = strtok(NULL, " \t\r\n");
-		if (mode && strcmp(mode, "safety-only")) {
-			fprintf(stderr, "ordo sim: %s:%d: unknown mode \"%s\" (only safety-only)\n",
-				path, lineno, mode);
-			fclose(f);
-			return -1;
+		bool safety_only = false;
+		uint32_t groups = 1; /* a line without groups= is a seed of one group */
+		for (char *mode; (mode = strtok(NULL, " \t\r\n"));) {
+			uint64_t g;
+			if (!strcmp(mode, "safety-only")) {
+				safety_only = true;
+			} else if (!strncmp(mode, "groups=", 7) &&
+				   ordo_parse_u64(mode + 7, strlen(mode + 7), &g) && g >= 1 &&
+				   g <= 3) {
+				groups = (uint32_t)g;
+			} else {
+				fprintf(stderr,
+					"ordo sim: %s:%d: unknown mode \"%s\" (safety-only, "
+					"groups=1..3)\n",
+					path, lineno, mode);
+				fclose(f);
+				return -1;
+			}
 		}
-		bad |= one(o, seed, mode != NULL, t, record);
+		bad |= one(o, seed, safety_only, groups, t, record);
 	}
 	fclose(f);
 	return bad;
@@ -182,7 +228,7 @@ static int run_list(struct sim_opts *o, const char *path, struct totals *t, cons
 
 int sim_main(int argc, char **argv)
 {
-	struct sim_opts o = {.log = stdout, .argv0 = "ordo sim"};
+	struct sim_opts o = {.log = stdout, .argv0 = "ordo sim", .groups = 1};
 	const char *env_argv0 = getenv("ORDO_SIM_ARGV0");
 	if (env_argv0)
 		o.argv0 = env_argv0;
@@ -232,6 +278,17 @@ int sim_main(int argc, char **argv)
 #endif
 		} else if (!strcmp(a, "--safety-only")) {
 			o.safety_only = true;
+		} else if (!strcmp(a, "--groups") && v) {
+			uint64_t g;
+			if (!strcmp(v, "random"))
+				o.groups = 0;
+			else if (ordo_parse_u64(v, strlen(v), &g) && g >= 1 && g <= 3)
+				o.groups = (uint32_t)g;
+			else
+				return usage("--groups needs 1, 2, 3 or random", v);
+			i++;
+		} else if (!strcmp(a, "--node-nack")) {
+			o.node_nack = true;
 		} else if (!strcmp(a, "--expect-fail")) {
 			expect_fail = true;
 		} else if (!strcmp(a, "-v")) {
@@ -263,12 +320,12 @@ int sim_main(int argc, char **argv)
 	if (have_seed) {
 		if (!o.verbose)
 			o.verbose = 1;
-		rc |= one(&o, seed, false, &t, record);
+		rc |= one(&o, seed, false, 0, &t, record);
 	}
 	for (uint64_t k = 0; k < count && !(expect_fail && t.failed); k++)
-		rc |= one(&o, from + k, false, &t, record);
+		rc |= one(&o, from + k, false, 0, &t, record);
 	for (uint64_t k = 0; k < random_count && !(expect_fail && t.failed); k++)
-		rc |= one(&o, random_seed(), false, &t, record);
+		rc |= one(&o, random_seed(), false, 0, &t, record);
 	if (regressions) {
 		int lr = run_list(&o, regressions, &t, record);
 		if (lr < 0)
@@ -278,7 +335,7 @@ int sim_main(int argc, char **argv)
 	if (hours > 0) {
 		double end = t0 + hours * 3600.0, next_report = now_s() + 60.0;
 		while (now_s() < end) {
-			rc |= one(&o, random_seed(), false, &t, record);
+			rc |= one(&o, random_seed(), false, 0, &t, record);
 			if (now_s() >= next_report) {
 				printf("sim: soak: %llu seeds, %llu failed, %.0f s\n",
 				       (unsigned long long)t.seeds, (unsigned long long)t.failed,
@@ -300,6 +357,12 @@ int sim_main(int argc, char **argv)
 	       (unsigned long long)t.snapshots, (unsigned long long)t.dead,
 	       (unsigned long long)t.transfers, (unsigned long long)t.stranded,
 	       (unsigned long long)t.reopened, (unsigned long long)t.msgs);
+	if (t.multi)
+		printf(
+		    "sim: %llu of the seeds ran several sequencer groups: %llu requests sent to a "
+		    "group without their session, %llu answered SESSION_UNKNOWN, none ordered\n",
+		    (unsigned long long)t.multi, (unsigned long long)t.probes,
+		    (unsigned long long)t.unknowns);
 	if (expect_fail) {
 		if (t.failed) {
 			uint64_t i = t.first_fail_index;

@@ -77,9 +77,26 @@ static void trace(struct sim *s, const char *fmt, ...)
 
 /* ------------------------------------------------------------ network */
 
-static bool ep_is_seq(uint32_t ep)
+static bool ep_is_seq(const struct sim *s, uint32_t ep)
 {
-	return ep < SIM_REP0;
+	return ep < s->rep0;
+}
+
+/* The sequencer at endpoint ep, or NULL (a replica, a client, or an
+ * endpoint no node holds: links to it may be cut, nothing is sent to it). */
+static struct sim_seq *seq_at(struct sim *s, uint32_t ep)
+{
+	if (!ep_is_seq(s, ep))
+		return NULL;
+	const struct sim_group *g = &s->groups[ep / SIM_SEQ_STRIDE];
+	uint32_t i = ep % SIM_SEQ_STRIDE;
+	return i < g->nseq ? &s->seqs[g->first + i] : NULL;
+}
+
+/* The endpoint of member i (0-based) of group g. */
+static uint32_t seq_ep(uint32_t g, uint32_t i)
+{
+	return g * SIM_SEQ_STRIDE + i;
 }
 
 /* Queues one datagram through the link's faults; takes ownership of bytes. */
@@ -274,8 +291,8 @@ static bool disk_recover(struct sim *s, struct sim_seq *n)
 			const struct sim_rec *q = &d->recs[j];
 			if (q->crc == rec_crc(q) && q->index == d->snap.index + 1 + j) {
 				trace(s,
-				      "seq %u: record of index %llu is damaged; refusing to start",
-				      n->id, (unsigned long long)(d->snap.index + 1 + i));
+				      "seq %s: record of index %llu is damaged; refusing to start",
+				      n->name, (unsigned long long)(d->snap.index + 1 + i));
 				return false;
 			}
 		}
@@ -381,10 +398,12 @@ static void disk_save_snapshot(struct sim_seq *n, const struct raft_snapshot_met
 
 /* ------------------------------------------------------------ sequencers */
 
-/* A node's CLOCK_REALTIME: simulated time from 2026-01-01, plus its steps. */
+/* A node's CLOCK_REALTIME: simulated time from 2026-01-01, plus its steps
+ * and its skew. With several groups it numbers the epochs (batcher.h). */
 static uint64_t sim_wall(const struct sim *s, const struct sim_seq *n)
 {
-	return (uint64_t)((int64_t)(1767225600ull * 1000000000ull + s->now) + n->wall_offset);
+	return (uint64_t)((int64_t)(1767225600ull * 1000000000ull + s->now) + n->wall_offset +
+			  n->skew_ns);
 }
 
 static void seq_stop(struct sim *s, struct sim_seq *n, const char *why);
@@ -394,7 +413,8 @@ static void on_ordered(void *ctx, const struct wire_req *r, const struct wire_pl
 {
 	struct sim_seq *n = ctx;
 	struct sim *s = n->sim;
-	struct sim_msg m = {.from = (uint8_t)(n->id - 1),
+	check_home(s, n->group, r->client_id, r->request_number, "ordered");
+	struct sim_msg m = {.from = (uint8_t)n->ep,
 			    .to = (uint8_t)to->ip,
 			    .kind = K_ORDERED,
 			    .status = WIRE_ST_OK,
@@ -404,16 +424,29 @@ static void on_ordered(void *ctx, const struct wire_req *r, const struct wire_pl
 	net_send(s, &m);
 }
 
-static void send_epoch(struct sim *s, struct sim_seq *n, uint32_t to, const uint8_t *bytes,
-		       uint32_t len)
+/* Sends the entry ending at `epoch` to a replica: whole with one group;
+ * with several in EPOCH_DATA fragments of frag_bytes, as sequencer/node.c
+ * stream_epoch_to, which the replica reassembles with replicas/merge.h. */
+static void send_epoch(struct sim *s, struct sim_seq *n, uint32_t to, uint64_t epoch,
+		       const uint8_t *bytes, uint32_t len)
 {
-	struct sim_msg m = {
-	    .from = (uint8_t)(n->id - 1), .to = (uint8_t)to, .kind = K_EPOCH, .len = len};
-	m.bytes = malloc(len);
-	ORDO_ASSERT(m.bytes);
-	memcpy(m.bytes, bytes, len);
-	m.a = n->m.committed_epoch;
-	net_send(s, &m);
+	uint32_t frag = s->ngroups > 1 ? s->frag_bytes : len;
+	for (uint32_t off = 0; off < len; off += frag) {
+		uint32_t chunk = len - off < frag ? len - off : frag;
+		struct sim_msg m = {.from = (uint8_t)n->ep,
+				    .to = (uint8_t)to,
+				    .kind = K_EPOCH,
+				    .len = chunk,
+				    .group = (uint8_t)n->group,
+				    .off = off,
+				    .total = len};
+		m.bytes = malloc(chunk);
+		ORDO_ASSERT(m.bytes);
+		memcpy(m.bytes, bytes + off, chunk);
+		m.a = n->m.committed_epoch;
+		m.b = s->ngroups > 1 ? epoch : 0;
+		net_send(s, &m);
+	}
 }
 
 static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *bytes, uint32_t len,
@@ -424,14 +457,15 @@ static void on_epoch(void *ctx, const struct wire_epoch_hdr *h, const uint8_t *b
 	seq_epochlog_append(&n->elog, h->from_epoch, h->epoch, bytes, len);
 	if (leading)
 		for (uint32_t j = 0; j < s->nrep; j++)
-			send_epoch(s, n, SIM_REP0 + j, bytes, len);
+			send_epoch(s, n, s->rep0 + j, h->epoch, bytes, len);
 }
 
 static void send_raft(struct sim *s, struct sim_seq *n, const struct raft_msg *msgs, uint32_t count)
 {
 	for (uint32_t i = 0; i < count; i++) {
-		struct sim_msg m = {
-		    .from = (uint8_t)(n->id - 1), .to = (uint8_t)(msgs[i].to - 1), .kind = K_RAFT};
+		struct sim_msg m = {.from = (uint8_t)n->ep,
+				    .to = (uint8_t)seq_ep(n->group, (uint32_t)msgs[i].to - 1),
+				    .kind = K_RAFT};
 		size_t len = raft_msg_encoded_len(&msgs[i]);
 		m.bytes = malloc(len);
 		ORDO_ASSERT(m.bytes);
@@ -503,7 +537,7 @@ static void maybe_snapshot(struct sim *s, struct sim_seq *n)
 	disk_save_snapshot(n, &meta, n->snap_buf, len);
 	rc = raft_compact(n->raft, meta.index);
 	ORDO_ASSERT(rc == 0);
-	trace(s, "seq %u: snapshot at %llu", n->id, (unsigned long long)meta.index);
+	trace(s, "seq %s: snapshot at %llu", n->name, (unsigned long long)meta.index);
 }
 
 /* Handles every pending Raft update, as sequencer/node.c's handle_raft. */
@@ -517,8 +551,8 @@ static void seq_updates(struct sim *s, struct sim_seq *n)
 						     &u.snapshot->meta);
 			if (rc) {
 				sim_fail(s, "snapshot install",
-					 "node %u could not restore the snapshot at %llu: %d",
-					 n->id, (unsigned long long)u.snapshot->meta.index, rc);
+					 "node %s could not restore the snapshot at %llu: %d",
+					 n->name, (unsigned long long)u.snapshot->meta.index, rc);
 				return;
 			}
 			disk_save_snapshot(n, &u.snapshot->meta, u.snapshot->data, u.snapshot->len);
@@ -549,7 +583,7 @@ static void seq_updates(struct sim *s, struct sim_seq *n)
 		if (!seq_persist(s, n, &u))
 			return;
 		if (seq_machine_soft_state(&n->m, &u) && n->m.role == RAFT_LEADER) {
-			trace(s, "seq %u: leader of term %llu", n->id,
+			trace(s, "seq %s: leader of term %llu", n->name,
 			      (unsigned long long)n->m.term);
 			check_leader(s, n, n->m.term);
 			if (s->failed)
@@ -583,7 +617,8 @@ static struct raft_config raft_cfg_for(struct sim *s, struct sim_seq *n)
 {
 	struct raft_config c = s->rcfg;
 	c.id = n->id;
-	c.prng_seed = s->o.seed * 0x9E3779B97F4A7C15ull + n->id * 1000003ull + n->restarts;
+	c.prng_seed = s->o.seed * 0x9E3779B97F4A7C15ull + n->id * 1000003ull + n->restarts +
+		      n->group * 0x51ED27ull; /* group 0 (one group): as before groups */
 	c.hard_state = (struct raft_hard_state){.term = n->disk.term, .vote = n->disk.vote};
 	c.applied = n->m.applied_index;
 	c.log = &sim_log_ops;
@@ -596,12 +631,13 @@ static void seq_start(struct sim *s, struct sim_seq *n)
 {
 	if (!disk_recover(s, n)) {
 		n->dead = true;
-		s->dead++;
+		sim_group_of(s, n)->dead++;
 		s->res->dead++;
 		return;
 	}
 	struct seq_machine_cfg mc = s->mcfg;
 	mc.ops.ctx = n;
+	mc.batcher.group = (uint16_t)n->group;
 	int rc = seq_machine_init(&n->m, &mc);
 	ORDO_ASSERT(rc == 0);
 	rc = seq_epochlog_init(&n->elog, SIM_EPOCHLOG_BYTES, SIM_EPOCHLOG_EPOCHS);
@@ -609,13 +645,13 @@ static void seq_start(struct sim *s, struct sim_seq *n)
 	if (n->disk.snap.index) {
 		rc = seq_machine_restore(&n->m, n->disk.snap_data, n->disk.snap_len, &n->disk.snap);
 		if (rc)
-			sim_fail(s, "recovery", "node %u cannot restore its own snapshot: %d",
-				 n->id, rc);
+			sim_fail(s, "recovery", "node %s cannot restore its own snapshot: %d",
+				 n->name, rc);
 	}
 	struct raft_config c = raft_cfg_for(s, n);
 	rc = raft_new(&c, &n->raft);
 	if (rc) {
-		sim_fail(s, "recovery", "node %u: raft_new refused its own disk: %d", n->id, rc);
+		sim_fail(s, "recovery", "node %s: raft_new refused its own disk: %d", n->name, rc);
 		return;
 	}
 	seq_machine_attach(&n->m, n->raft);
@@ -627,7 +663,7 @@ static void seq_start(struct sim *s, struct sim_seq *n)
 
 static void seq_stop(struct sim *s, struct sim_seq *n, const char *why)
 {
-	trace(s, "seq %u: down (%s)", n->id, why);
+	trace(s, "seq %s: down (%s)", n->name, why);
 	raft_free(n->raft);
 	n->raft = NULL;
 	seq_machine_free(&n->m);
@@ -641,11 +677,12 @@ static void seq_stop(struct sim *s, struct sim_seq *n, const char *why)
 	if (!s->healing && chance(s, s->corrupt_ppm)) {
 		/* Bounded: damage only while the group keeps a majority of sound
 		 * disks (a damaged node refuses to start: it is lost). */
-		uint32_t damaged = s->dead;
-		for (uint32_t i = 0; i < s->nseq; i++)
+		const struct sim_group *g = sim_group_of(s, n);
+		uint32_t damaged = g->dead;
+		for (uint32_t i = g->first; i < g->first + g->nseq; i++)
 			damaged += s->seqs[i].disk.corrupted;
-		if ((s->o.safety_only || damaged < s->faulty_max) && disk_damage(s, n))
-			trace(s, "seq %u: a stored record is damaged", n->id);
+		if ((s->o.safety_only || damaged < g->faulty_max) && disk_damage(s, n))
+			trace(s, "seq %s: a stored record is damaged", n->name);
 	}
 }
 
@@ -654,7 +691,7 @@ static void seq_on_raft(struct sim *s, struct sim_seq *n, struct sim_msg *m)
 	static struct raft_entry ents[4096];
 	struct raft_msg rm;
 	if (raft_msg_decode(m->bytes, m->len, &rm, ents, 4096) != 0) {
-		sim_fail(s, "codec", "node %u could not decode a Raft message", n->id);
+		sim_fail(s, "codec", "node %s could not decode a Raft message", n->name);
 		return;
 	}
 	if (raft_step(n->raft, &rm) == 0 && rm.type == RAFT_MSG_SNAP) {
@@ -666,7 +703,7 @@ static void seq_on_raft(struct sim *s, struct sim_seq *n, struct sim_msg *m)
 static void reply(struct sim *s, struct sim_seq *n, uint32_t to, const struct wire_req *r,
 		  enum wire_status st, const struct wire_place *place)
 {
-	struct sim_msg m = {.from = (uint8_t)(n->id - 1),
+	struct sim_msg m = {.from = (uint8_t)n->ep,
 			    .to = (uint8_t)to,
 			    .kind = K_ORDERED,
 			    .status = (uint16_t)st,
@@ -695,15 +732,47 @@ static void seq_on_submit(struct sim *s, struct sim_seq *n, struct sim_msg *m)
 		      st == WIRE_ST_OK || st == WIRE_ST_DUPLICATE ? &place : NULL);
 }
 
+/* Several groups: as sequencer/node.c handle_nack, the entries covering
+ * epochs a .. a + b - 1 (up to the committed one), each once, at most 64;
+ * past an epoch older than the oldest retained, from that one on. */
+#define SIM_NACK_ENTRIES_MAX 64u
+static void seq_on_nack_groups(struct sim *s, struct sim_seq *n, const struct sim_msg *m)
+{
+	uint64_t last = n->m.committed_epoch;
+	if (m->b > 0 && m->a + (m->b - 1) < last)
+		last = m->a + (m->b - 1);
+	uint64_t e = m->a;
+	for (uint32_t k = 0; k < SIM_NACK_ENTRIES_MAX && m->b > 0 && e <= last; k++) {
+		const uint8_t *bytes;
+		uint32_t len;
+		uint64_t from, to;
+		if (seq_epochlog_get_entry(&n->elog, e, &bytes, &len, &from, &to) != 0) {
+			trace(s, "seq %s: NACK for epoch %llu: not retained", n->name,
+			      (unsigned long long)e);
+			if (n->elog.first_epoch == 0 || e >= n->elog.first_epoch)
+				break;
+			e = n->elog.first_epoch;
+			continue;
+		}
+		send_epoch(s, n, m->from, to, bytes, len);
+		e = to + 1;
+	}
+}
+
 static void seq_on_nack(struct sim *s, struct sim_seq *n, const struct sim_msg *m)
 {
+	if (s->ngroups > 1) {
+		if (m->group == n->group)
+			seq_on_nack_groups(s, n, m);
+		return;
+	}
 	for (uint64_t e = m->a; e < m->a + m->b && e <= n->m.committed_epoch; e++) {
 		const uint8_t *bytes;
 		uint32_t len;
 		if (seq_epochlog_get(&n->elog, e, &bytes, &len) == 0)
-			send_epoch(s, n, m->from, bytes, len);
+			send_epoch(s, n, m->from, e, bytes, len);
 		else
-			trace(s, "seq %u: NACK for epoch %llu: not retained", n->id,
+			trace(s, "seq %s: NACK for epoch %llu: not retained", n->name,
 			      (unsigned long long)e);
 	}
 }
@@ -739,10 +808,11 @@ static void seq_tick(struct sim *s, struct sim_seq *n)
 	if (n->up && n->m.role == RAFT_LEADER && s->now - n->last_hb >= MS(20)) {
 		n->last_hb = s->now;
 		for (uint32_t j = 0; j < s->nrep; j++) {
-			struct sim_msg m = {.from = (uint8_t)(n->id - 1),
-					    .to = (uint8_t)(SIM_REP0 + j),
+			struct sim_msg m = {.from = (uint8_t)n->ep,
+					    .to = (uint8_t)(s->rep0 + j),
 					    .kind = K_EPOCH_HB,
-					    .a = n->m.committed_epoch};
+					    .a = n->m.committed_epoch,
+					    .group = (uint8_t)n->group};
 			net_send(s, &m);
 		}
 	}
@@ -753,16 +823,37 @@ static void seq_tick(struct sim *s, struct sim_seq *n)
 struct rep_ctx {
 	struct sim *s;
 	uint32_t j;
+	/* the entry being applied (group, epoch) and the record's index in it */
+	uint64_t epoch;
+	uint32_t group;
+	uint32_t index;
 };
+
+#define REP_CTX(s, j)                                                                              \
+	{                                                                                          \
+		(s), (j), UINT64_MAX, 0, 0                                                         \
+	}
 
 static void on_rep_applied(void *ctx, const struct wire_epoch_hdr *h,
 			   const struct wire_entry_rec *ent, const struct wire_epoch_rec *er,
 			   const uint8_t digest_before[16], const uint8_t *data)
 {
 	struct rep_ctx *c = ctx;
-	(void)h, (void)er, (void)data;
-	check_applied(c->s, c->j, ent->position, sim_key(ent->client_id, ent->request_number),
-		      digest_before);
+	(void)er, (void)data;
+	if (h->epoch != c->epoch || h->group != c->group) {
+		c->epoch = h->epoch;
+		c->group = h->group;
+		c->index = 0;
+	}
+	const struct sim_applied a = {
+	    .position = ent->position,
+	    .key = sim_key(ent->client_id, ent->request_number),
+	    .digest_before = digest_before,
+	    .group = h->group,
+	    .group_position = h->first_position + c->index++,
+	    .epoch = ent->epoch,
+	};
+	check_applied(c->s, c->j, &a);
 }
 
 static void rep_keep(struct sim_rep *r, uint64_t epoch, const uint8_t *bytes, uint32_t len)
@@ -788,7 +879,7 @@ static void rep_keep(struct sim_rep *r, uint64_t epoch, const uint8_t *bytes, ui
 static void rep_drain(struct sim *s, uint32_t j)
 {
 	struct sim_rep *r = &s->reps[j];
-	struct rep_ctx c = {s, j};
+	struct rep_ctx c = REP_CTX(s, j);
 	while (!s->failed && r->st.next_epoch < r->epochs_cap && r->epochs[r->st.next_epoch]) {
 		uint64_t e = r->st.next_epoch;
 		bool ok = rep_state_apply_epoch(&r->st, r->epochs[e], r->epoch_len[e],
@@ -803,9 +894,107 @@ static void rep_drain(struct sim *s, uint32_t j)
 	}
 }
 
+/* Planted (SIM_PLANT_MERGE_EARLY): the step of the groups whose entry
+ * covering the next epoch is there, the others taken as empty. */
+static bool merge_early(const struct sim_rep *r, struct rep_merge_step *st)
+{
+	uint64_t end[SIM_GROUPS_MAX], min = UINT64_MAX;
+	for (uint32_t g = 0; g < r->mg.groups; g++) {
+		if (!rep_merge_covering(&r->mg, g, r->st.applied_epoch + 1, &st->bytes[g],
+					&st->len[g], &end[g]))
+			end[g] = UINT64_MAX;
+		else if (end[g] < min)
+			min = end[g];
+	}
+	if (min == UINT64_MAX)
+		return false;
+	st->epoch = min;
+	st->contributing = 0;
+	for (uint32_t g = 0; g < r->mg.groups; g++) {
+		if (end[g] == min) {
+			st->contributing++;
+		} else {
+			st->bytes[g] = NULL;
+			st->len[g] = 0;
+		}
+	}
+	return true;
+}
+
+/* Several groups: applies every merged epoch the merge holds complete, as
+ * replicas/node.c drain (rep_merge_next, rep_state_apply_merged). */
+static void rep_drain_merged(struct sim *s, uint32_t j)
+{
+	struct sim_rep *r = &s->reps[j];
+	struct rep_ctx c = REP_CTX(s, j);
+	struct rep_merge_step st;
+	while (!s->failed && (rep_merge_next(&r->mg, r->st.applied_epoch, &st, NULL) ||
+			      (ORDO_PLANTED(SIM_PLANT_MERGE_EARLY) && merge_early(r, &st)))) {
+		uint64_t before = r->st.applied_epoch;
+		bool ok = rep_state_apply_merged(&r->st, st.epoch, st.bytes, st.len, s->ngroups,
+						 on_rep_applied, &c);
+		rep_merge_release(&r->mg, &st);
+		if (!ok) {
+			/* Committed entries only ever reach a replica: one that does
+			 * not continue its group is a sequencer or merge bug (the
+			 * node drops it and asks again; here it is reported). */
+			sim_fail(
+			    s, "epoch stream",
+			    "replica %u could not apply merged epoch %llu after %llu (%u groups "
+			    "contributing)",
+			    j + 1, (unsigned long long)st.epoch, (unsigned long long)before,
+			    st.contributing);
+			return;
+		}
+		if (st.epoch > s->order_merged)
+			s->order_merged = st.epoch;
+	}
+}
+
+/* Several groups: EPOCH_DATA fragments and heartbeats of every group into
+ * replicas/merge.h, as replicas/node.c handle_epoch_data. */
+static void rep_deliver_merged(struct sim *s, uint32_t j, struct sim_msg *m)
+{
+	struct sim_rep *r = &s->reps[j];
+	if (m->kind == K_EPOCH_HB) {
+		if (r->repair[m->group].source == UINT32_MAX)
+			r->repair[m->group].source = m->from;
+		rep_merge_committed(&r->mg, m->group, m->a);
+		return;
+	}
+	if (m->kind != K_EPOCH)
+		return;
+	r->repair[m->group].source = m->from; /* the member that streams to us */
+	const struct wire_epoch_data d = {
+	    .epoch = m->b,
+	    .committed_epoch = m->a,
+	    .total_bytes = m->total,
+	    .offset = m->off,
+	    .data_bytes = m->len,
+	    .group = m->group,
+	    .data = m->bytes,
+	};
+	/* what replicas/node.c checks before the merge takes a fragment */
+	ORDO_ASSERT(d.total_bytes >= ORDO_EPOCH_HDR_BYTES &&
+		    d.total_bytes <= s->mcfg.batcher.epoch_bytes && d.offset % s->frag_bytes == 0 &&
+		    (d.data_bytes == s->frag_bytes || d.offset + d.data_bytes == d.total_bytes));
+	int rc = rep_merge_fragment(&r->mg, &d, r->st.applied_epoch);
+	if (rc < 0)
+		sim_fail(s, "epoch stream",
+			 "replica %u: a fragment of group %u's entry ending at epoch %llu "
+			 "contradicts the entry being reassembled",
+			 j + 1, m->group, (unsigned long long)d.epoch);
+	else if (rc == 1)
+		rep_drain_merged(s, j);
+}
+
 static void rep_deliver(struct sim *s, uint32_t j, struct sim_msg *m)
 {
 	struct sim_rep *r = &s->reps[j];
+	if (s->ngroups > 1) {
+		rep_deliver_merged(s, j, m);
+		return;
+	}
 	r->source = m->from;
 	if (m->kind == K_EPOCH_HB || m->kind == K_EPOCH) {
 		if (m->a > r->known_committed)
@@ -824,7 +1013,7 @@ static void rep_deliver(struct sim *s, uint32_t j, struct sim_msg *m)
 		return; /* a duplicate */
 	/* The state machine takes only the next epoch; offer this one as it
 	 * arrives (a planted out-of-order apply would take it), then drain. */
-	struct rep_ctx c = {s, j};
+	struct rep_ctx c = REP_CTX(s, j);
 	if (!rep_state_apply_epoch(&r->st, m->bytes, m->len, on_rep_applied, &c))
 		rep_keep(r, h.epoch, m->bytes, m->len);
 	rep_drain(s, j);
@@ -838,7 +1027,7 @@ static void rep_deliver(struct sim *s, uint32_t j, struct sim_msg *m)
 static bool rep_transfer(struct sim *s, uint32_t j)
 {
 	struct sim_rep *r = &s->reps[j];
-	if (sim_retained(s, r->st.next_epoch)) {
+	if (!sim_rep_stuck(s, r)) {
 		r->stuck_since = 0;
 		return false;
 	}
@@ -867,13 +1056,109 @@ static bool rep_transfer(struct sim *s, uint32_t j)
 	r->stuck_since = 0;
 	r->transfers++;
 	s->res->transfers++;
-	rep_drain(s, j);
+	if (s->ngroups > 1) {
+		/* as replicas/node.c installs a checkpoint: the merge resumes
+		 * after its epoch, and a checkpoint holds no group positions */
+		rep_merge_forget(&r->mg, r->st.applied_epoch);
+		r->st.group_known = 0;
+		rep_drain_merged(s, j);
+	} else {
+		rep_drain(s, j);
+	}
 	return true;
+}
+
+/* Several groups: NACKs per group as replicas/node.c maybe_nack_group: a
+ * gap (rep_merge_gap) that lasts SIM_NACK_DELAY is asked for, first from
+ * the member that streamed to the replica, then from every member of the
+ * group in turn, backing off (twice as long each time, at most
+ * SIM_NACK_BACKOFF_MAX) while the same epoch stays missing.
+ *
+ * Two differences, unless --node-nack: the NACK asks for every epoch up to
+ * what the merge can hold (the node asks NACK_EPOCHS = 16 epochs, which
+ * with a slot shorter than its wake-up is fewer entries than the groups
+ * commit meanwhile), and never for an epoch past the merged one plus the
+ * merge's slots (the node does, while another group holds the merge back:
+ * the entries it gets back lose their slots and it backs off for nothing).
+ * With the node's rules a quarter of the seeds of two groups fail
+ * liveness (docs/SIMULATION.md). */
+#define SIM_NACK_DELAY	     MS(10)
+#define SIM_NODE_NACK_EPOCHS 16u /* --node-nack: replicas/node.c NACK_EPOCHS */
+#define SIM_NACK_BACKOFF_MAX MS(100)
+static void rep_nack_group(struct sim *s, uint32_t j, uint32_t g, uint64_t from, uint32_t count)
+{
+	struct sim_rep *r = &s->reps[j];
+	struct sim_repair *p = &r->repair[g];
+	if (p->gap_epoch != from) {
+		p->gap_epoch = from;
+		p->nack_due = s->now + SIM_NACK_DELAY;
+		p->backoff = SIM_NACK_DELAY;
+		p->round = 0;
+		return;
+	}
+	if (s->now < p->nack_due)
+		return;
+	p->backoff = 2 * p->backoff < SIM_NACK_BACKOFF_MAX ? 2 * p->backoff : SIM_NACK_BACKOFF_MAX;
+	p->nack_due = s->now + p->backoff;
+	const struct sim_group *grp = &s->groups[g];
+	uint32_t to = p->round == 0 && p->source != UINT32_MAX
+			  ? p->source
+			  : seq_ep(g, (p->round + grp->nseq - 1) % grp->nseq);
+	p->round++;
+	struct sim_msg m = {.from = (uint8_t)(s->rep0 + j),
+			    .to = (uint8_t)to,
+			    .kind = K_NACK,
+			    .a = from,
+			    .b = count,
+			    .group = (uint8_t)g};
+	trace(s, "rep %u: NACK group %u epochs %llu +%u to %u", j + 1, g, (unsigned long long)from,
+	      count, to);
+	net_send(s, &m);
+}
+
+static void rep_tick_merged(struct sim *s, uint32_t j)
+{
+	struct sim_rep *r = &s->reps[j];
+	uint64_t from[SIM_GROUPS_MAX];
+	uint32_t count[SIM_GROUPS_MAX];
+	bool gap[SIM_GROUPS_MAX], any = false;
+	for (uint32_t g = 0; g < s->ngroups; g++) {
+		gap[g] = r->repair[g].source != UINT32_MAX &&
+			 rep_merge_gap(&r->mg, g, r->st.applied_epoch,
+				       s->o.node_nack ? SIM_NODE_NACK_EPOCHS : UINT32_MAX, &from[g],
+				       &count[g]);
+		if (gap[g] && !s->o.node_nack) {
+			/* only what the merge can hold: epochs up to the merged one
+			 * plus its slots (a later entry would lose its slot to one
+			 * ending earlier, and the NACK would back off for nothing) */
+			uint64_t last = r->st.applied_epoch + r->mg.slots;
+			if (from[g] > last)
+				gap[g] = false;
+			else if (from[g] + count[g] - 1 > last)
+				count[g] = (uint32_t)(last - from[g] + 1);
+		}
+		if (!gap[g])
+			r->repair[g].gap_epoch = 0;
+		any |= gap[g];
+	}
+	if (!any) {
+		r->stuck_since = 0;
+		return;
+	}
+	if (rep_transfer(s, j))
+		return;
+	for (uint32_t g = 0; g < s->ngroups; g++)
+		if (gap[g])
+			rep_nack_group(s, j, g, from[g], count[g]);
 }
 
 static void rep_tick(struct sim *s, uint32_t j)
 {
 	struct sim_rep *r = &s->reps[j];
+	if (s->ngroups > 1) {
+		rep_tick_merged(s, j);
+		return;
+	}
 	bool gap = r->known_committed >= r->st.next_epoch;
 	if (!gap) {
 		r->stuck_since = 0;
@@ -887,8 +1172,8 @@ static void rep_tick(struct sim *s, uint32_t j)
 	uint64_t want = r->known_committed - r->st.next_epoch + 1;
 	/* the member it hears from first, then any other in turn (repair does
 	 * not depend on the leader) */
-	uint32_t to = r->nacks++ % 2 == 0 ? r->source : (uint32_t)below(s, s->nseq);
-	struct sim_msg m = {.from = (uint8_t)(SIM_REP0 + j),
+	uint32_t to = r->nacks++ % 2 == 0 ? r->source : (uint32_t)below(s, s->groups[0].nseq);
+	struct sim_msg m = {.from = (uint8_t)(s->rep0 + j),
 			    .to = (uint8_t)to,
 			    .kind = K_NACK,
 			    .a = r->st.next_epoch,
@@ -898,20 +1183,66 @@ static void rep_tick(struct sim *s, uint32_t j)
 
 /* ------------------------------------------------------------ clients */
 
-static void cli_send(struct sim *s, uint32_t k, struct sim_out *o)
+/* Request o of client k, to the sequencer at endpoint to. */
+static struct sim_msg cli_submit(struct sim *s, uint32_t k, const struct sim_out *o, uint32_t to)
 {
 	struct sim_cli *c = &s->clis[k];
-	struct sim_msg m = {
-	    .from = (uint8_t)(SIM_CLI0 + k), .to = (uint8_t)c->target, .kind = K_SUBMIT};
+	struct sim_msg m = {.from = (uint8_t)(s->cli0 + k), .to = (uint8_t)to, .kind = K_SUBMIT};
 	m.req = (struct wire_req){.client_id = c->client_id,
 				  .request_number = o->number,
 				  .session = o->number == 1 ? 0 : c->session,
 				  .op = o->op,
 				  .size = o->size};
 	memcpy(m.payload, o->payload, o->size);
+	return m;
+}
+
+static void cli_send(struct sim *s, uint32_t k, struct sim_out *o)
+{
+	struct sim_cli *c = &s->clis[k];
+	struct sim_msg m = cli_submit(s, k, o, seq_ep(c->group, c->target));
 	o->sent_at = s->now;
 	o->retry_at = s->now + MS(range(s, 30, 120));
 	net_send(s, &m);
+}
+
+/* Several groups: the client's latest request, sent to a member of a group
+ * that does not hold its session (libordo never does; a misrouted or
+ * replayed datagram does). That group must answer SESSION_UNKNOWN (or
+ * NOT_LEADER, OVERLOADED) and never order it (cli_probe_answer,
+ * check_home). */
+static void cli_probe(struct sim *s, uint32_t k)
+{
+	struct sim_cli *c = &s->clis[k];
+	uint64_t number = c->next - 1;
+	const struct sim_out *o = &c->outs[number % c->window];
+	if (number < 2 || o->number != number)
+		return;
+	uint32_t g = (c->group + 1 + (uint32_t)below(s, s->ngroups - 1)) % s->ngroups;
+	struct sim_msg m = cli_submit(s, k, o, seq_ep(g, (uint32_t)below(s, s->groups[g].nseq)));
+	net_send(s, &m);
+	s->res->probes++;
+}
+
+static void cli_probe_answer(struct sim *s, uint32_t k, const struct sim_msg *m)
+{
+	uint32_t g = m->from / SIM_SEQ_STRIDE;
+	switch (m->status) {
+	case WIRE_ST_SESSION_UNKNOWN:
+		s->res->unknowns++;
+		break;
+	case WIRE_ST_NOT_LEADER:
+	case WIRE_ST_OVERLOADED: /* a leader not ready yet */
+		break;
+	default:
+		sim_fail(s, "session's group",
+			 "group %u answered status %u to request %llu/%llu of client %u, whose "
+			 "session group %u holds",
+			 g, m->status, (unsigned long long)m->req.client_id,
+			 (unsigned long long)m->req.request_number, k + 1,
+			 sim_home_group(s, m->req.client_id));
+		break;
+	}
 }
 
 static void cli_new(struct sim *s, uint32_t k, uint64_t number)
@@ -970,10 +1301,12 @@ static void cli_tick(struct sim *s, uint32_t k)
 		struct sim_out *o = &c->outs[i];
 		if (o->number && !o->answered && s->now >= o->retry_at) {
 			if (s->now - o->sent_at >= MS(100)) /* silence: the next node, as libordo */
-				c->target = (c->target + 1) % s->nseq;
+				c->target = (c->target + 1) % s->groups[c->group].nseq;
 			cli_send(s, k, o);
 		}
 	}
+	if (s->ngroups > 1 && c->session && chance(s, s->probe_ppm))
+		cli_probe(s, k);
 	if (c->session && !s->healing && chance(s, s->restart_ppm)) {
 		cli_reopen(s, k); /* the client restarts: a new client_id */
 		return;
@@ -989,6 +1322,10 @@ static void cli_tick(struct sim *s, uint32_t k)
 static void cli_deliver(struct sim *s, uint32_t k, const struct sim_msg *m)
 {
 	struct sim_cli *c = &s->clis[k];
+	if (m->from / SIM_SEQ_STRIDE != c->group) {
+		cli_probe_answer(s, k, m); /* from a group without its session */
+		return;
+	}
 	if (m->req.client_id != c->client_id)
 		return; /* for an identity this client gave up */
 	struct sim_out *o = &c->outs[m->req.request_number % c->window];
@@ -1013,7 +1350,7 @@ static void cli_deliver(struct sim *s, uint32_t k, const struct sim_msg *m)
 			c->low = 2;
 		break;
 	case WIRE_ST_NOT_LEADER:
-		c->target = m->leader ? m->leader - 1 : (c->target + 1) % s->nseq;
+		c->target = m->leader ? m->leader - 1 : (c->target + 1) % s->groups[c->group].nseq;
 		o->retry_at = s->now + MS(range(s, 1, 5));
 		break;
 	case WIRE_ST_OVERLOADED:
@@ -1042,37 +1379,47 @@ static void cut_pair(struct sim *s, uint32_t a, uint32_t b)
 	s->cut[a][b] = s->cut[b][a] = true;
 }
 
-/* Puts every endpoint on side 0 or 1 of a split of the sequencers. */
-static void split(struct sim *s, const uint8_t *side_of_seq, uint32_t bridge)
+/* Puts every endpoint on side 0 or 1 of a split of group gi's sequencers
+ * (side_of_seq and bridge by index in the group). */
+static void split(struct sim *s, uint32_t gi, const uint8_t *side_of_seq, uint32_t bridge)
 {
+	uint32_t n = s->groups[gi].nseq;
 	heal_network(s);
-	for (uint32_t a = 0; a < s->nseq; a++)
-		for (uint32_t b = 0; b < s->nseq; b++)
+	for (uint32_t a = 0; a < n; a++)
+		for (uint32_t b = 0; b < n; b++)
 			if (side_of_seq[a] != side_of_seq[b] && a != bridge && b != bridge)
-				s->cut[a][b] = true;
-	for (uint32_t e = SIM_REP0; e < SIM_EPS; e++) {
+				s->cut[seq_ep(gi, a)][seq_ep(gi, b)] = true;
+	for (uint32_t e = s->rep0; e < s->neps; e++) {
 		uint8_t side = (uint8_t)below(s, 2);
-		for (uint32_t a = 0; a < s->nseq; a++)
+		for (uint32_t a = 0; a < n; a++)
 			if (side_of_seq[a] != side && a != bridge)
-				cut_pair(s, e, a);
+				cut_pair(s, e, seq_ep(gi, a));
 	}
 }
 
-static uint32_t current_leader(struct sim *s)
+/* The leader of the highest term of group gi (index in the group), or
+ * UINT32_MAX. */
+static uint32_t current_leader(struct sim *s, uint32_t gi)
 {
+	const struct sim_group *g = &s->groups[gi];
 	uint64_t best = 0;
 	uint32_t who = UINT32_MAX;
-	for (uint32_t i = 0; i < s->nseq; i++)
-		if (s->seqs[i].up && s->seqs[i].m.role == RAFT_LEADER &&
-		    s->seqs[i].m.term >= best) {
-			best = s->seqs[i].m.term;
+	for (uint32_t i = 0; i < g->nseq; i++) {
+		const struct sim_seq *n = &s->seqs[g->first + i];
+		if (n->up && n->m.role == RAFT_LEADER && n->m.term >= best) {
+			best = n->m.term;
 			who = i;
 		}
+	}
 	return who;
 }
 
+/* A partition of one group's sequencers (of the only one, with one group:
+ * then nothing else is drawn). Nodes in traces by index in the group. */
 static void partition(struct sim *s)
 {
+	uint32_t gi = s->ngroups > 1 ? (uint32_t)below(s, s->ngroups) : 0;
+	uint32_t n = s->groups[gi].nseq;
 	uint8_t side[SIM_SEQ_MAX] = {0};
 	uint32_t kind = (uint32_t)below(s, 7);
 	switch (kind) {
@@ -1081,44 +1428,45 @@ static void partition(struct sim *s)
 		trace(s, "net: healed");
 		break;
 	case 1: /* symmetric split */
-		for (uint32_t i = 0; i < s->nseq; i++)
+		for (uint32_t i = 0; i < n; i++)
 			side[i] = (uint8_t)below(s, 2);
-		split(s, side, UINT32_MAX);
-		trace(s, "net: split");
+		split(s, gi, side, UINT32_MAX);
+		trace(s, "net: group %u: split", gi);
 		break;
 	case 2: { /* one-way: a link that carries one direction only */
-		uint32_t a = (uint32_t)below(s, s->nseq), b = (uint32_t)below(s, s->nseq);
+		uint32_t a = (uint32_t)below(s, n), b = (uint32_t)below(s, n);
 		if (a != b)
-			s->cut[a][b] = true;
-		trace(s, "net: one-way cut %u -> %u", a + 1, b + 1);
+			s->cut[seq_ep(gi, a)][seq_ep(gi, b)] = true;
+		trace(s, "net: group %u: one-way cut %u -> %u", gi, a + 1, b + 1);
 		break;
 	}
 	case 3: { /* a bridge node that sees both sides */
-		uint32_t bridge = (uint32_t)below(s, s->nseq);
-		for (uint32_t i = 0; i < s->nseq; i++)
+		uint32_t bridge = (uint32_t)below(s, n);
+		for (uint32_t i = 0; i < n; i++)
 			side[i] = (uint8_t)(i % 2);
-		split(s, side, bridge);
-		trace(s, "net: bridge %u", bridge + 1);
+		split(s, gi, side, bridge);
+		trace(s, "net: group %u: bridge %u", gi, bridge + 1);
 		break;
 	}
 	case 4: { /* the leader in a minority */
-		uint32_t l = current_leader(s);
+		uint32_t l = current_leader(s, gi);
 		if (l == UINT32_MAX)
 			break;
 		side[l] = 1;
-		if (s->nseq == 5)
-			side[(l + 1) % s->nseq] = 1;
-		split(s, side, UINT32_MAX);
-		trace(s, "net: leader %u in a minority", l + 1);
+		if (n == 5)
+			side[(l + 1) % n] = 1;
+		split(s, gi, side, UINT32_MAX);
+		trace(s, "net: group %u: leader %u in a minority", gi, l + 1);
 		break;
 	}
 	case 5: { /* cut every link among sequencers, restore one by one */
 		heal_network(s);
 		s->ncut_order = 0;
-		for (uint32_t a = 0; a < s->nseq; a++)
-			for (uint32_t b = a + 1; b < s->nseq; b++) {
-				cut_pair(s, a, b);
-				s->cut_order[s->ncut_order++] = a * SIM_SEQ_MAX + b;
+		for (uint32_t a = 0; a < n; a++)
+			for (uint32_t b = a + 1; b < n; b++) {
+				cut_pair(s, seq_ep(gi, a), seq_ep(gi, b));
+				s->cut_order[s->ncut_order++] =
+				    seq_ep(gi, a) * SIM_EPS_MAX + seq_ep(gi, b);
 			}
 		for (uint32_t i = s->ncut_order; i > 1; i--) { /* shuffle */
 			uint32_t j = (uint32_t)below(s, i);
@@ -1127,11 +1475,11 @@ static void partition(struct sim *s)
 			s->cut_order[j] = t;
 		}
 		s->cut_restore_at = (uint32_t)(s->step + range(s, 20, 200));
-		trace(s, "net: all links cut, restoring one by one");
+		trace(s, "net: group %u: all links cut, restoring one by one", gi);
 		break;
 	}
 	default: { /* cut links one by one in random order */
-		uint32_t a = (uint32_t)below(s, s->nseq), b = (uint32_t)below(s, SIM_EPS);
+		uint32_t a = seq_ep(gi, (uint32_t)below(s, n)), b = (uint32_t)below(s, s->neps);
 		if (a != b)
 			cut_pair(s, a, b);
 		break;
@@ -1143,23 +1491,26 @@ static void faults(struct sim *s)
 {
 	if (s->ncut_order && s->step >= s->cut_restore_at) {
 		uint64_t p = s->cut_order[--s->ncut_order];
-		s->cut[p / SIM_SEQ_MAX][p % SIM_SEQ_MAX] = false;
-		s->cut[p % SIM_SEQ_MAX][p / SIM_SEQ_MAX] = false;
+		s->cut[p / SIM_EPS_MAX][p % SIM_EPS_MAX] = false;
+		s->cut[p % SIM_EPS_MAX][p / SIM_EPS_MAX] = false;
 		s->cut_restore_at = (uint32_t)(s->step + range(s, 20, 200));
 	}
 	if (chance(s, s->partition_ppm))
 		partition(s);
 	/* The leader crashes, more often while it has writes in flight (the
 	 * moment a wrong commit rule or a lost vote shows). */
-	uint32_t l = current_leader(s);
-	if (l != UINT32_MAX) {
+	for (uint32_t gi = 0; gi < s->ngroups; gi++) {
+		uint32_t l = current_leader(s, gi);
+		if (l == UINT32_MAX)
+			continue;
+		struct sim_seq *n = &s->seqs[s->groups[gi].first + l];
 		struct raft_status st;
-		raft_get_status(s->seqs[l].raft, &st);
+		raft_get_status(n->raft, &st);
 		bool inflight = st.last_index > st.commit;
 		if (chance(s, inflight ? 4 * s->leader_crash_ppm : s->leader_crash_ppm))
-			seq_stop(s, &s->seqs[l], "leader crash");
+			seq_stop(s, n, "leader crash");
 	}
-	for (uint32_t i = 0; i < s->nseq; i++) {
+	for (uint32_t i = 0; i < s->nseqs; i++) {
 		struct sim_seq *n = &s->seqs[i];
 		if (!n->up || n->paused_until > s->now)
 			continue;
@@ -1170,14 +1521,14 @@ static void faults(struct sim *s)
 			seq_stop(s, n, "crash");
 		else if (chance(s, s->pause_ppm)) {
 			n->paused_until = s->now + MS(range(s, 100, 1000));
-			trace(s, "seq %u: paused", n->id);
+			trace(s, "seq %s: paused", n->name);
 		} else if (chance(s, s->clock_ppm)) {
 			/* bounded: a step of up to 1 s (60 s in safety-only mode); a
 			 * leader whose clock runs ahead holds back evictions
 			 * (session_idle_min_ms) for as long as it was ahead */
 			uint64_t max_ms = s->o.safety_only ? 60000 : 1000;
 			n->wall_offset += (int64_t)MS(range(s, 1, max_ms)) * (below(s, 2) ? 1 : -1);
-			trace(s, "seq %u: clock jump", n->id);
+			trace(s, "seq %s: clock jump", n->name);
 		}
 	}
 	for (uint32_t j = 0; j < s->nrep; j++)
@@ -1197,7 +1548,7 @@ static void heal(struct sim *s)
 	s->delay_min = 1;
 	s->delay_max = 3;
 	s->link_cap = 0;
-	for (uint32_t i = 0; i < s->nseq; i++) {
+	for (uint32_t i = 0; i < s->nseqs; i++) {
 		struct sim_seq *n = &s->seqs[i];
 		if (!n->dead)
 			n->paused_until = s->now; /* restart or resume now */
@@ -1216,14 +1567,14 @@ static void heal(struct sim *s)
 
 static void deliver(struct sim *s, struct sim_msg *m)
 {
-	if (ep_is_seq(m->to)) {
-		struct sim_seq *n = &s->seqs[m->to];
-		if (n->up && n->raft)
+	if (ep_is_seq(s, m->to)) {
+		struct sim_seq *n = seq_at(s, m->to);
+		if (n && n->up && n->raft)
 			seq_deliver(s, n, m);
-	} else if (m->to < SIM_CLI0) {
-		rep_deliver(s, m->to - SIM_REP0, m);
+	} else if (m->to < s->cli0) {
+		rep_deliver(s, m->to - s->rep0, m);
 	} else {
-		cli_deliver(s, m->to - SIM_CLI0, m);
+		cli_deliver(s, m->to - s->cli0, m);
 	}
 	s->res->msgs++;
 }
@@ -1231,15 +1582,15 @@ static void deliver(struct sim *s, struct sim_msg *m)
 /* A datagram to a paused or busy endpoint waits in its socket buffer. */
 static uint64_t held_until(struct sim *s, const struct sim_msg *m)
 {
-	if (ep_is_seq(m->to)) {
-		const struct sim_seq *n = &s->seqs[m->to];
-		if (!n->up)
+	if (ep_is_seq(s, m->to)) {
+		const struct sim_seq *n = seq_at(s, m->to);
+		if (!n || !n->up)
 			return 0;
 		uint64_t t = n->paused_until > n->busy_until ? n->paused_until : n->busy_until;
 		return t > s->now ? t : 0;
 	}
-	if (m->to < SIM_CLI0) {
-		const struct sim_rep *r = &s->reps[m->to - SIM_REP0];
+	if (m->to < s->cli0) {
+		const struct sim_rep *r = &s->reps[m->to - s->rep0];
 		return r->paused_until > s->now ? r->paused_until : 0;
 	}
 	return 0;
@@ -1296,15 +1647,15 @@ static void step(struct sim *s)
 		heal(s);
 	if (!s->healing)
 		faults(s);
-	for (uint32_t i = 0; i < s->nseq && !s->failed; i++) {
+	for (uint32_t i = 0; i < s->nseqs && !s->failed; i++) {
 		struct sim_seq *n = &s->seqs[i];
 		if (!n->up && !n->dead && n->paused_until <= s->now) {
-			trace(s, "seq %u: restart", n->id);
+			trace(s, "seq %s: restart", n->name);
 			seq_start(s, n);
 		}
 	}
 	net_step(s);
-	for (uint32_t i = 0; i < s->nseq && !s->failed; i++) {
+	for (uint32_t i = 0; i < s->nseqs && !s->failed; i++) {
 		struct sim_seq *n = &s->seqs[i];
 		if (!n->up || n->paused_until > s->now || n->busy_until > s->now)
 			continue;
@@ -1314,26 +1665,53 @@ static void step(struct sim *s)
 		}
 		if (s->now >= n->next_tick)
 			n->next_tick = s->now + STEP_NS * TICK_STEPS; /* paused far too long */
+		/* Several groups: the leader wakes at the end of every slot, as
+		 * sequencer/node.c waits for seq_machine_due_in (once a step: a
+		 * slot shorter than a step makes the next entry a run, as a
+		 * kernel wait rounded up to whole milliseconds does). */
+		if (s->ngroups > 1 && n->up && !s->failed &&
+		    seq_machine_due_in(&n->m, s->now, sim_wall(s, n)) == 0) {
+			seq_machine_tick(&n->m, s->now, sim_wall(s, n));
+			seq_updates(s, n);
+		}
 	}
 	for (uint32_t j = 0; j < s->nrep && !s->failed; j++)
 		if (s->reps[j].paused_until <= s->now)
 			rep_tick(s, j);
 	for (uint32_t k = 0; k < s->ncli && !s->failed; k++)
 		cli_tick(s, k);
-	if (s->step + SIM_APPLY_BOUND_STEPS == s->steps_total)
-		for (uint32_t i = 0; i < s->nseq; i++)
-			if (s->seqs[i].up && s->seqs[i].m.committed_position > s->committed_cutoff)
-				s->committed_cutoff = s->seqs[i].m.committed_position;
+	if (s->step + SIM_APPLY_BOUND_STEPS == s->steps_total) {
+		for (uint32_t i = 0; i < s->nseqs; i++) {
+			const struct sim_seq *n = &s->seqs[i];
+			struct sim_group *g = &s->groups[n->group];
+			if (!n->up)
+				continue;
+			if (n->m.committed_position > s->committed_cutoff)
+				s->committed_cutoff = n->m.committed_position;
+			if (n->m.committed_epoch > g->cutoff_epoch)
+				g->cutoff_epoch = n->m.committed_epoch;
+		}
+	}
 }
 
 /* Draws the cluster and the fault mix from the seed. */
 static void setup(struct sim *s)
 {
-	s->nseq = below(s, 3) ? 3 : 5;
+	/* with one group, exactly the draws of the simulator before groups */
+	s->nseqs = 0;
+	for (uint32_t gi = 0; gi < s->ngroups; gi++) {
+		struct sim_group *g = &s->groups[gi];
+		g->nseq = below(s, 3) ? 3 : 5;
+		g->first = s->nseqs;
+		g->quorum = g->nseq / 2 + 1;
+		g->faulty_max = g->nseq - g->quorum;
+		s->nseqs += g->nseq;
+	}
+	s->rep0 = s->ngroups * SIM_SEQ_STRIDE;
+	s->cli0 = s->rep0 + SIM_REP_STRIDE;
+	s->neps = s->cli0 + SIM_CLI_MAX;
 	s->nrep = (uint32_t)range(s, 1, SIM_REP_MAX);
 	s->ncli = (uint32_t)range(s, 1, SIM_CLI_MAX);
-	s->quorum = s->nseq / 2 + 1;
-	s->faulty_max = s->nseq - s->quorum;
 	uint32_t w = 4u << below(s, 4); /* 4 .. 32 */
 	bool evict = below(s, 5) == 0;
 	/* Eviction seeds: clients restart now and then (a new client_id), so
@@ -1348,7 +1726,8 @@ static void setup(struct sim *s)
 	    .batcher = {.epoch_us = (uint32_t)(500u << below(s, 4)),
 			.epoch_bytes = below(s, 2) ? 4096u : 16384u,
 			.inflight = (uint32_t)range(s, 1, 8),
-			.group = 0},
+			.group = 0,
+			.every_epoch = s->ngroups > 1},
 	    .ops = {.ordered = on_ordered, .epoch = on_epoch},
 	};
 	raft_config_defaults(&s->rcfg);
@@ -1385,24 +1764,67 @@ static void setup(struct sim *s)
 	s->steps_fault = s->o.steps_fault ? s->o.steps_fault : (uint32_t)range(s, 1500, 4000);
 	s->steps_total = s->steps_fault + (s->o.steps_heal ? s->o.steps_heal : 4000);
 
+	char seqs[32];
+	if (s->ngroups == 1) {
+		snprintf(seqs, sizeof seqs, "%u sequencers", s->nseqs);
+	} else {
+		/* several groups: EPOCH_DATA fragments of a datagram's size or
+		 * whole entries; now and then a request to a group without its
+		 * session */
+		static const uint32_t frags[] = {1376, 256, 0};
+		s->frag_bytes = frags[below(s, 3)];
+		if (s->frag_bytes == 0)
+			s->frag_bytes = s->mcfg.batcher.epoch_bytes;
+		s->probe_ppm = (uint32_t)below(s, 3000);
+		/* An entry per slot, empty or not: Raft must carry more than one
+		 * entry per message round trip (sequencer/node.c: 64 entries per
+		 * message, 32 in flight), or the commit point falls behind the
+		 * slots for good (docs/SIMULATION.md). */
+		if (s->rcfg.max_msg_bytes < 4096)
+			s->rcfg.max_msg_bytes = 4096;
+		if (s->rcfg.max_inflight_msgs < 4)
+			s->rcfg.max_inflight_msgs = 4;
+		/* and the snapshot interval counts entries, one per slot: 16
+		 * times as many keeps it to about what one group's seeds take
+		 * in time (a follower behind by an interval installs a snapshot
+		 * and forgets the epochs it retained for replicas) */
+		if (s->snapshot_entries < (1ull << 40))
+			s->snapshot_entries *= 16;
+		int at = snprintf(seqs, sizeof seqs, "%u groups of", s->ngroups);
+		for (uint32_t gi = 0; gi < s->ngroups; gi++)
+			at += snprintf(seqs + at, sizeof seqs - (size_t)at, "%s%u", gi ? "+" : " ",
+				       s->groups[gi].nseq);
+		snprintf(seqs + at, sizeof seqs - (size_t)at, " sequencers");
+	}
 	snprintf(s->res->shape, sizeof s->res->shape,
-		 "%u sequencers, %u replicas, %u clients, W=%u sessions_max=%u epoch_us=%u, "
+		 "%s, %u replicas, %u clients, W=%u sessions_max=%u epoch_us=%u, "
 		 "loss %u%% dup %u%%, %u+%u steps",
-		 s->nseq, s->nrep, s->ncli, w, sessions_max, s->mcfg.batcher.epoch_us,
+		 seqs, s->nrep, s->ncli, w, sessions_max, s->mcfg.batcher.epoch_us,
 		 s->loss_ppm / 10000, s->dup_ppm / 10000, s->steps_fault,
 		 s->steps_total - s->steps_fault);
 
-	for (uint32_t i = 0; i < s->nseq; i++) {
+	for (uint32_t i = 0; i < s->nseqs; i++) {
 		struct sim_seq *n = &s->seqs[i];
-		n->id = i + 1;
+		n->group = 0;
+		while (n->group + 1 < s->ngroups && i >= s->groups[n->group + 1].first)
+			n->group++; /* groups hold consecutive ranges of seqs[] */
+		const struct sim_group *g = &s->groups[n->group];
+		n->id = i - g->first + 1;
+		n->ep = seq_ep(n->group, n->id - 1);
+		if (s->ngroups == 1)
+			snprintf(n->name, sizeof n->name, "%u", n->id);
+		else
+			snprintf(n->name, sizeof n->name, "%u.%u", n->group, n->id);
 		n->sim = s;
 		n->snap_buf = malloc(
 		    ORDO_SNAPSHOT_BYTES_MAX > (64u << 20) ? (64u << 20) : ORDO_SNAPSHOT_BYTES_MAX);
 		ORDO_ASSERT(n->snap_buf);
 		/* Bootstrap as seq_raftlog_bootstrap: the voters at index 1, term 1. */
-		struct raft_conf conf = {.n = s->nseq};
-		for (uint32_t v = 0; v < s->nseq; v++)
+		struct raft_conf conf = {.n = g->nseq};
+		for (uint32_t v = 0; v < g->nseq; v++)
 			conf.voters[v] = v + 1;
+		if (s->ngroups > 1) /* a lasting skew of up to 2 ms either way */
+			n->skew_ns = (int64_t)range(s, 0, MS(4)) - (int64_t)MS(2);
 		uint8_t buf[RAFT_CONF_BYTES_MAX];
 		uint32_t len = raft_conf_encode(&conf, buf);
 		struct raft_entry e = {
@@ -1414,15 +1836,25 @@ static void setup(struct sim *s)
 	}
 	struct ledger_cfg lc = {.accounts_max = SIM_LEDGER_ACCT, .transfers_max = SIM_LEDGER_XFER};
 	for (uint32_t j = 0; j < s->nrep; j++) {
-		int rc = rep_state_init(&s->reps[j].st, &lc);
+		struct sim_rep *r = &s->reps[j];
+		int rc = rep_state_init(&r->st, &lc);
 		ORDO_ASSERT(rc == 0);
-		s->reps[j].up = true;
+		r->up = true;
+		if (s->ngroups > 1) {
+			/* 64 entries per group being reassembled, as replicas/node.c */
+			rc = rep_merge_init(&r->mg, s->ngroups, 64, s->mcfg.batcher.epoch_bytes,
+					    s->frag_bytes);
+			ORDO_ASSERT(rc == 0);
+			for (uint32_t g = 0; g < SIM_GROUPS_MAX; g++)
+				r->repair[g].source = UINT32_MAX;
+		}
 	}
 	for (uint32_t k = 0; k < s->ncli; k++) {
 		struct sim_cli *c = &s->clis[k];
 		c->client_id = k + 1;
 		c->window = (uint32_t)range(s, 1, w < SIM_CLI_WINDOW ? w : SIM_CLI_WINDOW);
-		c->target = (uint32_t)below(s, s->nseq);
+		c->group = k % s->ngroups;
+		c->target = (uint32_t)below(s, s->groups[c->group].nseq);
 		c->rate_gap = range(s, 0, 5);
 		c->next = 2;
 		c->low = 1;
@@ -1432,7 +1864,7 @@ static void setup(struct sim *s)
 
 static void teardown(struct sim *s)
 {
-	for (uint32_t i = 0; i < s->nseq; i++) {
+	for (uint32_t i = 0; i < s->nseqs; i++) {
 		struct sim_seq *n = &s->seqs[i];
 		if (n->up) {
 			raft_free(n->raft);
@@ -1450,6 +1882,7 @@ static void teardown(struct sim *s)
 	for (uint32_t j = 0; j < s->nrep; j++) {
 		struct sim_rep *r = &s->reps[j];
 		rep_state_free(&r->st);
+		rep_merge_free(&r->mg);
 		for (uint64_t e = 0; e < r->epochs_cap; e++)
 			free(r->epochs[e]);
 		free(r->epochs);
@@ -1463,6 +1896,18 @@ static void teardown(struct sim *s)
 
 static struct sim *current;
 
+uint32_t sim_groups_of(const struct sim_opts *o)
+{
+	if (o->groups >= 1 && o->groups <= SIM_GROUPS_MAX)
+		return o->groups;
+	/* drawn from the seed apart from its stream: 1, 2 or 3 */
+	uint64_t x = o->seed * 0x9E3779B97F4A7C15ull;
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9ull;
+	x ^= x >> 29;
+	return 1 + (uint32_t)(x % SIM_GROUPS_MAX);
+}
+
 static void on_assert(void)
 {
 	struct sim *s = current;
@@ -1470,11 +1915,14 @@ static void on_assert(void)
 		return;
 	fprintf(stderr,
 		"sim: FAILED seed=%llu step=%llu: an assertion in the code under test\n"
-		"sim: replay: %s --seed %llu%s%s%s\n",
+		"sim: replay: %s --seed %llu%s%s%s%s%s\n",
 		(unsigned long long)s->o.seed, (unsigned long long)s->step,
 		s->o.argv0 ? s->o.argv0 : "ordo sim", (unsigned long long)s->o.seed,
-		s->o.safety_only ? " --safety-only" : "", s->o.plant ? " --plant " : "",
-		s->o.plant ? s->o.plant : "");
+		s->ngroups == 2	  ? " --groups 2"
+		: s->ngroups == 3 ? " --groups 3"
+				  : "",
+		s->o.node_nack ? " --node-nack" : "", s->o.safety_only ? " --safety-only" : "",
+		s->o.plant ? " --plant " : "", s->o.plant ? s->o.plant : "");
 }
 
 int sim_run(const struct sim_opts *o, struct sim_result *r)
@@ -1487,10 +1935,9 @@ int sim_run(const struct sim_opts *o, struct sim_result *r)
 	ordo_prng_seed(&s->rng, o->seed);
 	s->msgs = malloc(SIM_MSGS_MAX * sizeof *s->msgs);
 	ORDO_ASSERT(s->msgs);
-	sim_map_init(&s->leaders);
-	sim_map_init(&s->written);
-	sim_map_init(&s->placed);
-	sim_map_init(&s->answered);
+	s->ngroups = sim_groups_of(o);
+	r->groups = s->ngroups;
+	check_init(s);
 	current = s;
 	ordo_assert_hook = on_assert;
 #ifdef ORDO_PLANT_BUGS

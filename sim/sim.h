@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/plant.h"
+
 struct sim_opts {
 	uint64_t seed;
 	bool safety_only;     /* lift every fault bound, check safety alone */
@@ -28,6 +30,9 @@ struct sim_opts {
 	FILE *log;	      /* where failures and summaries go */
 	const char *argv0;    /* for the replay command */
 	const char *plant;    /* planted bug name, or NULL (planted build only) */
+	uint32_t groups;      /* sequencer groups, 1 .. 3; 0: drawn from the seed (1, 2 or 3) */
+	bool node_nack;	      /* several groups: replicas NACK by replicas/node.c's rules as
+				 they are (sim.c rep_nack_group) */
 };
 
 struct sim_result {
@@ -45,14 +50,28 @@ struct sim_result {
 	uint32_t stranded;    /* replicas behind every retained epoch with no replica ahead */
 	uint32_t reopened;    /* sessions reopened by a replayed request 1 (gap 14) */
 	uint32_t transfers;   /* state transfers between replicas */
+	uint32_t groups;      /* sequencer groups run */
+	uint64_t probes;      /* requests sent to a group without their session */
+	uint64_t unknowns;    /* of those, answered SESSION_UNKNOWN */
 	char shape[160];      /* the cluster and faults drawn */
 };
 
 /* Runs one seed. Returns 0 when every property held, 1 on a violation. */
 int sim_run(const struct sim_opts *o, struct sim_result *r);
 
+/* The number of groups a run of o has (o->groups, or drawn from the seed). */
+uint32_t sim_groups_of(const struct sim_opts *o);
+
 /* The `ordo sim` verb (and the planted-bug binary's main). */
 int sim_main(int argc, char **argv);
+
+/* A planted bug of the simulator's own replica driver (common/plant.h has
+ * the ones in the cores; sim.c's driver plants vote-before-durable too): a
+ * replica merges an epoch as soon as the groups that delivered their entry
+ * for it are there, without waiting for the others (Calvin's merge must
+ * wait for every group). */
+#define SIM_PLANT_MERGE_EARLY ORDO_PLANT_COUNT
+#define SIM_PLANT_COUNT	      (ORDO_PLANT_COUNT + 1)
 
 /* Planted bugs by name; -1 if unknown (planted.c / sim.c). */
 int sim_plant_parse(const char *name);
