@@ -921,14 +921,24 @@ static bool merge_early(const struct sim_rep *r, struct rep_merge_step *st)
 	return true;
 }
 
+/* rep_merge_next_from: the step after the merged epoch, of the groups the
+ * state merges (every group founds the cluster here). */
+static bool merge_next(const struct sim_rep *r, struct rep_merge_step *st)
+{
+	uint64_t from[ORDO_GROUPS_MAX];
+	for (uint32_t g = 0; g < r->mg.groups; g++)
+		from[g] = rep_state_group_from(&r->st, g);
+	return rep_merge_next_from(&r->mg, r->st.applied_epoch, from, st, NULL);
+}
+
 /* Several groups: applies every merged epoch the merge holds complete, as
- * replicas/node.c drain (rep_merge_next, rep_state_apply_merged). */
+ * replicas/node.c drain (rep_merge_next_from, rep_state_apply_merged). */
 static void rep_drain_merged(struct sim *s, uint32_t j)
 {
 	struct sim_rep *r = &s->reps[j];
 	struct rep_ctx c = REP_CTX(s, j);
 	struct rep_merge_step st;
-	while (!s->failed && (rep_merge_next(&r->mg, r->st.applied_epoch, &st, NULL) ||
+	while (!s->failed && (merge_next(r, &st) ||
 			      (ORDO_PLANTED(SIM_PLANT_MERGE_EARLY) && merge_early(r, &st)))) {
 		uint64_t before = r->st.applied_epoch;
 		bool ok = rep_state_apply_merged(&r->st, st.epoch, st.bytes, st.len, s->ngroups,
@@ -1123,15 +1133,20 @@ static void rep_tick_merged(struct sim *s, uint32_t j)
 	uint32_t count[SIM_GROUPS_MAX];
 	bool gap[SIM_GROUPS_MAX], any = false;
 	for (uint32_t g = 0; g < s->ngroups; g++) {
-		gap[g] = r->repair[g].source != UINT32_MAX &&
-			 rep_merge_gap(&r->mg, g, r->st.applied_epoch,
+		/* as maybe_nack_group: a group not merged yet is not asked; one
+		 * joining later is asked from its join epoch */
+		uint64_t first = rep_state_group_from(&r->st, g);
+		uint64_t after =
+		    first == 0 || first <= r->st.applied_epoch ? r->st.applied_epoch : first - 1;
+		gap[g] = r->repair[g].source != UINT32_MAX && first != UINT64_MAX &&
+			 rep_merge_gap(&r->mg, g, after,
 				       s->o.node_nack ? SIM_NODE_NACK_EPOCHS : UINT32_MAX, &from[g],
 				       &count[g]);
 		if (gap[g] && !s->o.node_nack) {
 			/* only what the merge can hold: epochs up to the merged one
 			 * plus its slots (a later entry would lose its slot to one
 			 * ending earlier, and the NACK would back off for nothing) */
-			uint64_t last = r->st.applied_epoch + r->mg.slots;
+			uint64_t last = after + r->mg.slots;
 			if (from[g] > last)
 				gap[g] = false;
 			else if (from[g] + count[g] - 1 > last)
@@ -1841,6 +1856,7 @@ static void setup(struct sim *s)
 		ORDO_ASSERT(rc == 0);
 		r->up = true;
 		if (s->ngroups > 1) {
+			rep_state_found(&r->st, s->ngroups); /* every group founds it */
 			/* 64 entries per group being reassembled, as replicas/node.c */
 			rc = rep_merge_init(&r->mg, s->ngroups, 64, s->mcfg.batcher.epoch_bytes,
 					    s->frag_bytes);
