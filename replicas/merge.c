@@ -228,12 +228,18 @@ bool rep_merge_gap(const struct rep_merge *m, uint32_t g, uint64_t merged, uint3
 	const uint8_t *b;
 	uint32_t len;
 	uint64_t end;
+	/* Only what the merge can hold: an entry ending past merged + slots
+	 * would lose its slot to one ending earlier, and the repair would
+	 * back off for nothing (found by the simulator: ordo sim --groups 2). */
+	uint64_t last = m->known_committed[g];
+	if (last > merged + m->slots)
+		last = merged + m->slots;
 	/* Skip what is already held: ask only from the first epoch missing. */
-	while (x <= m->known_committed[g] && rep_merge_covering(m, g, x, &b, &len, &end))
+	while (x <= last && rep_merge_covering(m, g, x, &b, &len, &end))
 		x = end + 1;
-	if (x > m->known_committed[g])
+	if (x > last)
 		return false;
-	uint64_t want = m->known_committed[g] - x + 1;
+	uint64_t want = last - x + 1;
 	*from = x;
 	*count = (uint32_t)(want < max ? want : max);
 	return true;

@@ -103,8 +103,9 @@ void rep_merge_release(struct rep_merge *m, const struct rep_merge_step *st);
 void rep_merge_forget(struct rep_merge *m, uint64_t merged);
 
 /* What group g lacks after merged epoch `merged`: true with the first epoch
- * not held (complete) and how many epochs up to its known committed one, at
- * most `max`; false if it lacks nothing it knows of. */
+ * not held (complete) and how many epochs up to its known committed one or
+ * to merged + slots (what the merge can hold), whichever is first, at most
+ * `max`; false if it lacks nothing it knows of there. */
 bool rep_merge_gap(const struct rep_merge *m, uint32_t g, uint64_t merged, uint32_t max,
 		   uint64_t *from, uint32_t *count);
 

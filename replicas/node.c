@@ -52,8 +52,8 @@
 #define REASSEMBLY_SLOTS    64u			     /* per group */
 #define NACK_DELAY_NS	    (10ull * ORDO_NS_PER_MS) /* a gap must last this long */
 #define NACK_BACKOFF_MAX_NS (100ull * ORDO_NS_PER_MS)
-#define NACK_EPOCHS	    16u
-#define LOOKUP_RING	    65536u /* LOOKUP answers kept for RESULT_Q, by position */
+#define NACK_EPOCHS	    REASSEMBLY_SLOTS /* a NACK asks for what the merge can hold */
+#define LOOKUP_RING	    65536u	     /* LOOKUP answers kept for RESULT_Q, by position */
 #define IDLE_WAIT_MAX_NS    (100ull * ORDO_NS_PER_MS)
 #define STORE_WAIT_NS	    (1ull * ORDO_NS_PER_MS)   /* storage I/O in flight: come back soon */
 #define STALL_REPORT_NS	    (100ull * ORDO_NS_PER_MS) /* a merge held back this long is logged */
@@ -395,15 +395,23 @@ static void maybe_nack_group(struct rep_node *n, uint32_t g, uint64_t now)
 	struct wire_epoch_nack nack = {.from_epoch = from, .count = count, .group = (uint16_t)g};
 	wire_put_epoch_nack(&w, &nack);
 	/* First the member that streamed to us, then every member of the
-	 * group in turn: a dead or partitioned leader does not stall repair. */
+	 * group in turn: a dead or partitioned leader does not stall repair.
+	 * The turn goes to members that may hold the epoch (their heartbeat's
+	 * retained_from is not past it), if any: when only one still holds it,
+	 * asking the others in between only backs off (the simulator found it
+	 * with three groups). */
 	struct dp_addr to = r->sequencer;
-	uint32_t members = 0;
+	uint32_t members = 0, holders = 0;
 	for (uint32_t i = 0; i < n->nseqs; i++)
-		members += n->seqs[i]->group == g;
+		if (n->seqs[i]->group == g) {
+			members++;
+			holders += n->retained_from[i] <= from;
+		}
 	if (r->nack_round > 0 && members > 0) {
-		uint32_t k = (r->nack_round - 1) % members;
+		bool aim = holders > 0;
+		uint32_t k = (r->nack_round - 1) % (aim ? holders : members);
 		for (uint32_t i = 0; i < n->nseqs; i++) {
-			if (n->seqs[i]->group != g)
+			if (n->seqs[i]->group != g || (aim && n->retained_from[i] > from))
 				continue;
 			if (k-- == 0) {
 				to = (struct dp_addr){.ip = n->seqs[i]->ip,

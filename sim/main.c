@@ -51,7 +51,7 @@ static const char usage_text[] =
     "  --groups N        N sequencer groups (1 to 3; default 1), each its own Raft\n"
     "                    group, merged by the replicas (docs/SCALEOUT.md)\n"
     "  --groups random   1, 2 or 3 groups, drawn from each seed\n"
-    "  --node-nack       several groups: replicas NACK as replicas/node.c does\n"
+    "  --node-nack       several groups: NACKs of 16 epochs, the rule replicas/node.c had first\n"
     "                    today (16 epochs, past the merge window too)\n"
     "  --steps N         steps of faults (1 ms each) instead of the seed's draw\n"
     "  --expect-fail     succeed only if some seed fails (planted-bug tests)\n"

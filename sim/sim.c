@@ -732,6 +732,12 @@ static void seq_on_submit(struct sim *s, struct sim_seq *n, struct sim_msg *m)
 		      st == WIRE_ST_OK || st == WIRE_ST_DUPLICATE ? &place : NULL);
 }
 
+/* The oldest epoch this member can resend (sequencer/node.c). */
+static uint64_t seq_retained_from(const struct sim_seq *n)
+{
+	return n->elog.first_epoch ? n->elog.first_epoch : n->m.committed_epoch + 1;
+}
+
 /* Several groups: as sequencer/node.c handle_nack, the entries covering
  * epochs a .. a + b - 1 (up to the committed one), each once, at most 64;
  * past an epoch older than the oldest retained, from that one on. */
@@ -742,6 +748,7 @@ static void seq_on_nack_groups(struct sim *s, struct sim_seq *n, const struct si
 	if (m->b > 0 && m->a + (m->b - 1) < last)
 		last = m->a + (m->b - 1);
 	uint64_t e = m->a;
+	bool unretained = false;
 	for (uint32_t k = 0; k < SIM_NACK_ENTRIES_MAX && m->b > 0 && e <= last; k++) {
 		const uint8_t *bytes;
 		uint32_t len;
@@ -749,6 +756,7 @@ static void seq_on_nack_groups(struct sim *s, struct sim_seq *n, const struct si
 		if (seq_epochlog_get_entry(&n->elog, e, &bytes, &len, &from, &to) != 0) {
 			trace(s, "seq %s: NACK for epoch %llu: not retained", n->name,
 			      (unsigned long long)e);
+			unretained = true;
 			if (n->elog.first_epoch == 0 || e >= n->elog.first_epoch)
 				break;
 			e = n->elog.first_epoch;
@@ -756,6 +764,17 @@ static void seq_on_nack_groups(struct sim *s, struct sim_seq *n, const struct si
 		}
 		send_epoch(s, n, m->from, to, bytes, len);
 		e = to + 1;
+	}
+	/* as the node: say what this member still holds (EPOCH_HEARTBEAT's
+	 * retained_from), so the replica aims its NACKs */
+	if (unretained) {
+		struct sim_msg hb = {.from = (uint8_t)n->ep,
+				     .to = m->from,
+				     .kind = K_EPOCH_HB,
+				     .a = n->m.committed_epoch,
+				     .b = seq_retained_from(n),
+				     .group = (uint8_t)n->group};
+		net_send(s, &hb);
 	}
 }
 
@@ -812,6 +831,7 @@ static void seq_tick(struct sim *s, struct sim_seq *n)
 					    .to = (uint8_t)(s->rep0 + j),
 					    .kind = K_EPOCH_HB,
 					    .a = n->m.committed_epoch,
+					    .b = seq_retained_from(n),
 					    .group = (uint8_t)n->group};
 			net_send(s, &m);
 		}
@@ -970,6 +990,8 @@ static void rep_deliver_merged(struct sim *s, uint32_t j, struct sim_msg *m)
 		if (r->repair[m->group].source == UINT32_MAX)
 			r->repair[m->group].source = m->from;
 		rep_merge_committed(&r->mg, m->group, m->a);
+		if (m->from < SIM_EPS_MAX && m->b > r->retained_from[m->from])
+			r->retained_from[m->from] = m->b;
 		return;
 	}
 	if (m->kind != K_EPOCH)
@@ -1084,14 +1106,14 @@ static bool rep_transfer(struct sim *s, uint32_t j)
  * group in turn, backing off (twice as long each time, at most
  * SIM_NACK_BACKOFF_MAX) while the same epoch stays missing.
  *
- * Two differences, unless --node-nack: the NACK asks for every epoch up to
- * what the merge can hold (the node asks NACK_EPOCHS = 16 epochs, which
- * with a slot shorter than its wake-up is fewer entries than the groups
- * commit meanwhile), and never for an epoch past the merged one plus the
- * merge's slots (the node does, while another group holds the merge back:
- * the entries it gets back lose their slots and it backs off for nothing).
- * With the node's rules a quarter of the seeds of two groups fail
- * liveness (docs/SIMULATION.md). */
+ * The simulator found the node's first rules too weak with several groups
+ * (a quarter of two-group seeds failed liveness): a NACK asked for 16
+ * epochs, fewer than the groups commit while it waits, and for epochs past
+ * what the merge can hold. Now rep_merge_gap stops at the merged epoch plus
+ * the merge's slots and the node asks for all of it (NACK_EPOCHS =
+ * REASSEMBLY_SLOTS); --node-nack still asks for 16 epochs only, to show
+ * the difference. Both aim the turn at members whose heartbeat says they
+ * still hold the epoch (retained_from), as the node does. */
 #define SIM_NACK_DELAY	     MS(10)
 #define SIM_NODE_NACK_EPOCHS 16u /* --node-nack: replicas/node.c NACK_EPOCHS */
 #define SIM_NACK_BACKOFF_MAX MS(100)
@@ -1111,9 +1133,25 @@ static void rep_nack_group(struct sim *s, uint32_t j, uint32_t g, uint64_t from,
 	p->backoff = 2 * p->backoff < SIM_NACK_BACKOFF_MAX ? 2 * p->backoff : SIM_NACK_BACKOFF_MAX;
 	p->nack_due = s->now + p->backoff;
 	const struct sim_group *grp = &s->groups[g];
-	uint32_t to = p->round == 0 && p->source != UINT32_MAX
-			  ? p->source
-			  : seq_ep(g, (p->round + grp->nseq - 1) % grp->nseq);
+	/* as maybe_nack_group: the source first, then in turn the members that
+	 * may hold the epoch (retained_from not past it), if any */
+	uint32_t holders = 0;
+	for (uint32_t i = 0; i < grp->nseq; i++)
+		holders += r->retained_from[seq_ep(g, i)] <= from;
+	uint32_t to = p->source;
+	if (p->round > 0 || p->source == UINT32_MAX) {
+		bool aim = holders > 0;
+		uint32_t k = (p->round + grp->nseq - 1) % (aim ? holders : grp->nseq);
+		for (uint32_t i = 0; i < grp->nseq; i++) {
+			uint32_t ep = seq_ep(g, i);
+			if (aim && r->retained_from[ep] > from)
+				continue;
+			if (k-- == 0) {
+				to = ep;
+				break;
+			}
+		}
+	}
 	p->round++;
 	struct sim_msg m = {.from = (uint8_t)(s->rep0 + j),
 			    .to = (uint8_t)to,

@@ -154,6 +154,8 @@ struct sim_rep {
 	 * group. */
 	struct rep_merge mg;
 	struct sim_repair repair[SIM_GROUPS_MAX];
+	uint64_t
+	    retained_from[SIM_EPS_MAX]; /* per sequencer endpoint, from heartbeats; 0 unknown */
 };
 
 struct sim_out {

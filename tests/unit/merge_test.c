@@ -147,10 +147,14 @@ Test(merge, gaps_name_the_first_epoch_missing)
 	rep_merge_committed(&m, 0, 40);
 	cr_assert(rep_merge_gap(&m, 0, 0, 16, &from, &count));
 	cr_assert_eq(from, 4, "1 and the run 2..3 are held");
-	cr_assert_eq(count, 16);
+	cr_assert_eq(count, 5, "up to what 8 slots can hold past merged epoch 0");
+	cr_assert(rep_merge_gap(&m, 0, 0, 2, &from, &count));
+	cr_assert_eq(count, 2, "at most max");
 	cr_assert(rep_merge_gap(&m, 0, 30, 16, &from, &count));
 	cr_assert_eq(from, 31);
-	cr_assert_eq(count, 10);
+	cr_assert_eq(count, 8);
+	cr_assert(rep_merge_gap(&m, 0, 35, 16, &from, &count));
+	cr_assert_eq(count, 5, "up to the known committed epoch 40");
 	cr_assert_not(rep_merge_gap(&m, 1, 0, 16, &from, &count), "group 1: nothing known");
 	rep_merge_free(&m);
 }
