@@ -31,6 +31,7 @@
 #include "common/le.h"
 #include "common/ordo_time.h"
 #include "dataplane/dp.h"
+#include "member.h"
 
 #define ROUND_NS    (100ull * ORDO_NS_PER_MS) /* resend period */
 #define DEADLINE_NS (10ull * ORDO_NS_PER_S)   /* every group answered by then */
@@ -58,20 +59,6 @@ struct group_ask {
 	uint32_t next;	   /* round-robin cursor into the cluster's nodes */
 	bool heard;	   /* an answer came from `to` this round */
 };
-
-/* Opens a transport on the first node address this host holds; else on
- * any address (as cmd/member.c: a DPDK node's host). */
-static int open_local(const struct cfg_cluster *cl, struct dp_transport **t)
-{
-	struct dp_udp_cfg u = {.nbind = 1, .max_datagram = cl->max_datagram, .pool = 64};
-	for (uint32_t i = 0; i < cl->nnodes; i++) {
-		u.bind[0] = (struct dp_addr){.ip = cl->nodes[i].ip, .port = 0};
-		if (dp_udp_open(&u, t) == 0)
-			return 0;
-	}
-	u.bind[0] = (struct dp_addr){.ip = 0, .port = 0};
-	return dp_udp_open(&u, t);
-}
 
 static bool in_group(const struct cfg_node *nd, uint16_t g)
 {
@@ -187,7 +174,7 @@ static const char *advice(int32_t r, int32_t last)
 static int group_add(struct cfg_cluster *cl, uint16_t group, uint32_t in_ms, uint64_t first_epoch)
 {
 	struct dp_transport *t;
-	int rc = open_local(cl, &t);
+	int rc = ordo_admin_open(cl, 64, &t);
 	if (rc) {
 		fprintf(stderr, "ordo group: cannot open a UDP socket (%s)\n", strerror(-rc));
 		return 1;

@@ -34,12 +34,9 @@ static const char usage_text[] =
     "  of a cluster node: the request is signed with the node key and must come\n"
     "  from a node's address or from trusted_networks.\n";
 
-/* Opens a transport on the first node address this host holds; else (a
- * DPDK node's host: the port's address is not the kernel's) on any
- * address, which the group accepts from trusted_networks. */
-static int open_local(const struct cfg_cluster *cl, struct dp_transport **t)
+int ordo_admin_open(const struct cfg_cluster *cl, uint32_t pool, struct dp_transport **t)
 {
-	struct dp_udp_cfg u = {.nbind = 1, .max_datagram = cl->max_datagram, .pool = 16};
+	struct dp_udp_cfg u = {.nbind = 1, .max_datagram = cl->max_datagram, .pool = pool};
 	for (uint32_t i = 0; i < cl->nnodes; i++) {
 		u.bind[0] = (struct dp_addr){.ip = cl->nodes[i].ip, .port = 0};
 		if (dp_udp_open(&u, t) == 0)
@@ -93,7 +90,7 @@ int member_main(int argc, char **argv)
 		return 1;
 	}
 	struct dp_transport *t;
-	int rc = open_local(&cl, &t);
+	int rc = ordo_admin_open(&cl, 16, &t);
 	if (rc) {
 		fprintf(stderr, "ordo member: cannot open a UDP socket (%s)\n", strerror(-rc));
 		return 1;

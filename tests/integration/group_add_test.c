@@ -38,6 +38,8 @@
 #include "config/config.h"
 #include "wire/wire.h"
 
+#include "raw_submit.h"
+
 #define READY_NS  (20ull * ORDO_NS_PER_S)
 #define STATUS_NS (300ull * ORDO_NS_PER_MS)
 #define IN_MS	  2000u
@@ -105,49 +107,7 @@ static struct wire_ordered_rec open_in(int fd, uint16_t group, uint64_t client_i
 {
 	const struct wire_req r = {
 	    .client_id = client_id, .request_number = 1, .session = 0, .op = WIRE_OP_OPAQUE};
-	uint32_t to = group_leader(group);
-	for (int attempt = 0; attempt < 20; attempt++) {
-		const struct cfg_node *nd = cfg_node_find(&g_cl, to);
-		cr_assert_not_null(nd);
-		cr_assert_eq(nd->group, group);
-		uint8_t buf[ORDO_DATAGRAM_MAX];
-		struct wire_writer w;
-		wire_begin(&w, buf, g_cl.max_datagram, WIRE_SUBMIT, g_cl.cluster_id);
-		wire_begin_records(&w, 0);
-		cr_assert(wire_add_submit(&w, &r));
-		uint32_t len = wire_finish(&w, NULL);
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = htons(nd->client_port),
-					 .sin_addr.s_addr = htonl(nd->ip)};
-		cr_assert_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&sa, sizeof sa),
-			     (ssize_t)len);
-		uint64_t deadline = ordo_mono_ns() + 500 * ORDO_NS_PER_MS;
-		while (ordo_mono_ns() < deadline) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			if (poll(&p, 1, 50) <= 0)
-				continue;
-			ssize_t k = recv(fd, buf, sizeof buf, 0);
-			struct wire_rx_ctx ctx = {.cluster_id = g_cl.cluster_id};
-			struct wire_hdr h;
-			if (k <= 0 || wire_check(&ctx, buf, (size_t)k, &h) != WIRE_DROP_NONE ||
-			    h.type != WIRE_ORDERED)
-				continue;
-			struct wire_ordered_rec recs[8];
-			uint32_t hint = 0;
-			int n = wire_parse_ordered(buf + ORDO_HDR_BYTES, h.length - ORDO_HDR_BYTES,
-						   &hint, recs, 8);
-			cr_assert_eq(n, 1, "one record sent, %d answered", n);
-			if (recs[0].client_id != client_id)
-				continue; /* a late answer to an earlier attempt */
-			if (recs[0].status != WIRE_ST_NOT_LEADER)
-				return recs[0];
-			if (hint)
-				to = hint; /* the leader moved */
-			break;
-		}
-	}
-	cr_assert_fail("group %u's leader never answered", group);
-	return (struct wire_ordered_rec){0};
+	return raw_submit_to(fd, &g_cl, group, group_leader(group), &r);
 }
 
 /* Runs `ordo group add --cluster FILE --group G --in-ms MS` (with epoch:
