@@ -38,66 +38,31 @@
 #include "config/config.h"
 #include "wire/wire.h"
 
-#include "raw_submit.h"
+#include "seq_fixture.h"
 
-#define READY_NS  (20ull * ORDO_NS_PER_S)
-#define STATUS_NS (300ull * ORDO_NS_PER_MS)
-#define IN_MS	  2000u
+#define IN_MS 2000u
 
-static struct cfg_cluster g_cl;
-static const char *g_cluster_path;
-static const char *g_exe;
-static char g_dir[] = "/tmp/ordo-group-add-XXXXXX";
-static struct ordo_procs g_procs;
-static struct ordo_client *g_q; /* STATUS queries */
+static struct fixture F; /* the cluster of each test */
 
 static void setup(void)
 {
-	g_exe = getenv("ORDO_EXE");
-	g_cluster_path = getenv("ORDO_GROUP_ADD_CLUSTER");
-	cr_assert(g_exe && g_cluster_path, "ORDO_EXE and ORDO_GROUP_ADD_CLUSTER must be set");
-	char err[512];
-	cr_assert_eq(cfg_load(g_cluster_path, &g_cl, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(cfg_groups(&g_cl), 2);
-	cr_assert_eq(g_cl.founding_groups, 1);
-	cr_assert(g_cl.every_epoch);
-	cr_assert_not_null(mkdtemp(g_dir));
-	cr_assert_eq(ordo_procs_start(&g_procs, &g_cl, g_cluster_path, g_exe, g_dir, NULL, NULL),
-		     0);
-	struct ordo_client_cfg qc = {.cluster = &g_cl};
-	cr_assert_eq(ordo_client_open(&qc, &g_q), 0);
-	cr_assert_eq(ordo_procs_wait_ready(&g_procs, g_q, &g_cl, READY_NS), 0,
-		     "the cluster did not start (logs in %s)", g_dir);
+	fixture_start(&F, "ORDO_GROUP_ADD_CLUSTER", "/tmp/ordo-group-add-XXXXXX");
+	cr_assert_eq(cfg_groups(&F.cl), 2);
+	cr_assert_eq(F.cl.founding_groups, 1);
+	cr_assert(F.cl.every_epoch);
 }
 
 static void teardown(void)
 {
-	ordo_client_close(g_q);
-	g_q = NULL;
-	int bad = ordo_procs_stop(&g_procs);
-	if (getenv("ORDO_KEEP_LOGS") || bad != 0 || ordo_dir_remove(g_dir) != 0)
-		fprintf(stderr, "group_add_test: node logs kept in %s\n", g_dir);
-	cr_expect_eq(bad, 0, "%d node(s) did not exit 0 on SIGTERM", bad);
+	fixture_stop(&F, "group_add_test");
 }
 
 TestSuite(group_add, .init = setup, .fini = teardown, .timeout = 60);
 
-/* The node id of a group's leader, asking its nodes until one names it. */
+/* The node id of a group's leader. */
 static uint32_t group_leader(uint16_t group)
 {
-	uint64_t deadline = ordo_mono_ns() + READY_NS;
-	while (ordo_mono_ns() < deadline) {
-		for (uint32_t i = 0; i < g_cl.nnodes; i++) {
-			const struct cfg_node *nd = &g_cl.nodes[i];
-			struct wire_status_msg s;
-			if (nd->role != CFG_ROLE_SEQUENCER || nd->group != group ||
-			    ordo_status(g_q, nd->node_id, &s, STATUS_NS) != 0 || s.leader_id == 0)
-				continue;
-			return s.leader_id;
-		}
-	}
-	cr_assert_fail("group %u has no leader", group);
-	return 0;
+	return fixture_leader(&F, group).node_id;
 }
 
 /* Sends the opening request (number 1, session 0, empty OPAQUE) of client_id
@@ -107,7 +72,7 @@ static struct wire_ordered_rec open_in(int fd, uint16_t group, uint64_t client_i
 {
 	const struct wire_req r = {
 	    .client_id = client_id, .request_number = 1, .session = 0, .op = WIRE_OP_OPAQUE};
-	return raw_submit_to(fd, &g_cl, group, group_leader(group), &r);
+	return raw_submit_to(fd, &F.cl, group, group_leader(group), &r);
 }
 
 /* Runs `ordo group add --cluster FILE --group G --in-ms MS` (with epoch:
@@ -121,16 +86,9 @@ static int run_group_add_at(unsigned group, unsigned in_ms, uint64_t epoch, char
 		snprintf(ms, sizeof ms, "%" PRIu64, epoch);
 	else
 		snprintf(ms, sizeof ms, "%u", in_ms);
-	const char *argv[] = {"ordo",
-			      "group",
-			      "add",
-			      "--cluster",
-			      g_cluster_path,
-			      "--group",
-			      g,
-			      epoch ? "--epoch" : "--in-ms",
-			      ms,
-			      NULL};
+	const char *argv[] = {"ordo", "group",	 "add", "--cluster",
+			      F.path, "--group", g,	epoch ? "--epoch" : "--in-ms",
+			      ms,     NULL};
 	int pfd[2];
 	cr_assert_eq(pipe(pfd), 0);
 	fflush(NULL);
@@ -140,7 +98,7 @@ static int run_group_add_at(unsigned group, unsigned in_ms, uint64_t epoch, char
 		dup2(pfd[1], 1);
 		close(pfd[0]);
 		close(pfd[1]);
-		execv(g_exe, (char *const *)argv);
+		execv(F.exe, (char *const *)argv);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -193,7 +151,7 @@ Test(group_add, joins_at_the_agreed_epoch)
 	const char *p = strstr(out, "joins at epoch ");
 	cr_assert_not_null(p, "no join epoch in: %s", out);
 	uint64_t e = strtoull(p + strlen("joins at epoch "), NULL, 10);
-	const uint64_t slot_us = g_cl.epoch_us;
+	const uint64_t slot_us = F.cl.epoch_us;
 	cr_assert_geq(e, (before_us + IN_MS * 1000ull) / slot_us);
 	cr_assert_leq(e, (after_us + IN_MS * 1000ull) / slot_us);
 	cr_assert_not_null(strstr(out, "group 0: committed"), "%s", out);

@@ -52,76 +52,36 @@
 #include "config/config.h"
 #include "wire/wire.h"
 
-#include "raw_submit.h"
+#include "seq_fixture.h"
 
 #define GROUPS		2u
-#define READY_NS	(20ull * ORDO_NS_PER_S)
 #define OPEN_NS		(5ull * ORDO_NS_PER_S)
 #define ANSWERS_NS	(10ull * ORDO_NS_PER_S)
-#define STATUS_NS	(300ull * ORDO_NS_PER_MS)
 #define SPREAD_REQUESTS 3000u
 #define PINNED_REQUESTS 500u
 #define REQUESTS_MAX	4096u /* per group and session */
 
-static struct cfg_cluster g_cl;
-static const char *g_cluster_path;
-static const char *g_exe;
-static char g_dir[] = "/tmp/ordo-groups-XXXXXX";
-static struct ordo_procs g_procs;
-static struct ordo_client *g_q; /* STATUS queries */
+static struct fixture F; /* the cluster of each test */
 
 static void setup(void)
 {
-	g_exe = getenv("ORDO_EXE");
-	g_cluster_path = getenv("ORDO_GROUPS_CLUSTER");
-	cr_assert(g_exe && g_cluster_path, "ORDO_EXE and ORDO_GROUPS_CLUSTER must be set");
-	char err[512];
-	cr_assert_eq(cfg_load(g_cluster_path, &g_cl, err, sizeof err), 0, "%s", err);
-	cr_assert_eq(cfg_groups(&g_cl), GROUPS);
-	cr_assert_not_null(mkdtemp(g_dir));
-	cr_assert_eq(ordo_procs_start(&g_procs, &g_cl, g_cluster_path, g_exe, g_dir, NULL, NULL),
-		     0);
-	struct ordo_client_cfg qc = {.cluster = &g_cl};
-	cr_assert_eq(ordo_client_open(&qc, &g_q), 0);
-	cr_assert_eq(ordo_procs_wait_ready(&g_procs, g_q, &g_cl, READY_NS), 0,
-		     "the cluster did not start (logs in %s)", g_dir);
+	fixture_start(&F, "ORDO_GROUPS_CLUSTER", "/tmp/ordo-groups-XXXXXX");
+	cr_assert_eq(cfg_groups(&F.cl), GROUPS);
 }
 
 static void teardown(void)
 {
-	ordo_client_close(g_q);
-	g_q = NULL;
-	int bad = ordo_procs_stop(&g_procs);
-	if (getenv("ORDO_KEEP_LOGS") || bad != 0 || ordo_dir_remove(g_dir) != 0)
-		fprintf(stderr, "groups_test: node logs kept in %s\n", g_dir);
-	cr_expect_eq(bad, 0, "%d node(s) did not exit 0 on SIGTERM", bad);
+	fixture_stop(&F, "groups_test");
 }
 
 TestSuite(groups, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ------------------------------------------------------------ helpers */
 
-/* STATUS of the leader of a group, asking its nodes until one names it. */
+/* STATUS of the leader of a group. */
 static struct wire_status_msg group_leader_status(uint16_t group)
 {
-	uint64_t deadline = ordo_mono_ns() + READY_NS;
-	while (ordo_mono_ns() < deadline) {
-		for (uint32_t i = 0; i < g_cl.nnodes; i++) {
-			const struct cfg_node *nd = &g_cl.nodes[i];
-			struct wire_status_msg s;
-			if (nd->role != CFG_ROLE_SEQUENCER || nd->group != group ||
-			    ordo_status(g_q, nd->node_id, &s, STATUS_NS) != 0 || s.leader_id == 0)
-				continue;
-			if (s.leader_id == nd->node_id)
-				return s;
-			struct wire_status_msg l;
-			if (ordo_status(g_q, s.leader_id, &l, STATUS_NS) == 0 &&
-			    l.role == WIRE_ROLE_LEADER && l.group == group)
-				return l;
-		}
-	}
-	cr_assert_fail("group %u has no leader", group);
-	return (struct wire_status_msg){0};
+	return fixture_leader(&F, group);
 }
 
 /* The group's committed position once it has stopped moving (its leader's
@@ -263,7 +223,7 @@ static void check_group_order(const struct answers *a, uint16_t g, uint64_t sess
 
 Test(groups, spread)
 {
-	struct ordo_client_cfg cc = {.cluster = &g_cl, .spread = true, .window = 64};
+	struct ordo_client_cfg cc = {.cluster = &F.cl, .spread = true, .window = 64};
 	struct ordo_client *c;
 	cr_assert_eq(ordo_client_open(&cc, &c), 0);
 	cr_assert_not(ordo_session_live(c));
@@ -303,12 +263,12 @@ Test(groups, spread)
 static void kill_group1_leader(void)
 {
 	uint32_t id = group_leader_status(1).node_id;
-	for (uint32_t i = 0; i < g_procs.count; i++) {
-		if (g_procs.node_id[i] != id || !g_procs.pid[i])
+	for (uint32_t i = 0; i < F.procs.count; i++) {
+		if (F.procs.node_id[i] != id || !F.procs.pid[i])
 			continue;
-		cr_assert_eq(kill(g_procs.pid[i], SIGKILL), 0);
-		cr_assert_eq(waitpid(g_procs.pid[i], NULL, 0), g_procs.pid[i]);
-		g_procs.pid[i] = 0;
+		cr_assert_eq(kill(F.procs.pid[i], SIGKILL), 0);
+		cr_assert_eq(waitpid(F.procs.pid[i], NULL, 0), F.procs.pid[i]);
+		F.procs.pid[i] = 0;
 		printf("spread_failover: killed node %u, group 1's leader\n", id);
 		return;
 	}
@@ -320,7 +280,7 @@ static void kill_group1_leader(void)
  * ordered once; the other group is not held up. */
 Test(groups, spread_failover)
 {
-	struct ordo_client_cfg cc = {.cluster = &g_cl, .spread = true, .window = 64};
+	struct ordo_client_cfg cc = {.cluster = &F.cl, .spread = true, .window = 64};
 	struct ordo_client *c;
 	cr_assert_eq(ordo_client_open(&cc, &c), 0);
 	cr_assert_eq(ordo_session_open(c, OPEN_NS), 0);
@@ -348,12 +308,12 @@ Test(groups, spread_failover)
  * (following NOT_LEADER) and returns the ORDERED record answering it. */
 static struct wire_ordered_rec raw_submit(int fd, uint16_t group, const struct wire_req *r)
 {
-	return raw_submit_to(fd, &g_cl, group, group_leader_status(group).node_id, r);
+	return raw_submit_to(fd, &F.cl, group, group_leader_status(group).node_id, r);
 }
 
 Test(groups, cross_group)
 {
-	struct ordo_client_cfg cc = {.cluster = &g_cl, .group = 0};
+	struct ordo_client_cfg cc = {.cluster = &F.cl, .group = 0};
 	struct ordo_client *c;
 	cr_assert_eq(ordo_client_open(&cc, &c), 0);
 	cr_assert_eq(ordo_session_open(c, OPEN_NS), 0);
@@ -399,7 +359,7 @@ Test(groups, cross_group)
 	/* nothing was ordered in group 1, or in group 0 */
 	cr_assert_eq(group_commit(1), commit1);
 	cr_assert_eq(group_commit(0), commit0);
-	struct ordo_client_cfg c1cfg = {.cluster = &g_cl, .group = 1};
+	struct ordo_client_cfg c1cfg = {.cluster = &F.cl, .group = 1};
 	struct ordo_client *c1;
 	cr_assert_eq(ordo_client_open(&c1cfg, &c1), 0);
 	cr_assert_eq(ordo_session_open(c1, OPEN_NS), 0);
@@ -419,7 +379,7 @@ Test(groups, cross_group)
 
 Test(groups, pinned)
 {
-	struct ordo_client_cfg cc = {.cluster = &g_cl, .group = 1, .window = 64};
+	struct ordo_client_cfg cc = {.cluster = &F.cl, .group = 1, .window = 64};
 	struct ordo_client *c;
 	cr_assert_eq(ordo_client_open(&cc, &c), 0);
 	cr_assert_eq(ordo_session_open(c, OPEN_NS), 0);
@@ -447,7 +407,7 @@ static int run_bench(const char *const *args, unsigned nargs)
 	argv[k++] = "ordo";
 	argv[k++] = "bench";
 	argv[k++] = "--cluster";
-	argv[k++] = g_cluster_path;
+	argv[k++] = F.path;
 	for (unsigned i = 0; i < nargs && k < 31; i++)
 		argv[k++] = args[i];
 	argv[k] = NULL;
@@ -455,7 +415,7 @@ static int run_bench(const char *const *args, unsigned nargs)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		execv(g_exe, (char *const *)argv);
+		execv(F.exe, (char *const *)argv);
 		_exit(127);
 	}
 	int status;
@@ -506,7 +466,7 @@ static void check_bench_json(const char *path, const char *placement)
 Test(groups, bench)
 {
 	char json[600];
-	snprintf(json, sizeof json, "%s/bench.json", g_dir);
+	snprintf(json, sizeof json, "%s/bench.json", F.dir);
 	const char *spread[] = {"--spread", "--clients", "2",	"--window", "32", "--duration",
 				"1",	    "--warmup",	 "0.2", "--json",   json};
 	cr_assert_eq(run_bench(spread, ORDO_ARRAY_LEN(spread)), 0);
