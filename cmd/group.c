@@ -7,12 +7,17 @@
  * [n x epoch_us, (n + 1) x epoch_us) µs since the Unix epoch). The tool sends
  * an internal GROUP_ADD datagram, signed with the node key like `ordo member`
  * (so it needs internal_secret, and it must come from a node's address or
- * from trusted_networks: run it on a node's host), to every group 0 .. G:
- * each group's leader stamps the announcement into its next entry and
- * answers 0 once an entry carrying it is committed. Per group the tool asks
- * the group's sequencers in turn, follows leader hints (-EPERM) and resends
- * every 100 ms while the answer is -EAGAIN or none, until every group
- * answered 0 or an error, or 10 s have passed.
+ * from trusted_networks: run it on a node's host). First to the groups
+ * merged now (0 .. G - 1): each group's leader stamps the announcement into
+ * its next entry and answers 0 once an entry carrying it is committed;
+ * replicas learn the join from the first of these they merge. If one of
+ * them answers that another epoch stands (an earlier run committed it) and
+ * that epoch is still ahead, the tool finishes that announcement instead.
+ * Then, once at least one of them committed, to group G itself, which orders
+ * nothing before it has committed its own (late is fine for it: it orders
+ * from the epoch it names). Per group the tool asks the group's sequencers
+ * in turn, follows leader hints (-EPERM) and resends every 100 ms while the
+ * answer is -EAGAIN or none, up to 10 s per phase.
  *
  * What does not live here: the announcement's meaning (sequencer/machine.c
  * and the replicas apply it).
@@ -127,6 +132,10 @@ static void receive(struct dp_transport *t, const struct wire_rx_ctx *ctx, uint6
 			a->at_epoch = ordo_ld64(p + 16);
 		} else if (r == -EAGAIN) {
 			a->last = r;
+		} else if (r == -EEXIST || r == -EBUSY) {
+			a->result = r;
+			a->at_epoch = ordo_ld64(p + 16); /* the epoch that stands, or the
+							  * other join's */
 		} else if (r == -EPERM) {
 			a->hint = ordo_ld32(p + 12); /* a follower: ask its leader */
 			a->heard = false;
@@ -159,6 +168,9 @@ static const char *advice(int32_t r, int32_t last)
 		return " (the group was already announced with another epoch: the sequencers "
 		       "logged it, 'committed: group G joins at epoch E'; to finish that "
 		       "announcement run this again with --epoch E)";
+	case -EBUSY:
+		return " (another group's join is announced and not yet reached: add one group "
+		       "at a time, after the epoch below)";
 	case -EINVAL:
 		return " (refused: do the nodes run this cluster file, with the same "
 		       "founding_groups?)";
@@ -167,6 +179,38 @@ static const char *advice(int32_t r, int32_t last)
 				       : " (no leader answered; is the group running?)";
 	default:
 		return "";
+	}
+}
+
+/* Asks groups lo .. hi until each answered 0 or an error, or deadline. */
+static void ask(struct dp_transport *t, const struct wire_rx_ctx *ctx, struct cfg_cluster *cl,
+		uint16_t group, uint64_t first_epoch, struct group_ask *asks, uint16_t ngroups,
+		uint16_t lo, uint16_t hi, uint64_t nonce_base, uint64_t deadline)
+{
+	uint16_t pending = 1;
+	while (pending > 0 && ordo_mono_ns() < deadline) {
+		for (uint16_t g = lo; g <= hi; g++) {
+			struct group_ask *a = &asks[g];
+			if (a->result != PENDING)
+				continue;
+			const struct cfg_node *to = pick(cl, a, g);
+			a->to = to->node_id;
+			a->heard = false;
+			send_group_add(t, cl, to, nonce_base + g, first_epoch, group);
+		}
+		uint64_t until = ordo_mono_ns() + ROUND_NS;
+		while (ordo_mono_ns() < until) {
+			dp_wait(t, 10 * ORDO_NS_PER_MS);
+			receive(t, ctx, nonce_base, asks, ngroups);
+			bool hinted = false;
+			pending = 0;
+			for (uint16_t g = lo; g <= hi; g++) {
+				pending += asks[g].result == PENDING;
+				hinted |= asks[g].result == PENDING && asks[g].hint != 0;
+			}
+			if (pending == 0 || hinted)
+				break; /* done, or a leader to ask at once */
+		}
 	}
 }
 
@@ -195,39 +239,59 @@ static int group_add(struct cfg_cluster *cl, uint16_t group, uint32_t in_ms, uin
 
 	uint16_t ngroups = (uint16_t)(group + 1u); /* groups 0 .. G */
 	struct group_ask asks[ORDO_GROUPS_MAX];
-	for (uint16_t g = 0; g < ngroups; g++)
-		asks[g] = (struct group_ask){.result = PENDING};
 	uint64_t nonce_base = ordo_real_ns() << 8; /* + group: whose answer it is */
 	uint64_t deadline = ordo_mono_ns() + DEADLINE_NS;
-	uint16_t pending = ngroups;
-	while (pending > 0 && ordo_mono_ns() < deadline) {
-		for (uint16_t g = 0; g < ngroups; g++) {
-			struct group_ask *a = &asks[g];
-			if (a->result != PENDING)
-				continue;
-			const struct cfg_node *to = pick(cl, a, g);
-			a->to = to->node_id;
-			a->heard = false;
-			send_group_add(t, cl, to, nonce_base + g, first_epoch, group);
-		}
-		uint64_t until = ordo_mono_ns() + ROUND_NS;
-		while (ordo_mono_ns() < until) {
-			dp_wait(t, 10 * ORDO_NS_PER_MS);
-			receive(t, &ctx, nonce_base, asks, ngroups);
-			bool hinted = false;
-			pending = 0;
-			for (uint16_t g = 0; g < ngroups; g++) {
-				pending += asks[g].result == PENDING;
-				hinted |= asks[g].result == PENDING && asks[g].hint != 0;
-			}
-			if (pending == 0 || hinted)
-				break; /* done, or a leader to ask at once */
-		}
+	/* Phase 1: the groups merged now. Replicas learn the join from the first
+	 * of their announcements they merge, so one committed is enough; the
+	 * new group is asked only then (it must not order from an epoch that
+	 * no replica knows). A group that answers with another epoch (an
+	 * earlier run of this tool committed it): that one is finished, if it
+	 * is still ahead. */
+	for (int round = 0; round < 2; round++) {
+		for (uint16_t g = 0; g < ngroups; g++)
+			asks[g] = (struct group_ask){.result = PENDING};
+		ask(t, &ctx, cl, group, first_epoch, asks, ngroups, 0, group, nonce_base, deadline);
+		uint64_t stands = 0;
+		for (uint16_t g = 0; g < group; g++)
+			if (asks[g].result == -EEXIST && asks[g].at_epoch != first_epoch)
+				stands = asks[g].at_epoch;
+		uint64_t now_slot = ordo_real_ns() / ORDO_NS_PER_US / cl->epoch_us;
+		if (round > 0 || stands == 0 || stands <= now_slot)
+			break;
+		printf("ordo group add: group %u was announced for epoch %" PRIu64
+		       " by an earlier run: finishing that one\n",
+		       (unsigned)group, stands);
+		first_epoch = stands;
+		nonce_base += 1u << 7;
 	}
+	/* Group G is asked only if one of them committed and every one
+	 * answered: 0, or too late (a repeat replicas ignore). Not if one is
+	 * busy with another group's join, named another epoch, or said
+	 * nothing (the group joining before may be the one that knows). */
+	uint16_t merged_ok = 0;
+	bool blocked = false;
+	for (uint16_t g = 0; g < group; g++) {
+		merged_ok += asks[g].result == 0;
+		blocked |= asks[g].result != 0 && asks[g].result != -ETIME;
+	}
+	if (blocked)
+		merged_ok = 0;
+	/* Phase 2: the group itself; late is fine for it (it orders from the
+	 * epoch it names, at or after E, and its entries until then are empty). */
+	if (merged_ok > 0)
+		ask(t, &ctx, cl, group, first_epoch, asks, ngroups, group, group, nonce_base,
+		    ordo_mono_ns() + DEADLINE_NS);
 	dp_close(t);
 	int bad = 0;
 	for (uint16_t g = 0; g < ngroups; g++) {
 		struct group_ask *a = &asks[g];
+		if (g == group && merged_ok == 0) {
+			printf("  group %u: not asked (the groups before it did not all commit the "
+			       "join)\n",
+			       (unsigned)g);
+			bad++;
+			continue;
+		}
 		if (a->result == PENDING)
 			a->result = -ETIMEDOUT;
 		if (a->result == 0) {
@@ -235,9 +299,19 @@ static int group_add(struct cfg_cluster *cl, uint16_t group, uint32_t in_ms, uin
 			       (unsigned)g, a->at_epoch);
 			continue;
 		}
+		if (g == group && a->result == -EEXIST && a->at_epoch >= first_epoch) {
+			printf("  group %u: committed; it orders from epoch %" PRIu64
+			       " (it was asked late)\n",
+			       (unsigned)g, a->at_epoch);
+			continue;
+		}
 		bad++;
 		printf("  group %u: %s%s\n", (unsigned)g, strerror(-a->result),
 		       advice(a->result, a->last));
+		if (a->result == -EEXIST)
+			printf("    the epoch that stands: %" PRIu64 "\n", a->at_epoch);
+		if (a->result == -EBUSY)
+			printf("    the other join's epoch: %" PRIu64 "\n", a->at_epoch);
 	}
 	if (bad)
 		fprintf(stderr, "ordo group add: %d of %u groups did not commit the announcement\n",

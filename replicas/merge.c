@@ -95,12 +95,16 @@ int rep_merge_fragment(struct rep_merge *m, const struct wire_epoch_data *d, uin
 	if (d->group >= m->groups || d->total_bytes > m->epoch_bytes)
 		return -EBADMSG;
 	rep_merge_committed(m, d->group, d->committed_epoch);
-	if (d->epoch <= merged)
+	/* Entries ending at or before the group's floor are never merged: a
+	 * joining group's before its join epoch, or everything of a group not
+	 * (yet) merged. They neither take nor keep a slot. */
+	uint64_t old = merged > m->floor[d->group] ? merged : m->floor[d->group];
+	if (d->epoch <= old)
 		return 0; /* applied, or an empty part of a run already passed */
 	struct rep_merge_slot *s = slot_of(m, d->group, d->epoch);
 	if (s->epoch != d->epoch) {
 		/* The entry ending earlier is needed first: it keeps the slot. */
-		if (s->epoch > merged && s->epoch < d->epoch)
+		if (s->epoch > old && s->epoch < d->epoch)
 			return 0;
 		s->epoch = d->epoch;
 		s->total = d->total_bytes;
@@ -118,6 +122,16 @@ int rep_merge_fragment(struct rep_merge *m, const struct wire_epoch_data *d, uin
 	s->have++;
 	rep_merge_committed(m, d->group, d->epoch);
 	return s->have == s->nfrags ? 1 : 0;
+}
+
+void rep_merge_set_floor(struct rep_merge *m, uint32_t g, uint64_t floor)
+{
+	if (g >= m->groups || m->floor[g] == floor)
+		return;
+	m->floor[g] = floor;
+	for (uint32_t i = 0; i < m->slots; i++)
+		if (m->slot[g][i].epoch <= floor)
+			m->slot[g][i].epoch = 0;
 }
 
 void rep_merge_committed(struct rep_merge *m, uint32_t g, uint64_t epoch)

@@ -48,6 +48,9 @@ struct rep_merge {
 	uint8_t *mem[ORDO_GROUPS_MAX];
 	/* Highest epoch each group announced committed (fragments, heartbeats). */
 	uint64_t known_committed[ORDO_GROUPS_MAX];
+	/* Entries of group g ending at or before floor[g] are not taken (0: none
+	 * refused beyond the merged epoch). */
+	uint64_t floor[ORDO_GROUPS_MAX];
 };
 
 /* One merged epoch: the entries that end at `epoch`, by group; NULL for a
@@ -72,6 +75,12 @@ ORDO_MUST_CHECK int rep_merge_grow(struct rep_merge *m, uint32_t groups);
  * fragment completed an entry, 0 if it was taken, a duplicate, old, or had
  * no slot, -EBADMSG if it contradicts the entry being reassembled. */
 int rep_merge_fragment(struct rep_merge *m, const struct wire_epoch_data *d, uint64_t merged);
+
+/* Group g's entries ending at or before `floor` are not taken, and the
+ * ones held are dropped: a group joining at E has floor E - 1 (its earlier
+ * entries would otherwise keep slots its entry covering E needs), a group
+ * not merged at all UINT64_MAX, a merged one 0. */
+void rep_merge_set_floor(struct rep_merge *m, uint32_t g, uint64_t floor);
 
 /* Raises group g's known committed epoch. */
 void rep_merge_committed(struct rep_merge *m, uint32_t g, uint64_t epoch);

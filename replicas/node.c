@@ -145,6 +145,7 @@ struct rep_node {
 	uint64_t stall_since_ns; /* 0: not held back */
 	bool stall_logged;
 	bool unknown_join_logged; /* a join of a group the file lacks was reported */
+	uint64_t joins_ignored_logged;
 	uint64_t stalls, stall_ms_max;
 	uint64_t epoch_data_multicast; /* EPOCH_DATA received on multicast_group */
 	uint64_t live_epoch;	       /* the epoch `live` was decided for */
@@ -240,6 +241,16 @@ static bool apply_step(struct rep_node *n, const struct rep_merge_step *step)
 		      : rep_state_apply_merged(&n->st, step->epoch, step->bytes, step->len,
 					       n->groups, on_applied, n);
 	if (ok) {
+		if (n->st.joins_ignored != n->joins_ignored_logged) {
+			n->joins_ignored_logged = n->st.joins_ignored;
+			fprintf(stderr,
+				"ordo replica %u: epoch %llu announced a group's join that is not "
+				"taken: another join is pending, or it named another epoch for a "
+				"group already announced (%llu so far); `ordo group add` adds one "
+				"group at a time\n",
+				n->e.self->node_id, (unsigned long long)step->epoch,
+				(unsigned long long)n->st.joins_ignored);
+		}
 		if (n->durable && rep_store_epoch_end(&n->store, &n->st) != 0) {
 			fprintf(stderr, "ordo replica %u: %s; stopping\n", n->e.self->node_id,
 				n->store.err);
@@ -295,10 +306,47 @@ static void note_stall(struct rep_node *n, uint32_t g, uint64_t now)
 	}
 }
 
+/* The merge's floor per group follows the state: a merged group takes
+ * every entry after the merged epoch, a joining one those from its join
+ * epoch, a group not merged none. */
+static void update_floors(struct rep_node *n)
+{
+	for (uint32_t g = 0; g < n->groups; g++) {
+		uint64_t from = rep_state_group_from(&n->st, g);
+		rep_merge_set_floor(&n->mg, g,
+				    from == 0		 ? 0
+				    : from == UINT64_MAX ? UINT64_MAX
+							 : from - 1);
+	}
+}
+
+/* The state merges a group the cluster file as loaded does not have (it
+ * joined while this replica ran on an older file, or a checkpoint brought
+ * it): merging without it would be another order. */
+static bool missing_group(struct rep_node *n)
+{
+	uint32_t beyond = n->groups >= 32 ? 0 : n->st.groups_active >> n->groups;
+	if (n->st.groups_active == 0 || beyond == 0)
+		return false;
+	if (!n->unknown_join_logged)
+		fprintf(stderr,
+			"ordo replica %u: the applied state merges group %u, which %s does not "
+			"have: the merge waits; add the group's sequencers to the file and send "
+			"SIGHUP (or restart with it)\n",
+			n->e.self->node_id, n->groups + (uint32_t)__builtin_ctz(beyond),
+			n->e.cfg.path);
+	n->unknown_join_logged = true;
+	return true;
+}
+
 /* Applies every complete step at the head of the merge. */
 static void drain(struct rep_node *n)
 {
+	if (n->merged)
+		update_floors(n);
 	for (;;) {
+		if (n->merged && missing_group(n))
+			return;
 		struct rep_merge_step step;
 		uint32_t waiting = 0;
 		uint64_t from[ORDO_GROUPS_MAX];
@@ -334,6 +382,8 @@ static void drain(struct rep_node *n)
 		rep_merge_release(&n->mg, &step); /* a bad entry is forgotten: NACK asks again */
 		if (!ok)
 			return;
+		if (n->merged)
+			update_floors(n); /* a group may have joined, or been announced */
 		if (n->stall_since_ns)
 			note_stall(n, UINT32_MAX, ordo_mono_ns()); /* the merge moved */
 	}
@@ -646,8 +696,10 @@ static void handle_ckpt_offer(struct rep_node *n, const struct dp_edge_rx *rx)
 		dp_edge_drop(&n->e, WIRE_DROP_BODY); /* larger than any checkpoint of ours */
 		return;
 	}
+	/* Newer means a later epoch: with several groups, empty steps move the
+	 * epoch and not the position. */
 	if (position == 0 || epoch + 1 < x->need_epoch || bytes < REP_CKPT_HDR_BYTES ||
-	    position <= n->st.applied_position)
+	    epoch <= n->st.applied_epoch || position < n->st.applied_position)
 		return; /* not ready (a fresh checkpoint is being made): ask again later */
 	x->position = position;
 	x->epoch = epoch;
@@ -685,7 +737,7 @@ static void xfer_finish(struct rep_node *n)
 	struct xfer *x = &n->x;
 	uint32_t id = n->e.self->node_id;
 	x->phase = XFER_IDLE;
-	if (n->st.applied_position >= x->position) { /* the stream got us there meanwhile */
+	if (n->st.applied_epoch >= x->epoch) { /* the stream got us there meanwhile */
 		xfer_close_file(x, true);
 		return;
 	}
@@ -807,7 +859,13 @@ static void xfer_tick(struct rep_node *n, uint64_t now)
 	if (x->phase == XFER_IDLE) {
 		for (uint32_t g = 0; g < n->groups; g++) {
 			const struct grp_repair *r = &n->rp[g];
-			if (n->mg.known_committed[g] < need || r->gap_epoch != need)
+			/* what the merge needs of this group: the epoch after the
+			 * merged one, or a joining group's join epoch */
+			uint64_t first = rep_state_group_from(&n->st, g);
+			if (first == UINT64_MAX)
+				continue;
+			uint64_t need_g = first > need ? first : need;
+			if (n->mg.known_committed[g] < need_g || r->gap_epoch != need_g)
 				continue;
 			uint32_t past = 0, members = 0;
 			uint64_t oldest = UINT64_MAX;
@@ -815,7 +873,7 @@ static void xfer_tick(struct rep_node *n, uint64_t now)
 				if (n->seqs[i]->group != g)
 					continue;
 				members++;
-				if (n->retained_from[i] > need) {
+				if (n->retained_from[i] > need_g) {
 					past++;
 					if (n->retained_from[i] < oldest)
 						oldest = n->retained_from[i];
@@ -1093,6 +1151,9 @@ static void reload_cluster(struct rep_node *n)
 	}
 	oc->nnodes = nc.nnodes;
 	n->groups = new_groups;
+	n->unknown_join_logged = false;
+	update_floors(n);
+	drain(n); /* a merge held for the group may go on */
 	fprintf(stderr,
 		"ordo replica %u: reloaded %s: group(s) %u..%u added; merged from the epoch "
 		"`ordo group add` announces\n",
@@ -1271,14 +1332,14 @@ int rep_main(int argc, char **argv)
 	fprintf(stderr,
 		"ordo replica %u: applied position=%llu epoch=%llu requests=%llu nacks=%llu "
 		"multicast=%llu dropped=%llu checkpoints=%llu transfers=%llu served_reads=%llu "
-		"groups=%u merge_stalls=%llu merge_stall_ms_max=%llu\n",
+		"groups=%u merge_stalls=%llu merge_stall_ms_max=%llu joins_ignored=%llu\n",
 		self->node_id, (unsigned long long)n->st.applied_position,
 		(unsigned long long)n->st.applied_epoch, (unsigned long long)n->st.requests_applied,
 		(unsigned long long)n->nacks_sent, (unsigned long long)n->epoch_data_multicast,
 		(unsigned long long)dp_edge_drops_total(&n->e),
 		(unsigned long long)n->store.stats.checkpoints, (unsigned long long)n->xfers_done,
 		(unsigned long long)n->served_reads, n->groups, (unsigned long long)n->stalls,
-		(unsigned long long)n->stall_ms_max);
+		(unsigned long long)n->stall_ms_max, (unsigned long long)n->st.joins_ignored);
 	dp_edge_print_drops(&n->e, stderr);
 	node_close(n);
 	return 0;

@@ -289,6 +289,13 @@ void seq_batcher_set_min_epoch(struct seq_batcher *b, uint64_t min_epoch)
 	b->min_epoch = min_epoch;
 }
 
+uint64_t seq_batcher_next_number(const struct seq_batcher *b, uint64_t wall_ns)
+{
+	return b->open.hdr.epoch    ? b->open.hdr.epoch
+	       : b->cfg.every_epoch ? slot_epoch(b, wall_ns)
+				    : b->next_epoch;
+}
+
 int seq_batcher_announce(struct seq_batcher *b, uint16_t group, uint64_t first_epoch,
 			 uint64_t wall_ns)
 {
@@ -297,9 +304,7 @@ int seq_batcher_announce(struct seq_batcher *b, uint16_t group, uint64_t first_e
 	if (b->ann_group == group + 1u && b->ann_first_epoch == first_epoch)
 		return 0;
 	/* the next seal's number is at least this one */
-	uint64_t now = b->open.hdr.epoch    ? b->open.hdr.epoch
-		       : b->cfg.every_epoch ? slot_epoch(b, wall_ns)
-					    : b->next_epoch;
+	uint64_t now = seq_batcher_next_number(b, wall_ns);
 	if (now >= first_epoch)
 		return -ETIME;
 	if (first_epoch - now > UINT32_MAX)

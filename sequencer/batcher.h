@@ -130,6 +130,9 @@ uint32_t seq_batcher_inflight(const struct seq_batcher *b);
  * already placed stay. Not changed by seq_batcher_reset. */
 void seq_batcher_set_min_epoch(struct seq_batcher *b, uint64_t min_epoch);
 
+/* The number the next sealed epoch gets at least (the open one's, or the
+ * one that would open now). */
+uint64_t seq_batcher_next_number(const struct seq_batcher *b, uint64_t wall_ns);
 /* Stamps the announcement "group joins the merge at epoch first_epoch" into
  * the header of the next epoch sealed (join_group = group + 1, join_after =
  * first_epoch - its number). 0: it will be (also when this very

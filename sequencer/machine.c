@@ -69,12 +69,24 @@ int seq_machine_group_add(struct seq_machine *m, uint16_t group, uint64_t first_
 		return -EINVAL;
 	const struct seq_join *j = &m->joins[group];
 	if (j->first_epoch) {
-		/* committed: every member knows the answer */
-		if (j->first_epoch != first_epoch)
+		/* committed: every member knows the answer; for another epoch,
+		 * the one that stands (so the operator's tool can converge) */
+		if (j->first_epoch != first_epoch) {
+			*at_epoch = j->first_epoch;
 			return -EEXIST;
+		}
 		*at_epoch = j->at_epoch;
 		return 0;
 	}
+	/* One join at a time: while another group's announced join epoch is
+	 * ahead, replicas hold that one pending and would not take this one.
+	 * (The joining group keeps its own in its snapshot, so it answers this
+	 * after a restart too; the others know it until they restart.) */
+	for (uint32_t k = 0; k < ORDO_GROUPS_MAX; k++)
+		if (k != group && m->joins[k].first_epoch > m->committed_epoch) {
+			*at_epoch = m->joins[k].first_epoch;
+			return -EBUSY;
+		}
 	if (m->role != RAFT_LEADER)
 		return -EPERM;
 	/* A new leader has not applied every earlier entry: one of them may
@@ -82,6 +94,14 @@ int seq_machine_group_add(struct seq_machine *m, uint16_t group, uint64_t first_
 	if (!m->ready || m->ann_proposed[group] || seq_batcher_announcing(&m->batcher, group))
 		return -EAGAIN;
 	int rc = seq_batcher_announce(&m->batcher, group, first_epoch, wall_ns);
+	if (rc == -ETIME && group == m->batcher.cfg.group) {
+		/* The joining group itself, late: it may start after E as well (it
+		 * ordered nothing, so its entries from E on are empty until then):
+		 * it orders from the next epoch it seals. Its answer names that
+		 * epoch (-EEXIST with it, once committed). */
+		uint64_t next = seq_batcher_next_number(&m->batcher, wall_ns) + 1;
+		rc = seq_batcher_announce(&m->batcher, group, next, wall_ns);
+	}
 	if (rc == -EBUSY)
 		return -EAGAIN; /* another group's waits for the next seal */
 	return rc ? rc : -EAGAIN;

@@ -208,6 +208,18 @@ static void stream_epoch(struct seq_node *n, const struct cfg_node *rep, uint64_
 	stream_epoch_to(n, rep->ip, rep->internal_port, epoch, bytes, len);
 }
 
+/* Entries the epoch log indexes: with every_epoch mostly empty 48-byte
+ * entries, one per epoch_us, so the index, not the bytes, would bound the
+ * retention (65,536 entries: 65 s at 1 ms); one per 256 bytes of
+ * epoch_log_bytes (24 bytes each: 6 MiB for the default 64 MiB). */
+static uint32_t epochlog_entries(const struct cfg_cluster *c)
+{
+	uint64_t n = c->every_epoch ? c->epoch_log_bytes / 256 : 0;
+	if (n < (1u << 16))
+		n = 1u << 16;
+	return n > (1u << 24) ? 1u << 24 : (uint32_t)n;
+}
+
 /* The oldest epoch this member can resend on EPOCH_NACK. */
 static uint64_t retained_from(const struct seq_node *n)
 {
@@ -445,7 +457,8 @@ static void handle_raft(struct seq_node *n)
 				exit(1);
 			}
 			seq_epochlog_free(&n->log); /* older epochs: ask another member */
-			if (seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16) != 0)
+			if (seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes,
+					      epochlog_entries(&n->e.cfg)) != 0)
 				exit(1);
 			raft_snapshot_applied(n->raft, u.snapshot->meta.index);
 			n->snapshots_installed++;
@@ -844,7 +857,7 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 			seq_machine_bytes(&mcfg), strerror(-rc));
 		return rc;
 	}
-	rc = seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, 1u << 16);
+	rc = seq_epochlog_init(&n->log, n->e.cfg.epoch_log_bytes, epochlog_entries(&n->e.cfg));
 	if (rc)
 		return rc;
 	dp_reply_init(&n->ordered, n->e.t, n->e.cfg.cluster_id, WIRE_ORDERED, 0,

@@ -48,8 +48,11 @@
  * load from clients of group 0, the whole file replaces the replicas' one,
  * they get SIGHUP, and `ordo group add --group 1` announces the join; then
  * clients open sessions in group 1 and load both groups. The same checks
- * follow, and: no request of group 1 sits in an epoch before the join, and
- * no process was restarted.
+ * follow, and: no request of group 1 sits in an epoch before the join.
+ * Past the join, the last replica is killed and restarted on the file
+ * before the growth: its state merges group 1, its file lacks it, so it
+ * must hold its merge and say so; the whole file and SIGHUP let it go on,
+ * and its stream must equal the others'.
  *
  * Usage: e2e_test ORDO_BINARY CLUSTER_FILE [REQUESTS [failover|replicas|groups|grow [BEFORE]]]
  * With a sequencer marked join = yes in the cluster file, failover mode then
@@ -695,21 +698,83 @@ static void chaos_step(struct chaos *ch, struct ordo_procs *procs, struct ordo_c
 #define GROW_IN_MS    1500u /* the join epoch: this far ahead of the announcement */
 
 struct grow {
-	int phase; /* 0 before, 1 grown */
+	int phase; /* 0 before, 1 grown, 2 the laggard restarted on the old file, 3 done */
 	uint64_t at_ns;
 	uint64_t join_epoch;
+	int laggard;	    /* index of the replica restarted on a stale file */
+	char lag_file[600]; /* its cluster file */
+	const char *before; /* the file before the growth */
+	const char *logdir;
 };
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+	check(system(cmd) == 0, "%s replaces %s", from, to);
+}
+
+/* Does node id's log hold a line with `what`? */
+static bool log_says(const char *logdir, uint32_t id, const char *what)
+{
+	char path[700], line[512];
+	snprintf(path, sizeof path, "%s/node-%u.log", logdir, id);
+	FILE *f = fopen(path, "r");
+	bool found = false;
+	while (f && fgets(line, sizeof line, f))
+		found |= strstr(line, what) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* After the growth: the laggard replica is killed and restarted on the
+ * file before the growth, past the join epoch: its own state merges group
+ * 1, which that file lacks, so it must hold its merge (and say so) rather
+ * than merge without it; with the whole file and SIGHUP it goes on. */
+static void grow_laggard(struct grow *g, struct ordo_procs *procs, const struct cfg_cluster *cl,
+			 const char *exe)
+{
+	uint64_t now = ordo_mono_ns();
+	if (g->phase == 1 && now >= g->at_ns) {
+		copy_file(g->before, g->lag_file);
+		uint32_t k = (uint32_t)g->laggard;
+		kill(procs->pid[k], SIGKILL);
+		int status;
+		waitpid(procs->pid[k], &status, 0);
+		procs->pid[k] = 0;
+		check(ordo_procs_start_one(procs, cl, k, g->lag_file, exe, g->logdir, NULL) == 0,
+		      "replica %u restarted on the file before the growth", cl->nodes[k].node_id);
+		g->phase = 2;
+		g->at_ns = now + 1500 * ORDO_NS_PER_MS;
+	} else if (g->phase == 2 && now >= g->at_ns) {
+		uint32_t id = cl->nodes[g->laggard].node_id;
+		check(log_says(g->logdir, id, "which ") && log_says(g->logdir, id, "does not have"),
+		      "replica %u, whose state merges group 1 but whose file lacks it, holds "
+		      "its merge and says so",
+		      id);
+		char whole[600];
+		snprintf(whole, sizeof whole, "%s/cluster.ini", g->logdir);
+		copy_file(whole, g->lag_file);
+		kill(procs->pid[g->laggard], SIGHUP);
+		g->phase = 3;
+	}
+}
 
 static void grow_step(struct grow *g, struct ordo_procs *procs, const struct cfg_cluster *cl,
 		      const char *cluster, const char *grow_file, const char *exe,
 		      struct client *clients)
 {
-	if (g->phase != 0 || ordo_mono_ns() < g->at_ns)
+	if (g->phase > 0) {
+		grow_laggard(g, procs, cl, exe);
+		return;
+	}
+	if (ordo_mono_ns() < g->at_ns)
 		return;
 	g->phase = 1;
 	char cmd[2048];
-	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", cluster, grow_file);
-	check(system(cmd) == 0, "the whole cluster file replaces the replicas' one");
+	copy_file(cluster, grow_file);
+	copy_file(cluster, g->lag_file);
 	for (uint32_t k = 0; k < cl->nnodes; k++)
 		if (cl->nodes[k].role == CFG_ROLE_REPLICA && procs->pid[k])
 			kill(procs->pid[k], SIGHUP);
@@ -737,6 +802,7 @@ static void grow_step(struct grow *g, struct ordo_procs *procs, const struct cfg
 			check(open_client(&clients[i], i, cl, NULL) == 0,
 			      "client %d opens a session in group %u once it has joined", i,
 			      (uint32_t)i % ngroups);
+	g->at_ns = ordo_mono_ns() + (GROW_IN_MS + 1000) * ORDO_NS_PER_MS; /* past the join */
 }
 
 int main(int argc, char **argv)
@@ -774,6 +840,7 @@ int main(int argc, char **argv)
 	printf("# logs in %s; %" PRIu64 " requests from %d clients\n", logdir, total, CLIENTS);
 	struct ordo_procs procs;
 	char grow_file[600] = ""; /* grow mode: the file group 0 and the replicas run on */
+	struct grow gr = {.laggard = -1};
 	if (grow) {
 		snprintf(grow_file, sizeof grow_file, "%s/cluster.ini", logdir);
 		char cmd[1400];
@@ -781,11 +848,22 @@ int main(int argc, char **argv)
 		if (system(cmd) != 0)
 			return 2;
 		memset(&procs, 0, sizeof procs);
+		for (uint32_t k = 0; k < cl.nnodes; k++)
+			if (cl.nodes[k].role == CFG_ROLE_REPLICA)
+				gr.laggard = (int)k; /* the last replica */
+		snprintf(gr.lag_file, sizeof gr.lag_file, "%s/cluster-laggard.ini", logdir);
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", file_before, gr.lag_file);
+		if (system(cmd) != 0)
+			return 2;
+		gr.before = file_before;
+		gr.logdir = logdir;
 		for (uint32_t k = 0; k < cl.nnodes; k++) {
 			bool added = cl.nodes[k].role == CFG_ROLE_SEQUENCER &&
 				     cl.nodes[k].group >= cl.founding_groups;
-			if (ordo_procs_start_one(&procs, &cl, k, added ? cluster : grow_file, exe,
-						 logdir, NULL)) {
+			const char *file = added		  ? cluster
+					   : (int)k == gr.laggard ? gr.lag_file
+								  : grow_file;
+			if (ordo_procs_start_one(&procs, &cl, k, file, exe, logdir, NULL)) {
 				fprintf(stderr, "cannot start node %u\n", cl.nodes[k].node_id);
 				ordo_procs_stop(&procs);
 				return 1;
@@ -843,7 +921,7 @@ int main(int argc, char **argv)
 					: groups ? GROUPS_KILLS
 						 : FAILOVER_KILLS,
 			   .pause_done = groups || grow};
-	struct grow gr = {.at_ns = start + GROW_AFTER_NS};
+	gr.at_ns = start + GROW_AFTER_NS;
 	for (uint32_t k = 0; k < cl.nnodes; k++)
 		if (cl.nodes[k].role == CFG_ROLE_SEQUENCER && cl.nodes[k].join)
 			ch.joiner = (int)k;
@@ -876,7 +954,7 @@ int main(int argc, char **argv)
 		if (sent >= total && outstanding == 0 &&
 		    (!failover || (ch.kills >= ch.kills_max && ch.down < 0 && ch.paused < 0 &&
 				   (ch.joiner < 0 || ch.phase == MEMBER_DONE))) &&
-		    (!replicas || rch.phase == RP_DONE) && (!grow || gr.phase == 1))
+		    (!replicas || rch.phase == RP_DONE) && (!grow || gr.phase == 3))
 			break;
 		if (ordo_mono_ns() > deadline) {
 			check(false, "all requests answered within 300 s (%u outstanding)",

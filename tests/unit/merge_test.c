@@ -219,3 +219,34 @@ Test(merge, a_joining_group_takes_part_from_its_join_epoch)
 	cr_assert_eq(st.contributing, 2);
 	rep_merge_free(&m);
 }
+
+Test(merge, a_joining_groups_earlier_entries_do_not_keep_its_slots)
+{
+	struct rep_merge m;
+	cr_assert_eq(rep_merge_init(&m, 2, 4, 4096, FRAG), 0);
+	static uint8_t early[4096], join[4096];
+	uint32_t le = entry(early, 1, 16, 16, 1, 0), lj = entry(join, 1, 17, 20, 1, 1);
+	/* Merged epoch 10; group 1 joins at 20. Without a floor its entry
+	 * ending at 16 (slot 0) would keep the slot its entry ending at 20
+	 * needs, as the one ending earlier, until the merge passed 16: never,
+	 * if the merge waits for group 1 at 20 (a stalled group 0 whose next
+	 * entry is a run past 20). */
+	feed_all(&m, early, le, 1, 16, 10);
+	feed_all(&m, join, lj, 1, 20, 10);
+	const uint8_t *b;
+	uint32_t len;
+	uint64_t end;
+	cr_assert_not(rep_merge_covering(&m, 1, 20, &b, &len, &end), "the slot went to 16");
+	rep_merge_set_floor(&m, 1, 19);
+	feed_all(&m, join, lj, 1, 20, 10);
+	cr_assert(rep_merge_covering(&m, 1, 20, &b, &len, &end), "with the floor, 20 has it");
+	cr_assert_eq(end, 20);
+	feed_all(&m, early, le, 1, 16, 10);
+	cr_assert(rep_merge_covering(&m, 1, 20, &b, &len, &end), "16 is refused, not swapped in");
+	/* A group not merged at all takes nothing. */
+	rep_merge_set_floor(&m, 1, UINT64_MAX);
+	cr_assert_not(rep_merge_covering(&m, 1, 20, &b, &len, &end), "dropped");
+	feed_all(&m, join, lj, 1, 20, 10);
+	cr_assert_not(rep_merge_covering(&m, 1, 20, &b, &len, &end));
+	rep_merge_free(&m);
+}
