@@ -208,6 +208,52 @@ static int check_format(struct rep_store *s)
 	return stor_check_identity(s->dir, &want, false, s->err, sizeof s->err);
 }
 
+/* The applied log's record format follows every_epoch (a merged head or
+ * not): <dir>/APPLIED_MODE says which one the log was written in, and a
+ * cluster file that says otherwise is refused rather than misread. A
+ * directory without the file and with records is from before it existed:
+ * one group. */
+static int check_mode(struct rep_store *s)
+{
+	char path[PATH_MAX], got[16] = "";
+	snprintf(path, sizeof path, "%s/APPLIED_MODE", s->dir);
+	const char *want = s->cfg.merged ? "merged" : "single";
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (!fgets(got, sizeof got, f))
+			got[0] = '\0';
+		fclose(f);
+		got[strcspn(got, "\n")] = '\0';
+	} else if (stor_log_last_index(&s->log) >= stor_log_first_index(&s->log)) {
+		snprintf(got, sizeof got, "single");
+	}
+	if (got[0] && strcmp(got, want) != 0)
+		return fail(s, -EINVAL,
+			    "%s: the applied log was written with every_epoch = %s and the cluster "
+			    "file says every_epoch = %s: the record formats differ; move %s aside, "
+			    "ordo format it again and restart (the replica catches up from a peer)",
+			    path, strcmp(got, "merged") == 0 ? "yes" : "no",
+			    s->cfg.merged ? "yes" : "no", s->dir);
+	if (got[0])
+		return 0;
+	/* a new log: say which format it is in, durably */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fail(s, -errno, "%s: cannot create it: %s", path, strerror(errno));
+	char line[16];
+	int n = snprintf(line, sizeof line, "%s\n", want);
+	int rc = write(fd, line, (size_t)n) == n && fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	if (rc)
+		return fail(s, rc, "%s: writing it: %s", path, strerror(-rc));
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
 /* Renames every checkpoint newer than the one loaded (each was rejected) to
  * <name>.bad, so the writer's retention never keeps one over a good one. */
 static void set_aside_rejected(struct rep_store *s, uint64_t loaded_position)
@@ -272,6 +318,9 @@ int rep_store_open(struct rep_store *s, const struct rep_store_config *cfg, stru
 		goto out_bufs;
 	}
 	s->log_open = true;
+	rc = check_mode(s);
+	if (rc)
+		goto out_log;
 	if (mkdir(s->ckpt_dir, 0755) != 0 && errno != EEXIST) {
 		rc = fail(s, -errno, "%s: cannot create it: %s", s->ckpt_dir, strerror(errno));
 		goto out_log;

@@ -1496,3 +1496,28 @@ Test(store, merged_epochs_of_two_groups_recover_from_checkpoint_and_log)
 	rep_state_free(&s);
 	rep_state_free(&want);
 }
+
+Test(store, a_log_written_in_one_mode_is_refused_in_the_other)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	store_drive(&st, &s, 5);
+	rep_store_close(&st);
+	rep_state_free(&s);
+	/* every_epoch turned on for the same directory: the record heads
+	 * differ, so the log would be misread */
+	c.merged = true;
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), -EINVAL);
+	cr_assert_not_null(strstr(st.err, "APPLIED_MODE"), "%s", st.err);
+	cr_assert_not_null(strstr(st.err, "every_epoch = no"), "%s", st.err);
+	cr_assert_not_null(strstr(st.err, "ordo format"), "%s", st.err);
+	/* back as it was written: fine */
+	c.merged = false;
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	cr_assert_eq(s.applied_epoch, 5);
+	rep_store_close(&st);
+	rep_state_free(&s);
+}
