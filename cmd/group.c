@@ -7,17 +7,18 @@
  * [n x epoch_us, (n + 1) x epoch_us) µs since the Unix epoch). The tool sends
  * an internal GROUP_ADD datagram, signed with the node key like `ordo member`
  * (so it needs internal_secret, and it must come from a node's address or
- * from trusted_networks: run it on a node's host). First to the groups
- * merged now (0 .. G - 1): each group's leader stamps the announcement into
- * its next entry and answers 0 once an entry carrying it is committed;
- * replicas learn the join from the first of these they merge. If one of
- * them answers that another epoch stands (an earlier run committed it) and
- * that epoch is still ahead, the tool finishes that announcement instead.
- * Then, once at least one of them committed, to group G itself, which orders
- * nothing before it has committed its own (late is fine for it: it orders
- * from the epoch it names). Per group the tool asks the group's sequencers
- * in turn, follows leader hints (-EPERM) and resends every 100 ms while the
- * answer is -EAGAIN or none, up to 10 s per phase.
+ * from trusted_networks: run it on a node's host). First to group 0, which
+ * founded the cluster and is always merged: its leader stamps the
+ * announcement into its next entry and answers 0 once an entry carrying it
+ * is committed, or names the epoch an earlier run committed (the tool then
+ * finishes that one, if it is still ahead). Then to the other merged groups
+ * with that epoch (repeats to replicas, which take the first announcement
+ * they merge). Then, only if every one of them answered (committed, or too
+ * late), to group G itself, which orders nothing before it has committed
+ * its own (late is fine for it: it orders from the epoch it names). Per
+ * group the tool asks the group's sequencers in turn, follows leader hints
+ * (-EPERM) and resends every 100 ms while the answer is -EAGAIN or none, up
+ * to 10 s per step.
  *
  * What does not live here: the announcement's meaning (sequencer/machine.c
  * and the replicas apply it).
@@ -241,35 +242,34 @@ static int group_add(struct cfg_cluster *cl, uint16_t group, uint32_t in_ms, uin
 	struct group_ask asks[ORDO_GROUPS_MAX];
 	uint64_t nonce_base = ordo_real_ns() << 8; /* + group: whose answer it is */
 	uint64_t deadline = ordo_mono_ns() + DEADLINE_NS;
-	/* Phase 1: the groups merged now. Replicas learn the join from the first
-	 * of their announcements they merge, so one committed is enough; the
-	 * new group is asked only then (it must not order from an epoch that
-	 * no replica knows). A group that answers with another epoch (an
-	 * earlier run of this tool committed it): that one is finished, if it
-	 * is still ahead. */
-	for (int round = 0; round < 2; round++) {
-		for (uint16_t g = 0; g < ngroups; g++)
-			asks[g] = (struct group_ask){.result = PENDING};
-		ask(t, &ctx, cl, group, first_epoch, asks, ngroups, 0, group, nonce_base, deadline);
-		uint64_t stands = 0;
-		for (uint16_t g = 0; g < group; g++)
-			if (asks[g].result == -EEXIST && asks[g].at_epoch != first_epoch)
-				stands = asks[g].at_epoch;
-		uint64_t now_slot = ordo_real_ns() / ORDO_NS_PER_US / cl->epoch_us;
-		if (round > 0 || stands == 0 || stands <= now_slot)
-			break;
+	/* Phase 1: group 0, which founded the cluster and is always merged,
+	 * decides the epoch: it commits E, or names the epoch an earlier run
+	 * committed (finished if still ahead). Then the other merged groups,
+	 * with that epoch (their announcements are repeats to replicas). The
+	 * new group is asked only if every one of them answered: committed, or
+	 * too late (a repeat replicas ignore); not if one is busy with another
+	 * group's join, names another epoch (its announcement might be merged
+	 * first), or said nothing. So group G only ever commits the epoch the
+	 * replicas merge it from. */
+	for (uint16_t g = 0; g < ngroups; g++)
+		asks[g] = (struct group_ask){.result = PENDING};
+	ask(t, &ctx, cl, group, first_epoch, asks, ngroups, 0, 0, nonce_base, deadline);
+	uint64_t now_slot = ordo_real_ns() / ORDO_NS_PER_US / cl->epoch_us;
+	if (asks[0].result == -EEXIST && asks[0].at_epoch > now_slot) {
 		printf("ordo group add: group %u was announced for epoch %" PRIu64
 		       " by an earlier run: finishing that one\n",
-		       (unsigned)group, stands);
-		first_epoch = stands;
+		       (unsigned)group, asks[0].at_epoch);
+		first_epoch = asks[0].at_epoch;
 		nonce_base += 1u << 7;
+		asks[0] = (struct group_ask){.result = PENDING};
+		ask(t, &ctx, cl, group, first_epoch, asks, ngroups, 0, 0, nonce_base,
+		    ordo_mono_ns() + DEADLINE_NS);
 	}
-	/* Group G is asked only if one of them committed and every one
-	 * answered: 0, or too late (a repeat replicas ignore). Not if one is
-	 * busy with another group's join, named another epoch, or said
-	 * nothing (the group joining before may be the one that knows). */
+	if (asks[0].result == 0 && group > 1)
+		ask(t, &ctx, cl, group, first_epoch, asks, ngroups, 1, (uint16_t)(group - 1),
+		    nonce_base, ordo_mono_ns() + DEADLINE_NS);
 	uint16_t merged_ok = 0;
-	bool blocked = false;
+	bool blocked = asks[0].result != 0;
 	for (uint16_t g = 0; g < group; g++) {
 		merged_ok += asks[g].result == 0;
 		blocked |= asks[g].result != 0 && asks[g].result != -ETIME;
@@ -285,10 +285,11 @@ static int group_add(struct cfg_cluster *cl, uint16_t group, uint32_t in_ms, uin
 	int bad = 0;
 	for (uint16_t g = 0; g < ngroups; g++) {
 		struct group_ask *a = &asks[g];
-		if (g == group && merged_ok == 0) {
-			printf("  group %u: not asked (the groups before it did not all commit the "
-			       "join)\n",
-			       (unsigned)g);
+		if (a->result == PENDING && g != 0 &&
+		    (g == group ? merged_ok == 0 : asks[0].result != 0)) {
+			printf("  group %u: not asked (%s)\n", (unsigned)g,
+			       g == group ? "the groups before it did not all commit the join"
+					  : "group 0 did not commit the join");
 			bad++;
 			continue;
 		}

@@ -1256,6 +1256,8 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 			n->e.self->node_id);
 	}
 	rep_state_found(&n->st, cfg->founding_groups); /* when nothing says otherwise */
+	if (n->merged)
+		update_floors(n); /* before the first fragment takes a slot */
 	if (rep_applog_applied(&n->log) != n->st.applied_position)
 		rep_applog_reset(&n->log, n->st.applied_position);
 	dp_reply_init(&n->applied, n->e.t, cfg->cluster_id, WIRE_APPLIED, n->e.self->node_id,

@@ -211,8 +211,9 @@ static int check_format(struct rep_store *s)
 /* The applied log's record format follows every_epoch (a merged head or
  * not): <dir>/APPLIED_MODE says which one the log was written in, and a
  * cluster file that says otherwise is refused rather than misread. A
- * directory without the file and with records is from before it existed:
- * one group. */
+ * directory without the file (new, or from before it existed) takes the
+ * cluster file's word; were that wrong, replay finds the first record that
+ * does not check and cuts the log there (the stream refills it). */
 static int check_mode(struct rep_store *s)
 {
 	char path[PATH_MAX], got[16] = "";
@@ -224,8 +225,6 @@ static int check_mode(struct rep_store *s)
 			got[0] = '\0';
 		fclose(f);
 		got[strcspn(got, "\n")] = '\0';
-	} else if (stor_log_last_index(&s->log) >= stor_log_first_index(&s->log)) {
-		snprintf(got, sizeof got, "single");
 	}
 	if (got[0] && strcmp(got, want) != 0)
 		return fail(s, -EINVAL,

@@ -388,6 +388,10 @@ int seq_machine_snapshot(const struct seq_machine *m, uint8_t *out, size_t cap, 
 				 .epoch_ts_ns = m->applied_ts_ns,
 				 .join_epoch = own->first_epoch,
 				 .join_after = own->first_epoch - own->at_epoch};
+	for (uint32_t g = 0; g < ORDO_GROUPS_MAX; g++) {
+		h.joins[g].first_epoch = m->joins[g].first_epoch;
+		h.joins[g].at_epoch = m->joins[g].first_epoch ? m->joins[g].at_epoch : 0;
+	}
 	int rc = seq_sessions_snapshot_write(&m->sessions, &h, out, cap, len);
 	if (rc)
 		return rc;
@@ -414,10 +418,16 @@ int seq_machine_restore(struct seq_machine *m, const uint8_t *data, uint64_t len
 	m->committed_epoch = h.epoch;
 	m->committed_position = h.group_position;
 	m->applied_ts_ns = h.epoch_ts_ns;
-	/* The group's own announcement; the others' stay as known (a snapshot
+	/* Every group's committed announcement (version 2), so GROUP_ADD is
+	 * answered with what stands after a restart too; a version 1 snapshot
+	 * has the group's own only. Joins known beyond the snapshot stay (it
 	 * is never older than what this node applied). */
+	for (uint32_t k = 0; k < ORDO_GROUPS_MAX; k++)
+		if (h.joins[k].first_epoch)
+			m->joins[k] = (struct seq_join){.first_epoch = h.joins[k].first_epoch,
+							.at_epoch = h.joins[k].at_epoch};
 	uint16_t g = m->batcher.cfg.group;
-	if (g < ORDO_GROUPS_MAX)
+	if (g < ORDO_GROUPS_MAX && h.join_epoch)
 		m->joins[g] = (struct seq_join){.first_epoch = h.join_epoch,
 						.at_epoch = h.join_epoch - h.join_after};
 	set_floor(m);

@@ -818,7 +818,8 @@ static int node_open(struct seq_node *n, const struct dp_edge_args *a)
 	 * next (sessions.h layout: 64 bytes + 32 per place); the worst case,
 	 * every number of the window ordered out of order, is about twice that. */
 	uint64_t snap_steady =
-	    SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES + RAFT_MSG_HDR_BYTES +
+	    SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES + SEQ_SNAP_TRAILER_BYTES +
+	    RAFT_MSG_HDR_BYTES +
 	    (uint64_t)n->e.cfg.sessions_max *
 		(SEQ_SNAP_SESSION_BYTES + (uint64_t)SEQ_SNAP_SLOT_BYTES * n->e.cfg.session_window);
 	if (snap_steady > RAFT_MSG_BUF_BYTES)

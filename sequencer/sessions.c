@@ -777,6 +777,15 @@ ORDO_STATIC_ASSERT(SEQ_SNAP_HDR_BYTES % 8 == 0 && SEQ_SNAP_SESSION_BYTES % 8 == 
 		       SEQ_SNAP_SLOT_BYTES % 8 == 0 && SEQ_SNAP_TRAILER_BYTES % 8 == 0,
 		   "snapshot parts are multiples of 8 bytes");
 
+/* Bytes before the sessions: the header, and the joins table from version
+ * 2; 0 for an unknown version. */
+static size_t snap_head_bytes(uint32_t version)
+{
+	return version == 1		     ? SEQ_SNAP_HDR_BYTES
+	       : version == SEQ_SNAP_VERSION ? SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES
+					     : 0;
+}
+
 /* Lowest number of the window [next - W, next + W) that can exist (>= 1). */
 static inline uint64_t window_lo(uint64_t next, uint64_t w)
 {
@@ -799,12 +808,13 @@ size_t seq_sessions_snapshot_bytes_max(const struct seq_sessions_cfg *cfg)
 	if (!cfg_valid(cfg))
 		return 0;
 	size_t per = SEQ_SNAP_SESSION_BYTES + (size_t)SEQ_SNAP_SLOT_BYTES * (2u * cfg->window - 1);
-	return SEQ_SNAP_HDR_BYTES + (size_t)cfg->sessions_max * per + SEQ_SNAP_TRAILER_BYTES;
+	return SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES + (size_t)cfg->sessions_max * per +
+	       SEQ_SNAP_TRAILER_BYTES;
 }
 
 size_t seq_sessions_snapshot_bytes(const struct seq_sessions *t)
 {
-	size_t total = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES;
+	size_t total = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES + SEQ_SNAP_TRAILER_BYTES;
 	for (uint32_t i = t->lru_head; i != NONE; i = sess(t, i)->lru_next)
 		total += SEQ_SNAP_SESSION_BYTES + (size_t)SEQ_SNAP_SLOT_BYTES * ordered_count(t, i);
 	return total;
@@ -835,9 +845,16 @@ int seq_sessions_snapshot_write(const struct seq_sessions *t, const struct seq_s
 					     h->join_after <= UINT32_MAX);
 	ordo_st32(out + SH_JOIN_AFTER, (uint32_t)h->join_after);
 	ordo_st64(out + SH_JOIN_EPOCH, h->join_epoch);
+	for (uint32_t g = 0; g < ORDO_GROUPS_MAX; g++) {
+		ORDO_ASSERT(h->joins[g].first_epoch == 0
+				? h->joins[g].at_epoch == 0
+				: h->joins[g].at_epoch < h->joins[g].first_epoch);
+		ordo_st64(out + SEQ_SNAP_HDR_BYTES + 16 * g, h->joins[g].first_epoch);
+		ordo_st64(out + SEQ_SNAP_HDR_BYTES + 16 * g + 8, h->joins[g].at_epoch);
+	}
 
 	uint64_t w = t->cfg.window;
-	uint8_t *p = out + SEQ_SNAP_HDR_BYTES;
+	uint8_t *p = out + SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES;
 	uint64_t prev_latest = 0;
 	uint32_t written = 0;
 	for (uint32_t i = t->lru_head; i != NONE; i = sess(t, i)->lru_next) {
@@ -977,11 +994,12 @@ static bool snap_session_parse(const struct seq_sessions *t, const uint8_t *in, 
  * client_ids, and empties it again. */
 static int snap_validate(struct seq_sessions *t, const uint8_t *in, size_t len)
 {
-	const size_t fixed = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES;
-	if (len < fixed || len % 8 != 0)
+	if (len < SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES || len % 8 != 0)
 		return -EBADMSG;
-	if (ordo_ld32(in + SH_MAGIC) != SEQ_SNAP_MAGIC ||
-	    ordo_ld32(in + SH_VERSION) != SEQ_SNAP_VERSION || ordo_ld64(in + SH_TOTAL) != len)
+	uint32_t version = ordo_ld32(in + SH_VERSION);
+	const size_t head = snap_head_bytes(version);
+	if (ordo_ld32(in + SH_MAGIC) != SEQ_SNAP_MAGIC || head == 0 ||
+	    len < head + SEQ_SNAP_TRAILER_BYTES || ordo_ld64(in + SH_TOTAL) != len)
 		return -EBADMSG;
 	size_t end = len - SEQ_SNAP_TRAILER_BYTES;
 	if (ordo_ld32(in + end + ST_CRC) != ordo_crc32c(in, end) ||
@@ -992,6 +1010,12 @@ static int snap_validate(struct seq_sessions *t, const uint8_t *in, size_t len)
 	uint32_t join_after = ordo_ld32(in + SH_JOIN_AFTER);
 	if (join_epoch == 0 ? join_after != 0 : join_after == 0 || join_after >= join_epoch)
 		return -EBADMSG;
+	for (uint32_t g = 0; version >= 2 && g < ORDO_GROUPS_MAX; g++) {
+		uint64_t first = ordo_ld64(in + SEQ_SNAP_HDR_BYTES + 16 * g);
+		uint64_t at = ordo_ld64(in + SEQ_SNAP_HDR_BYTES + 16 * g + 8);
+		if (first == 0 ? at != 0 : at >= first)
+			return -EBADMSG;
+	}
 	if (ordo_ld32(in + SH_WINDOW) != t->cfg.window ||
 	    ordo_ld32(in + SH_SESSIONS_MAX) != t->cfg.sessions_max)
 		return -EINVAL;
@@ -1001,7 +1025,7 @@ static int snap_validate(struct seq_sessions *t, const uint8_t *in, size_t len)
 
 	ORDO_ASSERT(t->pending_opens_used == 0);
 	int rc = 0;
-	size_t off = SEQ_SNAP_HDR_BYTES;
+	size_t off = snap_head_bytes(ordo_ld32(in + SH_VERSION));
 	uint64_t prev_latest = 0;
 	for (uint32_t k = 0; k < count; k++) {
 		struct snap_session r;
@@ -1042,7 +1066,7 @@ int seq_sessions_snapshot_read(struct seq_sessions *t, const uint8_t *in, size_t
 	uint64_t w = t->cfg.window;
 	memset(t->index, 0, ((size_t)t->index_mask + 1) * sizeof t->index[0]);
 	size_t end = len - SEQ_SNAP_TRAILER_BYTES;
-	size_t off = SEQ_SNAP_HDR_BYTES;
+	size_t off = snap_head_bytes(ordo_ld32(in + SH_VERSION));
 	uint64_t prev_latest = 0;
 	for (uint32_t k = 0; k < count; k++) {
 		struct snap_session r;
@@ -1095,5 +1119,10 @@ int seq_sessions_snapshot_read(struct seq_sessions *t, const uint8_t *in, size_t
 	h->epoch_ts_ns = ordo_ld64(in + SH_EPOCH_TS);
 	h->join_epoch = ordo_ld64(in + SH_JOIN_EPOCH);
 	h->join_after = ordo_ld32(in + SH_JOIN_AFTER);
+	bool table = ordo_ld32(in + SH_VERSION) >= 2;
+	for (uint32_t g = 0; g < ORDO_GROUPS_MAX; g++) {
+		h->joins[g].first_epoch = table ? ordo_ld64(in + SEQ_SNAP_HDR_BYTES + 16 * g) : 0;
+		h->joins[g].at_epoch = table ? ordo_ld64(in + SEQ_SNAP_HDR_BYTES + 16 * g + 8) : 0;
+	}
 	return 0;
 }

@@ -46,6 +46,13 @@
  * 1 <= join_after < join_epoch. Those two words were reserved (0) before,
  * so older snapshots read as "no announcement".
  *
+ * Version 2 then has a joins table of ORDO_GROUPS_MAX entries of 16 bytes:
+ * u64 first_epoch (the epoch group g joins at), u64 at_epoch (the epoch of
+ * the entry that announced it), both 0 for none, else at_epoch <
+ * first_epoch: every join this group committed, so a restarted member
+ * still answers GROUP_ADD with what stands (-EEXIST, -EBUSY). Version 1
+ * (no table) is still read.
+ *
  * Then `count` sessions in eviction (LRU) order, the next victim first, each
  * a 64-byte record followed by its `slots` ordered numbers:
  * | off | size | field |
@@ -190,8 +197,9 @@ uint32_t seq_sessions_count(const struct seq_sessions *t);
 
 /* ------------------------------------------------------------ snapshot */
 
-#define SEQ_SNAP_MAGIC	       0x534E534Fu /* "OSNS" */
-#define SEQ_SNAP_VERSION       1u
+#define SEQ_SNAP_MAGIC	       0x534E534Fu	       /* "OSNS" */
+#define SEQ_SNAP_VERSION       2u		       /* 1: no joins table; still read */
+#define SEQ_SNAP_JOINS_BYTES   (16u * ORDO_GROUPS_MAX) /* version 2, after the header */
 #define SEQ_SNAP_HDR_BYTES     88u
 #define SEQ_SNAP_SESSION_BYTES 64u
 #define SEQ_SNAP_SLOT_BYTES    32u
@@ -208,6 +216,12 @@ struct seq_snap_hdr {
 	uint64_t join_epoch;	 /* E of the group's own applied announcement, 0 = none */
 	uint64_t join_after;	 /* E minus the announcing entry's epoch, < 2^32 (32 bits in
 				    the encoding); 0 iff join_epoch is 0 */
+	/* Every group's committed join announcement (version 2): the epoch it
+	 * joins at and the epoch of the entry that carried it; 0 and 0 none.
+	 * A version 1 snapshot reads as none. */
+	struct {
+		uint64_t first_epoch, at_epoch;
+	} joins[ORDO_GROUPS_MAX];
 };
 
 /* Largest encoding for cfg (every session with 2W - 1 ordered numbers); 0 if

@@ -1128,7 +1128,7 @@ Test(sessions_snapshot, window_places_survive_restore)
 	size_t len;
 	uint8_t *buf = snap_take(&t, &h, &len);
 	/* 2 sessions: W ordered below next plus 2 above; request 1 */
-	cr_assert_eq(len, 96 + 2 * 64 + (w + 2 + 1) * 32);
+	cr_assert_eq(len, 96 + SEQ_SNAP_JOINS_BYTES + 2 * 64 + (w + 2 + 1) * 32);
 	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &h), 0);
 	struct wire_place p;
 	for (uint64_t n = 2; n < 12; n++)
@@ -1161,7 +1161,7 @@ Test(sessions_snapshot, empty_table)
 	    .raft_index = 1, .raft_term = 2, .epoch = 3, .group_position = 4, .epoch_ts_ns = 5};
 	size_t len;
 	uint8_t *buf = snap_take(&t, &h, &len);
-	cr_assert_eq(len, SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES);
+	cr_assert_eq(len, SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES + SEQ_SNAP_TRAILER_BYTES);
 	/* restoring the empty state drops what the target held */
 	open_session(&r, 9, 0);
 	open_session(&r, 10, 0);
@@ -1196,14 +1196,50 @@ Test(sessions_snapshot, join_epoch_round_trip)
 				 .epoch_ts_ns = 9,
 				 .join_epoch = 1800000000100ull,
 				 .join_after = 3000};
+	h.joins[1].first_epoch = 1800000000100ull; /* the group's own */
+	h.joins[1].at_epoch = 1800000000100ull - 3000;
+	h.joins[3].first_epoch = 1800000009000ull; /* another group's, still ahead */
+	h.joins[3].at_epoch = 1800000000120ull;
 	size_t len;
 	uint8_t *buf = snap_take(&t, &h, &len);
 	cr_assert_eq(ordo_ld64(buf + 80), h.join_epoch);
 	cr_assert_eq(ordo_ld32(buf + 28), 3000);
+	cr_assert_eq(ordo_ld32(buf + 4), 2, "version 2: with the joins table");
+	cr_assert_eq(ordo_ld64(buf + SEQ_SNAP_HDR_BYTES + 16 * 3), h.joins[3].first_epoch);
 	struct seq_snap_hdr got;
 	memset(&got, 0xEE, sizeof got);
 	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &got), 0);
 	cr_assert(memcmp(&got, &h, sizeof h) == 0);
+	/* a join table entry announced at or after its join epoch is malformed */
+	ordo_st64(buf + SEQ_SNAP_HDR_BYTES + 16 * 3 + 8, h.joins[3].first_epoch);
+	size_t end = len - SEQ_SNAP_TRAILER_BYTES;
+	ordo_st32(buf + end, ordo_crc32c(buf, end));
+	cr_assert_eq(seq_sessions_snapshot_read(&r, buf, len, &got), -EBADMSG);
+	free(buf);
+	seq_sessions_free(&t);
+	seq_sessions_free(&r);
+}
+
+Test(sessions_snapshot, version_1_without_the_joins_table_still_reads)
+{
+	struct seq_sessions t, r;
+	snap_table(&t, 4, 4, 0);
+	snap_table(&r, 4, 4, 0);
+	struct seq_snap_hdr h = {.raft_index = 7, .raft_term = 2, .epoch = 5};
+	size_t len;
+	uint8_t *buf = snap_take(&t, &h, &len);
+	/* the version 1 encoding of the same (empty) table: no table */
+	uint8_t v1[SEQ_SNAP_HDR_BYTES + SEQ_SNAP_TRAILER_BYTES] = {0};
+	memcpy(v1, buf, SEQ_SNAP_HDR_BYTES);
+	ordo_st32(v1 + 4, 1);
+	ordo_st64(v1 + 8, sizeof v1);
+	ordo_st32(v1 + SEQ_SNAP_HDR_BYTES, ordo_crc32c(v1, SEQ_SNAP_HDR_BYTES));
+	struct seq_snap_hdr got;
+	memset(&got, 0xEE, sizeof got);
+	cr_assert_eq(seq_sessions_snapshot_read(&r, v1, sizeof v1, &got), 0);
+	cr_assert_eq(got.epoch, 5);
+	for (uint32_t g = 0; g < ORDO_GROUPS_MAX; g++)
+		cr_assert_eq(got.joins[g].first_epoch, 0);
 	free(buf);
 	seq_sessions_free(&t);
 	seq_sessions_free(&r);
@@ -1357,7 +1393,7 @@ Test(sessions_snapshot, bit_flip_refused_everywhere)
 /* Byte offset of session record k and of its slot j in buf. */
 static size_t snap_rec(const uint8_t *buf, uint32_t k)
 {
-	size_t off = SEQ_SNAP_HDR_BYTES;
+	size_t off = SEQ_SNAP_HDR_BYTES + SEQ_SNAP_JOINS_BYTES;
 	for (uint32_t i = 0; i < k; i++)
 		off += SEQ_SNAP_SESSION_BYTES + SEQ_SNAP_SLOT_BYTES * ordo_ld32(buf + off + 56);
 	return off;
