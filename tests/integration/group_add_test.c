@@ -199,3 +199,41 @@ Test(group_add, joins_at_the_agreed_epoch)
 	cr_assert_not_null(strstr(out, stands), "%s", out);
 	cr_assert_not_null(strstr(out, "group 1: not asked"), "%s", out);
 }
+
+/* ---- three groups: one join at a time ---- */
+
+static void setup3(void)
+{
+	fixture_start(&F, "ORDO_GROUP_ADD3_CLUSTER", "/tmp/ordo-group-add3-XXXXXX");
+	cr_assert_eq(cfg_groups(&F.cl), 3);
+	cr_assert_eq(F.cl.founding_groups, 1);
+}
+
+TestSuite(group_add3, .init = setup3, .fini = teardown, .timeout = 60);
+
+/* While group 1's join epoch is ahead, group 2 cannot be announced: group
+ * 0 answers -EBUSY naming that epoch, and group 2 is not asked (it would
+ * order from an epoch replicas, holding group 1's join pending, would not
+ * merge it from). Once the epoch has passed, group 2 joins. */
+Test(group_add3, one_join_at_a_time)
+{
+	char out[4096];
+	cr_assert_eq(run_group_add(1, 3000, out, sizeof out), 0, "%s", out);
+	const char *p = strstr(out, "joins at epoch ");
+	cr_assert_not_null(p, "%s", out);
+	uint64_t e1 = strtoull(p + strlen("joins at epoch "), NULL, 10);
+	cr_assert_eq(run_group_add(2, 1000, out, sizeof out), 1, "%s", out);
+	cr_assert_not_null(strstr(out, "group 0: Device or resource busy"), "%s", out);
+	char other[64];
+	snprintf(other, sizeof other, "the other join's epoch: %" PRIu64, e1);
+	cr_assert_not_null(strstr(out, other), "%s", out);
+	cr_assert_not_null(strstr(out, "group 2: not asked"), "%s", out);
+	/* past group 1's join epoch, one more slot for every group to commit it */
+	while (wall_us() < (e1 + 2) * F.cl.epoch_us + 200 * 1000ull) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(run_group_add(2, 1500, out, sizeof out), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "group 1: committed"), "a joined group announces: %s", out);
+	cr_assert_not_null(strstr(out, "group 2: committed"), "%s", out);
+}
