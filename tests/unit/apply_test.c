@@ -10,6 +10,8 @@
 #include "common/le.h"
 #include "replicas/apply.h"
 
+#include "epoch_build.h"
+
 static const struct ledger_cfg CAPS = {.accounts_max = 64, .transfers_max = 64};
 
 /* An epoch of `count` OPAQUE records of group g; record i carries byte
@@ -17,26 +19,14 @@ static const struct ledger_cfg CAPS = {.accounts_max = 64, .transfers_max = 64};
 static uint32_t make(uint8_t *buf, uint64_t epoch, uint16_t g, uint64_t first, uint32_t count,
 		     uint64_t client, uint8_t tag)
 {
-	uint32_t off = ORDO_EPOCH_HDR_BYTES;
-	for (uint32_t i = 0; i < count; i++) {
-		uint8_t p[8];
-		memset(p, tag + (int)i, sizeof p);
-		struct wire_epoch_rec r = {.client_id = client,
-					   .request_number = 2 + first + i,
-					   .session = 1,
-					   .op = WIRE_OP_OPAQUE,
-					   .size = sizeof p,
-					   .payload = p};
-		off += wire_epoch_rec_encode(buf + off, &r);
-	}
-	struct wire_epoch_hdr h = {.epoch = epoch,
-				   .first_position = first,
-				   .timestamp_ns = epoch,
-				   .count = count,
-				   .bytes = off,
-				   .group = g};
-	wire_epoch_hdr_encode(buf, &h);
-	return off;
+	const struct test_entry e = {.epoch = epoch,
+				     .group = g,
+				     .first = first,
+				     .count = count,
+				     .client = client,
+				     .tag = tag,
+				     .size = 8};
+	return test_entry_encode(buf, &e);
 }
 
 struct seen {

@@ -11,6 +11,8 @@
 #include "common/le.h"
 #include "replicas/merge.h"
 
+#include "epoch_build.h"
+
 #define FRAG 64u
 
 /* An entry of group g covering from..epoch with `count` OPAQUE records of
@@ -18,26 +20,15 @@
 static uint32_t entry(uint8_t *buf, uint16_t g, uint64_t from, uint64_t epoch, uint64_t first,
 		      uint32_t count)
 {
-	uint32_t off = ORDO_EPOCH_HDR_BYTES;
-	for (uint32_t i = 0; i < count; i++) {
-		uint8_t p[24];
-		memset(p, (int)(epoch + i), sizeof p);
-		struct wire_epoch_rec r = {.client_id = 9,
-					   .request_number = 2 + first + i,
-					   .session = 1,
-					   .op = WIRE_OP_OPAQUE,
-					   .size = sizeof p,
-					   .payload = p};
-		off += wire_epoch_rec_encode(buf + off, &r);
-	}
-	struct wire_epoch_hdr h = {.epoch = epoch,
-				   .first_position = first,
-				   .count = count,
-				   .bytes = off,
-				   .group = g,
-				   .from_epoch = from};
-	wire_epoch_hdr_encode(buf, &h);
-	return off;
+	const struct test_entry e = {.from = from,
+				     .epoch = epoch,
+				     .group = g,
+				     .first = first,
+				     .count = count,
+				     .client = 9,
+				     .tag = (uint8_t)epoch,
+				     .size = 24};
+	return test_entry_encode(buf, &e);
 }
 
 /* Feeds fragment f of an entry; returns rep_merge_fragment's answer. */
