@@ -320,23 +320,31 @@ static void update_floors(struct rep_node *n)
 	}
 }
 
-/* The state merges a group the cluster file as loaded does not have (it
- * joined while this replica ran on an older file, or a checkpoint brought
- * it): merging without it would be another order. */
-static bool missing_group(struct rep_node *n)
+/* The state merges, by epoch `upto`, a group the cluster file as loaded
+ * does not have: one that joined while this replica ran on an older file
+ * (or that a checkpoint brought), or one announced to join by then.
+ * Merging without it would be another order than the replicas that have
+ * it, so the merge waits (and says so once). */
+static bool lacks_group(struct rep_node *n, uint64_t upto)
 {
-	uint32_t beyond = n->groups >= 32 ? 0 : n->st.groups_active >> n->groups;
-	if (n->st.groups_active == 0 || beyond == 0)
-		return false;
-	if (!n->unknown_join_logged)
-		fprintf(stderr,
-			"ordo replica %u: the applied state merges group %u, which %s does not "
-			"have: the merge waits; add the group's sequencers to the file and send "
-			"SIGHUP (or restart with it)\n",
-			n->e.self->node_id, n->groups + (uint32_t)__builtin_ctz(beyond),
-			n->e.cfg.path);
-	n->unknown_join_logged = true;
-	return true;
+	if (n->st.groups_active == 0)
+		return false; /* never set: the groups of the file, all merged */
+	for (uint32_t g = n->groups; g < ORDO_GROUPS_MAX; g++) {
+		uint64_t from = rep_state_group_from(&n->st, g);
+		if (from == UINT64_MAX || from > upto)
+			continue;
+		if (!n->unknown_join_logged)
+			fprintf(stderr,
+				"ordo replica %u: the merge takes group %u from epoch %llu on, a "
+				"group which %s does not have: the merge waits; add the group's "
+				"sequencers to the file and send SIGHUP (or restart with it)\n",
+				n->e.self->node_id, g,
+				(unsigned long long)(from ? from : n->st.applied_epoch + 1),
+				n->e.cfg.path);
+		n->unknown_join_logged = true;
+		return true;
+	}
+	return false;
 }
 
 /* Applies every complete step at the head of the merge. */
@@ -345,8 +353,6 @@ static void drain(struct rep_node *n)
 	if (n->merged)
 		update_floors(n);
 	for (;;) {
-		if (n->merged && missing_group(n))
-			return;
 		struct rep_merge_step step;
 		uint32_t waiting = 0;
 		uint64_t from[ORDO_GROUPS_MAX];
@@ -364,20 +370,8 @@ static void drain(struct rep_node *n)
 			}
 			return;
 		}
-		/* A group announced to join that the cluster file as loaded does
-		 * not have: merging past its join epoch without it would be
-		 * another order than the replicas that have it. Wait. */
-		if (n->st.join_group > n->groups && step.epoch >= n->st.join_epoch) {
-			if (!n->unknown_join_logged)
-				fprintf(stderr,
-					"ordo replica %u: group %u joins at epoch %llu but %s has "
-					"no such group: the merge waits there; add the group's "
-					"sequencers to the file and send SIGHUP\n",
-					n->e.self->node_id, n->st.join_group - 1u,
-					(unsigned long long)n->st.join_epoch, n->e.cfg.path);
-			n->unknown_join_logged = true;
+		if (n->merged && lacks_group(n, step.epoch))
 			return;
-		}
 		bool ok = apply_step(n, &step);
 		rep_merge_release(&n->mg, &step); /* a bad entry is forgotten: NACK asks again */
 		if (!ok)

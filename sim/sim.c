@@ -1180,16 +1180,6 @@ static void rep_tick_merged(struct sim *s, uint32_t j)
 			 rep_merge_gap(&r->mg, g, after,
 				       s->o.node_nack ? SIM_NODE_NACK_EPOCHS : UINT32_MAX, &from[g],
 				       &count[g]);
-		if (gap[g] && !s->o.node_nack) {
-			/* only what the merge can hold: epochs up to the merged one
-			 * plus its slots (a later entry would lose its slot to one
-			 * ending earlier, and the NACK would back off for nothing) */
-			uint64_t last = after + r->mg.slots;
-			if (from[g] > last)
-				gap[g] = false;
-			else if (from[g] + count[g] - 1 > last)
-				count[g] = (uint32_t)(last - from[g] + 1);
-		}
 		if (!gap[g])
 			r->repair[g].gap_epoch = 0;
 		any |= gap[g];
