@@ -117,8 +117,17 @@
  * with t the seconds elapsed at the end of the row's second, ordered the
  * requests that became ordered in it, p50/p99 the ORDERED latency of those.
  *
+ * Transport: each client opens a kernel UDP socket of its own, or, with
+ * --transport dpdk, every client uses one DPDK port (dataplane/edge.h
+ * dp_edge_dpdk_open) with the address --addr, through a view of it
+ * (dataplane/share.h) that sends from UDP port --first-port + i and receives
+ * what arrives for that port; the views serialize on one mutex. The port's
+ * mempool holds every client's window and receive queue (clients x (window
+ * x groups held + 256) + 4096 mbufs, at most 2^20). The report adds a
+ * "transport:" line with the port's counters.
+ *
  * What is not here: the peers and the comparison with its plots
- * (bench/peers/, bench/compare), the DPDK transport for the load generator.
+ * (bench/peers/, bench/compare).
  */
 #include "bench.h"
 
@@ -145,6 +154,9 @@
 #include "common/le.h"
 #include "common/ordo_time.h"
 #include "common/prng.h"
+#include "dataplane/dpdk.h"
+#include "dataplane/edge.h"
+#include "dataplane/share.h"
 
 #define BENCH_CLIENTS_MAX	 64u
 #define BENCH_BATCH_MAX		 256u	 /* due requests a client holds back */
@@ -202,6 +214,15 @@ struct bench_cfg {
 	const char *csv_path;	  /* NULL or a file */
 	int32_t group;		  /* --group N: every client pinned to N; -1: client i to i mod G */
 	bool spread;		  /* --spread: every client holds a session in every group */
+	/* --transport dpdk: the clients share one DPDK port (dataplane/share.h) */
+	bool dpdk;
+	uint32_t dpdk_ip;      /* --addr: the port's IPv4 address, host order */
+	const char *dpdk_port; /* --dpdk-port: device name (default: the vdev's) */
+	const char *dpdk_vdev; /* --dpdk-vdev: EAL --vdev, or NULL */
+	bool busy_poll;	       /* --busy-poll: never sleep when idle */
+	uint16_t first_port;   /* --first-port: client i sends from first_port + i */
+	int eal_argc;	       /* after `--`: EAL arguments */
+	char **eal_argv;
 };
 
 struct bench;
@@ -274,7 +295,9 @@ struct bench {
 	uint64_t t0_ns, meas_ns, end_ns; /* monotonic: start, measured start, end */
 	uint64_t rate_milli;		 /* rate x 1000 (open loop, fixed) */
 	struct bench_worker w[BENCH_CLIENTS_MAX];
-	struct bench_row *rows; /* rows_max, allocated at start */
+	struct dp_share *share;	   /* --transport dpdk: the port, a view per client */
+	struct dp_transport *port; /* the DPDK port inside share */
+	struct bench_row *rows;	   /* rows_max, allocated at start */
 	uint32_t nrows, rows_max;
 	FILE *out; /* human-readable output: stdout, or stderr with --json - */
 	/* CPU */
@@ -1119,6 +1142,20 @@ static void print_report(struct bench *b, const struct bench_totals *t, const ch
 		" session_reopens=%" PRIu64 " srtt_max=%.2fms rto_max=%.2fms\n",
 		t->retries, t->drops, t->events_lost, t->reopens, t->srtt_max_ns / 1e6,
 		t->rto_max_ns / 1e6);
+	if (b->share) {
+		struct dp_stats st;
+		struct dp_share_counters sc;
+		dp_share_inner_stats(b->share, &st);
+		struct dp_dpdk_counters dc;
+		dp_share_counters(b->share, &sc);
+		dp_dpdk_counters(b->port, &dc);
+		fprintf(f,
+			"transport: dpdk rx=%" PRIu64 " tx=%" PRIu64 " tx_dropped=%" PRIu64
+			" alloc_failed=%" PRIu64 " rx_queue_full=%" PRIu64 " rx_no_client=%" PRIu64
+			" tx_arp_held=%" PRIu64 " mbufs_free=%" PRIu64 "\n",
+			st.rx_datagrams, st.tx_datagrams, st.tx_dropped, st.alloc_failed,
+			sc.rx_queue_full, sc.rx_no_view, dc.tx_arp_held, dc.mbufs_free);
+	}
 	fprintf(f, "machine: %ld cores, %s\n", cores, model);
 	double per_m = t->ordered_in_window ? b->cluster_cpu_s * 1e6 / t->ordered_in_window : 0;
 	fprintf(f, "cpu: cluster %u processes %.2f s (%.2f s per million ordered); bench %.2f s\n",
@@ -1171,8 +1208,8 @@ static int write_json(const struct bench *b, const struct bench_totals *t, const
 	json_str(f, model);
 	fprintf(f, "},\n \"config\": {\"cluster\": ");
 	json_str(f, b->cl->path);
-	fprintf(f, ", \"transport\": \"udp\", \"clients\": %u, \"mode\": \"%s\", ", c->nclients,
-		c->rate > 0 ? "open" : "closed");
+	fprintf(f, ", \"transport\": \"%s\", \"clients\": %u, \"mode\": \"%s\", ",
+		c->dpdk ? "dpdk" : "udp", c->nclients, c->rate > 0 ? "open" : "closed");
 	if (c->rate > 0)
 		fprintf(f, "\"rate\": %.3f, \"arrival\": \"%s\", ", c->rate,
 			c->poisson ? "poisson" : "fixed");
@@ -1268,6 +1305,8 @@ static const char usage_text[] =
     "                  [--batch-delay US] [--op opaque|create|transfer|lookup|mix]\n"
     "                  [--size BYTES] [--mix SPEC] [--accounts N] [--zipf THETA]\n"
     "                  [--json FILE|-] [--csv FILE] [--seed N] [--group N | --spread]\n"
+    "                  [--transport udp|dpdk --addr A.B.C.D [--dpdk-vdev SPEC]\n"
+    "                   [--dpdk-port NAME] [--first-port P] [--busy-poll] [-- EAL ARGS]]\n"
     "  Drives a running cluster from N clients (default 4), each with its own session\n"
     "  and thread, and reports ORDERED and APPLIED latency percentiles, throughput,\n"
     "  statuses and the cluster's CPU seconds per million ordered requests.\n"
@@ -1290,6 +1329,13 @@ static const char usage_text[] =
     "                 in group i mod the cluster's groups)\n"
     "  --spread       each client holds a session in every group and sends each\n"
     "                 request to the one with the most window room (--window per group)\n"
+    "  --transport T  udp (default: a kernel socket per client) or dpdk: every client on\n"
+    "                 one DPDK port with address --addr, client i sending from UDP port\n"
+    "                 --first-port + i (default 47000). --dpdk-vdev adds an EAL --vdev\n"
+    "                 (net_af_xdp0,iface=eth0); --dpdk-port names the device (default:\n"
+    "                 the vdev's name); EAL arguments after `--` (default: --in-memory\n"
+    "                 --no-pci --log-level=error, on huge pages); --busy-poll never\n"
+    "                 sleeps when idle\n"
     "Exit status: 0 done, 1 the cluster did not answer, 2 usage.\n";
 
 static bool parse_u64_arg(const char *s, uint64_t *v)
@@ -1375,6 +1421,12 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    {"seed", required_argument, NULL, 'S'},
 	    {"group", required_argument, NULL, 'g'},
 	    {"spread", no_argument, NULL, 'G'},
+	    {"transport", required_argument, NULL, 'T'},
+	    {"addr", required_argument, NULL, 'A'},
+	    {"dpdk-port", required_argument, NULL, 'p'},
+	    {"dpdk-vdev", required_argument, NULL, 'V'},
+	    {"first-port", required_argument, NULL, 'L'},
+	    {"busy-poll", no_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -1389,13 +1441,16 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    .accounts = 1000,
 	    .seed = 1,
 	    .group = -1,
+	    .first_port = 47000,
 	};
+	const char *transport = "udp", *addr = NULL;
 	const char *mix_spec = NULL;
 	bool closed = false;
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:S:g:Gh", opts,
-				  NULL)) != -1) {
+	while (
+	    (opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:S:g:GT:A:p:V:L:Bh",
+			       opts, NULL)) != -1) {
 		uint64_t u = 0;
 		double x = 0;
 		switch (opt) {
@@ -1422,6 +1477,26 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 			break;
 		case 'G':
 			c->spread = true;
+			break;
+		case 'T':
+			transport = optarg;
+			break;
+		case 'A':
+			addr = optarg;
+			break;
+		case 'p':
+			c->dpdk_port = optarg;
+			break;
+		case 'V':
+			c->dpdk_vdev = optarg;
+			break;
+		case 'B':
+			c->busy_poll = true;
+			break;
+		case 'L':
+			if (!parse_u64_arg(optarg, &u) || u == 0 || u > 65535)
+				return usage_error("--first-port must be 1..65535", optarg);
+			c->first_port = (uint16_t)u;
 			break;
 		case 'g':
 			if (!parse_u64_arg(optarg, &u))
@@ -1477,8 +1552,27 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 			return usage_error(NULL, NULL);
 		}
 	}
-	if (optind != argc)
+	if (optind > 1 && !strcmp(argv[optind - 1], "--")) {
+		c->eal_argc = argc - optind;
+		c->eal_argv = &argv[optind];
+	} else if (optind != argc) {
 		return usage_error("unexpected argument", argv[optind]);
+	}
+	if (!strcmp(transport, "dpdk"))
+		c->dpdk = true;
+	else if (strcmp(transport, "udp"))
+		return usage_error("--transport must be udp or dpdk", transport);
+	if (!c->dpdk && (addr || c->dpdk_port || c->dpdk_vdev || c->busy_poll || c->eal_argc))
+		return usage_error("--addr, --dpdk-port, --dpdk-vdev, --busy-poll and EAL "
+				   "arguments go with --transport dpdk",
+				   NULL);
+	if (c->dpdk) {
+		if (!addr || !dp_parse_ip(addr, &c->dpdk_ip))
+			return usage_error("--transport dpdk needs --addr A.B.C.D", addr);
+		if (!c->dpdk_port && !c->dpdk_vdev)
+			return usage_error("--transport dpdk needs --dpdk-vdev or --dpdk-port",
+					   NULL);
+	}
 	if (c->nclients < 1)
 		return usage_error("--clients must be 1..64", NULL);
 	if (c->duration_s <= 0 || c->duration_s + c->warmup_s > BENCH_SECONDS_MAX)
@@ -1496,6 +1590,8 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 		return usage_error("--size must be at most 1024", NULL);
 	if (c->batch < 1)
 		return usage_error("--batch must be 1..256", NULL);
+	if (c->dpdk && (uint32_t)c->first_port + c->nclients - 1 > 65535)
+		return usage_error("--first-port + --clients must stay below 65536", NULL);
 	if (c->spread && c->group >= 0)
 		return usage_error("--group (pinned) and --spread exclude each other", NULL);
 	if (c->group == INT32_MAX)
@@ -1523,16 +1619,78 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 
 /* ------------------------------------------------------------ main */
 
+/* --transport dpdk: one port, a view per client. */
+static int open_dpdk(struct bench *b)
+{
+	const struct bench_cfg *c = &b->cfg;
+	static char name[64];
+	const char *port = c->dpdk_port;
+	if (!port) {
+		size_t n = strcspn(c->dpdk_vdev, ",");
+		snprintf(name, sizeof name, "%.*s", (int)n, c->dpdk_vdev);
+		port = name;
+	}
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "ordo-bench-%d", (int)getpid());
+	uint16_t ports[BENCH_CLIENTS_MAX];
+	for (unsigned i = 0; i < c->nclients; i++)
+		ports[i] = (uint16_t)(c->first_port + i);
+	uint32_t window = b->window * b->lanes;
+	/* Mbufs: every client's window of SUBMITs in flight, its receive queue,
+	 * and the port's descriptors. */
+	uint32_t queue = 4 * ORDO_DP_BURST_MAX;
+	uint64_t mbufs = (uint64_t)c->nclients * (window + queue) + 4096;
+	if (mbufs > (1u << 20))
+		mbufs = 1u << 20;
+	struct dp_edge_dpdk p = {
+	    .port_name = port,
+	    .vdev = c->dpdk_vdev,
+	    .prefix = prefix,
+	    .ip = c->dpdk_ip,
+	    .range_lo = ports[0],
+	    .range_hi = (uint16_t)(ports[0] + c->nclients - 1),
+	    .mbufs = (uint32_t)mbufs,
+	    .busy_poll = c->busy_poll,
+	};
+	/* Not the cluster file's dpdk_eal, which is the nodes': huge pages by
+	 * default. net_af_xdp under --no-huge stalled this many-threaded client
+	 * after a few hundred datagrams (ARP and replies no longer arrive),
+	 * while single-threaded nodes run under it. */
+	static char *eal_default[] = {(char *)"--in-memory", (char *)"--no-pci",
+				      (char *)"--log-level=error"};
+	int eal_argc = c->eal_argc ? c->eal_argc : 3;
+	char **eal_argv = c->eal_argc ? c->eal_argv : eal_default;
+	struct dp_transport *t;
+	int rc = dp_edge_dpdk_open(b->cl, &p, eal_argc, eal_argv, &t);
+	if (rc) {
+		fprintf(stderr, "ordo bench: cannot open DPDK port %s: %s\n", port, strerror(-rc));
+		return rc;
+	}
+	b->port = t;
+	rc = dp_share_open(t, ports, c->nclients, queue, c->busy_poll, &b->share);
+	if (rc) {
+		dp_close(t);
+		fprintf(stderr, "ordo bench: %s\n", strerror(-rc));
+	}
+	return rc;
+}
+
 static int open_clients(struct bench *b)
 {
+	if (b->cfg.dpdk) {
+		int rc = open_dpdk(b);
+		if (rc)
+			return rc;
+	}
 	for (unsigned i = 0; i < b->cfg.nclients; i++) {
 		struct bench_worker *w = &b->w[i];
-		struct ordo_client_cfg cc = {.cluster = b->cl,
-					     .key_id = b->cfg.key_id,
-					     .group = b->cfg.group >= 0 ? (uint16_t)b->cfg.group
-									: (uint16_t)(i % b->groups),
-					     .spread = b->cfg.spread,
-					     .window = b->cfg.window};
+		struct ordo_client_cfg cc = {
+		    .cluster = b->cl,
+		    .key_id = b->cfg.key_id,
+		    .group = b->cfg.group >= 0 ? (uint16_t)b->cfg.group : (uint16_t)(i % b->groups),
+		    .spread = b->cfg.spread,
+		    .window = b->cfg.window,
+		    .transport = b->share ? dp_share_view(b->share, i) : NULL};
 		int rc = ordo_client_open(&cc, &w->c);
 		if (rc) {
 			fprintf(stderr, "ordo bench: cannot open client %u: %s\n", i,
@@ -1584,6 +1742,7 @@ static void free_all(struct bench *b)
 			pthread_mutex_destroy(&w->lock);
 		}
 	}
+	dp_share_close(b->share);
 	free(b->zipf_cdf);
 	free(b->rows);
 	free(b->cl);

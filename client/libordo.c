@@ -64,6 +64,7 @@ struct ordo_client {
 	struct ordo_client_cfg cfg;
 	const struct cfg_cluster *cl;
 	struct dp_transport *t;
+	bool t_borrowed;	    /* cfg.transport: not ours to close */
 	const struct wire_key *key; /* AUTH key or NULL */
 	struct wire_keyring keys;   /* just ours */
 	struct wire_rx_ctx ctx;
@@ -219,9 +220,17 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 	    .pool = 2 * c->cap * c->nlanes + 256,
 	    .rcvbuf_bytes = 4u << 20,
 	};
-	rc = dp_udp_open(&ucfg, &c->t);
-	if (rc)
-		goto out_free;
+	if (cfg->transport) {
+		rc = -EINVAL;
+		if (cfg->fault && *cfg->fault)
+			goto out_free;
+		c->t = cfg->transport;
+		c->t_borrowed = true;
+	} else {
+		rc = dp_udp_open(&ucfg, &c->t);
+		if (rc)
+			goto out_free;
+	}
 	if (cfg->fault && *cfg->fault) {
 		struct dp_fault_cfg fc;
 		char err[256];
@@ -239,7 +248,8 @@ int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out
 	*out = c;
 	return 0;
 out_close:
-	dp_close(c->t);
+	if (!c->t_borrowed)
+		dp_close(c->t);
 out_free:
 	free(c->lanes);
 	free(c->slot_mem);
@@ -253,7 +263,8 @@ void ordo_client_close(struct ordo_client *c)
 {
 	if (!c)
 		return;
-	dp_close(c->t);
+	if (!c->t_borrowed)
+		dp_close(c->t);
 	free(c->lanes);
 	free(c->slot_mem);
 	free(c->evq);

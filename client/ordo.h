@@ -34,6 +34,7 @@
 #include "wire/wire.h"
 
 struct ordo_client;
+struct dp_transport;
 
 struct ordo_client_cfg {
 	const struct cfg_cluster *cluster; /* nodes, cluster_id, keys; must outlive the client */
@@ -48,6 +49,12 @@ struct ordo_client_cfg {
 	uint64_t retry_ns;
 	uint64_t retry_max_ns; /* backoff cap (0: 500 ms) */
 	const char *fault;     /* fault injection spec for the client's transport (tests) */
+	/* NULL (default): the client opens a kernel UDP socket of its own.
+	 * Else the transport to use (dataplane/dp.h), borrowed: it must outlive
+	 * the client, and only this client may use it; `ordo bench --transport
+	 * dpdk` gives each client a view of one DPDK port (dataplane/share.h).
+	 * fault does not apply to a borrowed transport. */
+	struct dp_transport *transport;
 };
 
 enum ordo_event_kind {

@@ -195,6 +195,8 @@ static void held_expire(struct dpdk *d, uint64_t now)
 
 static bool our_port(const struct dpdk *d, uint16_t port)
 {
+	if (port >= d->cfg.udp_range_lo && port <= d->cfg.udp_range_hi && port)
+		return true;
 	for (uint32_t i = 0; i < d->cfg.nudp_ports; i++)
 		if (d->cfg.udp_ports[i] == port)
 			return true;
@@ -522,6 +524,7 @@ static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel
 	rte_tel_data_add_dict_u64(out, "icmp_echo_answered", c->icmp_echo_answered);
 	rte_tel_data_add_dict_u64(out, "igmp_reports_sent", c->igmp_reports_sent);
 	rte_tel_data_add_dict_u64(out, "idle_sleeps", c->idle_sleeps);
+	rte_tel_data_add_dict_u64(out, "mbufs_free", rte_mempool_avail_count(d->pool));
 	return 0;
 }
 
@@ -556,9 +559,16 @@ static int eal_init(const struct dp_dpdk_cfg *cfg)
 int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 {
 	if (cfg->max_datagram < ORDO_DATAGRAM_MIN_MAX || cfg->max_datagram > ORDO_DATAGRAM_MAX ||
-	    cfg->nudp_ports == 0 || cfg->nudp_ports > ORDO_DP_PORTS_MAX || cfg->ip == 0 ||
-	    cfg->mbufs < 2 * BURST || cfg->arp_entries == 0)
+	    (cfg->nudp_ports == 0 && cfg->udp_range_lo == 0) ||
+	    cfg->nudp_ports > ORDO_DP_PORTS_MAX || cfg->udp_range_lo > cfg->udp_range_hi ||
+	    cfg->ip == 0 || cfg->mbufs < 2 * BURST || cfg->arp_entries == 0) {
+		fprintf(stderr,
+			"ordo dpdk: invalid port configuration (max_datagram %u, %u UDP "
+			"ports, range %u..%u, %u mbufs)\n",
+			cfg->max_datagram, cfg->nudp_ports, cfg->udp_range_lo, cfg->udp_range_hi,
+			cfg->mbufs);
 		return -EINVAL;
+	}
 	int rc = eal_init(cfg);
 	if (rc)
 		return rc;
@@ -692,7 +702,9 @@ err:
 
 void dp_dpdk_counters(const struct dp_transport *t, struct dp_dpdk_counters *out)
 {
-	*out = ((const struct dpdk *)t)->c;
+	const struct dpdk *d = (const struct dpdk *)t;
+	*out = d->c;
+	out->mbufs_free = rte_mempool_avail_count(d->pool);
 }
 
 void dp_dpdk_mac(const struct dp_transport *t, uint8_t mac[6])

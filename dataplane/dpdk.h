@@ -43,6 +43,9 @@ struct dp_dpdk_cfg {
 	uint32_t ip;			       /* the node's IPv4 address, host order */
 	uint16_t udp_ports[ORDO_DP_PORTS_MAX]; /* accepted destination ports */
 	uint32_t nudp_ports;
+	/* Also accepted: destination ports udp_range_lo .. udp_range_hi (a load
+	 * generator's clients, one port each); 0, 0 for none. */
+	uint16_t udp_range_lo, udp_range_hi;
 	uint32_t mcast_group;  /* IPv4 multicast group to join, 0 none */
 	uint32_t max_datagram; /* UDP payload bytes, 1472 .. 8972 */
 	uint32_t mbufs;	       /* mempool size; memory = mbufs * (max_datagram + ~300) */
@@ -68,6 +71,7 @@ struct dp_dpdk_counters {
 	uint64_t rx_bad;		      /* malformed frames (pkt_parse BAD_* and fragments) */
 	uint64_t tx_arp_held, tx_arp_dropped; /* datagrams held for, dropped by, ARP */
 	uint64_t idle_sleeps;
+	uint64_t mbufs_free; /* the mempool's mbufs not in use, when read */
 };
 void dp_dpdk_counters(const struct dp_transport *t, struct dp_dpdk_counters *out);
 

@@ -86,24 +86,21 @@ static int open_udp(struct dp_edge *e, const struct dp_edge_args *a, const char 
 
 #define EAL_ARGS_MAX 32
 
-/* A DPDK port with the node's address and ports. EAL arguments: those after
- * `--` on the command line, else the cluster file's dpdk_eal; then the
- * node's dpdk_vdev as --vdev, and a file prefix of its own (so several nodes
- * share a host) unless one was given. */
-static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char *verb)
+int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *p, int eal_argc,
+		      char **eal_argv, struct dp_transport **out)
 {
-	static char words[sizeof e->cfg.dpdk_eal];
-	static char vdev[sizeof e->self->dpdk_vdev + 8];
-	static char prefix[32];
+	static char words[sizeof cfg->dpdk_eal];
+	static char vdev[sizeof cfg->nodes[0].dpdk_vdev + 8];
+	static char prefix[64];
 	static char *argv[EAL_ARGS_MAX + 4];
 	int argc = 0;
 	argv[argc++] = (char *)"ordo";
 	bool has_prefix = false;
-	if (a->eal_argc > 0) {
-		for (int i = 0; i < a->eal_argc && argc < EAL_ARGS_MAX; i++)
-			argv[argc++] = a->eal_argv[i];
+	if (eal_argc > 0) {
+		for (int i = 0; i < eal_argc && argc < EAL_ARGS_MAX; i++)
+			argv[argc++] = eal_argv[i];
 	} else {
-		memcpy(words, e->cfg.dpdk_eal, sizeof words);
+		memcpy(words, cfg->dpdk_eal, sizeof words);
 		for (char *save = NULL, *w = strtok_r(words, " \t", &save);
 		     w && argc < EAL_ARGS_MAX; w = strtok_r(NULL, " \t", &save))
 			argv[argc++] = w;
@@ -111,12 +108,12 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	for (int i = 1; i < argc; i++)
 		if (strncmp(argv[i], "--file-prefix", 13) == 0)
 			has_prefix = true;
-	if (e->self->dpdk_vdev[0]) {
-		snprintf(vdev, sizeof vdev, "--vdev=%s", e->self->dpdk_vdev);
+	if (p->vdev && p->vdev[0]) {
+		snprintf(vdev, sizeof vdev, "--vdev=%s", p->vdev);
 		argv[argc++] = vdev;
 	}
 	if (!has_prefix) {
-		snprintf(prefix, sizeof prefix, "--file-prefix=ordo-n%u", e->self->node_id);
+		snprintf(prefix, sizeof prefix, "--file-prefix=%s", p->prefix);
 		argv[argc++] = prefix;
 	}
 	argv[argc] = NULL;
@@ -124,16 +121,40 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	dp_dpdk_cfg_default(&dc);
 	dc.eal_argc = argc;
 	dc.eal_argv = argv;
-	dc.port_name = e->self->dpdk_port;
-	dc.ip = e->self->ip;
-	dc.udp_ports[0] = e->self->client_port;
-	dc.udp_ports[1] = e->self->internal_port;
-	dc.nudp_ports = 2;
-	dc.max_datagram = e->cfg.max_datagram;
-	dc.busy_poll = a->busy_poll;
-	if (e->self->role == CFG_ROLE_REPLICA)
-		dc.mcast_group = e->cfg.multicast_group; /* the epoch stream */
-	int rc = dp_dpdk_open(&dc, &e->t);
+	dc.port_name = p->port_name;
+	dc.ip = p->ip;
+	memcpy(dc.udp_ports, p->ports, sizeof dc.udp_ports);
+	dc.nudp_ports = p->nports;
+	dc.udp_range_lo = p->range_lo;
+	dc.udp_range_hi = p->range_hi;
+	dc.max_datagram = cfg->max_datagram;
+	dc.busy_poll = p->busy_poll;
+	dc.mcast_group = p->mcast_group;
+	if (p->mbufs)
+		dc.mbufs = p->mbufs;
+	return dp_dpdk_open(&dc, out);
+}
+
+/* A DPDK port with the node's address and ports. EAL arguments: those after
+ * `--` on the command line, else the cluster file's dpdk_eal; then the
+ * node's dpdk_vdev as --vdev, and a file prefix of its own (so several nodes
+ * share a host) unless one was given. */
+static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char *verb)
+{
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "ordo-n%u", e->self->node_id);
+	struct dp_edge_dpdk p = {
+	    .port_name = e->self->dpdk_port,
+	    .vdev = e->self->dpdk_vdev,
+	    .prefix = prefix,
+	    .ip = e->self->ip,
+	    .ports = {e->self->client_port, e->self->internal_port},
+	    .nports = 2,
+	    .busy_poll = a->busy_poll,
+	    /* a replica joins the epoch stream's group */
+	    .mcast_group = e->self->role == CFG_ROLE_REPLICA ? e->cfg.multicast_group : 0,
+	};
+	int rc = dp_edge_dpdk_open(&e->cfg, &p, a->eal_argc, a->eal_argv, &e->t);
 	if (rc)
 		fprintf(stderr, "%s: cannot open node %u's DPDK port %s: %s\n", verb, a->node_id,
 			e->self->dpdk_port, strerror(-rc));

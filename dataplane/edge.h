@@ -65,6 +65,26 @@ ORDO_MUST_CHECK int dp_edge_open(struct dp_edge *e, const struct dp_edge_args *a
 				 enum cfg_role role, const char *verb, uint32_t rcvbuf_bytes);
 void dp_edge_close(struct dp_edge *e);
 
+/* A DPDK port for this process, as a node or a load generator opens one. */
+struct dp_edge_dpdk {
+	const char *port_name; /* DPDK device name ("net_af_xdp0") */
+	const char *vdev;      /* EAL --vdev for it, or NULL / "" */
+	const char *prefix;    /* EAL --file-prefix unless the arguments name one */
+	uint32_t ip;	       /* host order */
+	uint16_t ports[ORDO_DP_PORTS_MAX];
+	uint32_t nports;
+	uint16_t range_lo, range_hi; /* also accepted ports, or 0, 0 */
+	uint32_t mcast_group;	     /* to join, or 0 */
+	uint32_t mbufs;		     /* 0: the default */
+	bool busy_poll;
+};
+/* EAL arguments: eal_argv when eal_argc > 0, else the cluster file's
+ * dpdk_eal; then --vdev and --file-prefix as above. Not thread-safe (the
+ * EAL is initialized once per process). 0, or -errno with DPDK's message on
+ * stderr. */
+ORDO_MUST_CHECK int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *p,
+				      int eal_argc, char **eal_argv, struct dp_transport **out);
+
 /* Receipt rules 1-6 for datagram b. True: handle it (rx filled). False: it
  * was dropped and counted. On the client port, a datagram from a source
  * that is neither trusted nor authenticated is still passed (rx->trusted

@@ -101,6 +101,36 @@ if command -v dpdk-telemetry.py >/dev/null; then
 else
   echo "# dpdk-telemetry.py not found (package dpdk): telemetry not checked"
 fi
+
+# The bench client on DPDK: `ordo bench --transport dpdk` from ordo-client,
+# its clients sharing one port (on huge pages) with an address of its own.
+hp_free=$(awk '/^HugePages_Free/ {print $2}' /proc/meminfo)
+if [ "${hp_free:-0}" -lt 128 ]; then
+  "$root/nic-config/hugepages.sh" 1G >/dev/null 2>&1 ||
+    echo $(( $(cat /proc/sys/vm/nr_hugepages) + 256 )) >/proc/sys/vm/nr_hugepages
+fi
+ip netns exec ordo-client "$ordo" bench --cluster "$ini" --duration 3 --warmup 1 --closed \
+  --clients 4 --window 64 --transport dpdk --addr 10.77.0.249 \
+  --dpdk-vdev "${pmd}0,iface=eth0" --json "$work/bench.json" >"$work/bench.out" 2>&1
+brc=$?
+bench_ok=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+r = j["results"]
+ok = (j["config"]["transport"] == "dpdk" and r["ordered"] > 0 and r["unanswered"] == 0
+      and r["status"]["invalid"] == 0 and r["status"]["session_unknown"] == 0)
+print("%d %d %.0f" % (ok, r["ordered"], r["ordered_per_s"]))' "$work/bench.json" 2>/dev/null)
+if [ $brc -eq 0 ] && [ "${bench_ok%% *}" = 1 ]; then
+  set -- $bench_ok
+  echo "ok - ordo bench --transport dpdk ($pmd, 4 clients on one port): $2 requests" \
+    "ordered in 3 s ($3/s), every one answered"
+else
+  kill -INT $demo
+  keep=1
+  tail -5 "$work/bench.out"
+  fail "ordo bench --transport dpdk (exit $brc, '$bench_ok'; see $work/bench.out)"
+fi
+
 kill -INT $demo
 wait $demo 2>/dev/null
 pct=$(awk -v a="$t1" -v b="$t2" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) * 100 / hz / 10}')

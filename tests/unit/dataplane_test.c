@@ -2,19 +2,26 @@
  * Unit tests of dataplane/: the kernel-UDP transport over real sockets on
  * 127.0.0.1 with ephemeral ports (bursts both ways, addresses, loopback flag,
  * truncation, pool exhaustion, bad destinations, wait), the fault wrapper
- * (drop, duplicate, delay and reorder; its text form) and address parsing.
+ * (drop, duplicate, delay and reorder; its text form), address parsing, and
+ * the shared transport (share.c): datagrams reach the view of their
+ * destination port and only it, in order; a view sends from its own port; a
+ * full queue and a port without a view are counted and their buffers
+ * returned; views used from threads at once lose and mix up nothing.
  * Timing assertions are generous bounds only: CI machines are slow.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/le.h"
 #include "common/ordo_time.h"
 #include "dataplane/dp.h"
+#include "dataplane/share.h"
 
 #define LOCALHOST 0x7F000001u
 #define POOL	  256u
@@ -627,4 +634,186 @@ Test(addr, addr_str)
 	cr_assert_str_eq(dp_addr_str(&a, out, sizeof out), "127.0.1.1:7400");
 	char small[8];
 	cr_assert_str_eq(dp_addr_str(&a, small, sizeof small), "127.0.1");
+}
+
+/* ------------------------------------------------------------ share */
+
+/* One datagram: 4 bytes of tag (which view it is for), 4 of sequence. */
+static void send_one(struct dp_transport *t, uint16_t to_port, uint32_t tag, uint32_t seq)
+{
+	struct dp_buf *b = dp_alloc(t);
+	cr_assert_not_null(b);
+	ordo_st32(b->data, tag);
+	ordo_st32(b->data + 4, seq);
+	memset(b->data + 8, 0xA5, 56);
+	b->len = 64;
+	b->peer = (struct dp_addr){LOCALHOST, to_port};
+	b->local.port = 0;
+	cr_assert_eq(dp_tx_burst(t, &b, 1), 1u);
+}
+
+/* Receives from t until want datagrams came or 2 s passed; checks each is
+ * tagged tag, arrived on port, in sequence from 0. Returns how many. */
+static unsigned recv_check(struct dp_transport *t, unsigned want, uint32_t tag, uint16_t port)
+{
+	unsigned got = 0;
+	uint64_t until = ordo_mono_ns() + 2 * ORDO_NS_PER_S;
+	while (got < want && ordo_mono_ns() < until) {
+		struct dp_buf *bufs[ORDO_DP_BURST_MAX];
+		unsigned k = dp_rx_burst(t, bufs, ORDO_DP_BURST_MAX);
+		for (unsigned i = 0; i < k; i++) {
+			cr_assert_eq(ordo_ld32(bufs[i]->data), tag,
+				     "datagram for view %u in view %u", ordo_ld32(bufs[i]->data),
+				     tag);
+			cr_assert_eq(ordo_ld32(bufs[i]->data + 4), got, "view %u: seq %u, want %u",
+				     tag, ordo_ld32(bufs[i]->data + 4), got);
+			cr_assert_eq(bufs[i]->local.port, port);
+			got++;
+		}
+		dp_free(t, bufs, k);
+		if (!k)
+			dp_wait(t, ORDO_NS_PER_MS);
+	}
+	return got;
+}
+
+Test(share, each_view_gets_its_ports_datagrams_in_order)
+{
+	uint16_t ports[4], src_port;
+	struct dp_transport *inner = open_udp(4, 1024, ports);
+	struct dp_transport *src = open_udp(1, 1024, &src_port);
+	struct dp_share *s;
+	cr_assert_eq(dp_share_open(inner, ports, 4, 256, false, &s), 0);
+	for (uint32_t seq = 0; seq < 50; seq++)
+		for (uint32_t v = 0; v < 4; v++)
+			send_one(src, ports[v], v, seq);
+	/* Reading view 3 first pulls the others' datagrams into their queues. */
+	for (int v = 3; v >= 0; v--)
+		cr_assert_eq(recv_check(dp_share_view(s, (uint32_t)v), 50, (uint32_t)v, ports[v]),
+			     50u, "view %d", v);
+	struct dp_share_counters c;
+	dp_share_counters(s, &c);
+	cr_assert_eq(c.rx_queue_full + c.rx_no_view, 0u);
+	cr_assert_eq(dp_share_view(s, 2)->stats.rx_datagrams, 50u);
+	dp_share_close(s);
+	dp_close(src);
+}
+
+Test(share, a_view_sends_from_its_own_port)
+{
+	uint16_t ports[3], src_port;
+	struct dp_transport *inner = open_udp(3, 256, ports);
+	struct dp_transport *dst = open_udp(1, 256, &src_port);
+	struct dp_share *s;
+	cr_assert_eq(dp_share_open(inner, ports, 3, 64, false, &s), 0);
+	struct dp_transport *v = dp_share_view(s, 1);
+	send_one(v, src_port, 1, 0);
+	struct dp_buf *b = NULL;
+	uint64_t until = ordo_mono_ns() + 2 * ORDO_NS_PER_S;
+	while (ordo_mono_ns() < until && dp_rx_burst(dst, &b, 1) == 0)
+		dp_wait(dst, ORDO_NS_PER_MS);
+	cr_assert_not_null(b, "nothing arrived");
+	cr_assert_eq(b->peer.port, ports[1], "sent from %u, view 1 has %u", b->peer.port, ports[1]);
+	dp_free(dst, &b, 1);
+	cr_assert_eq(v->stats.tx_datagrams, 1u);
+	dp_share_close(s);
+	dp_close(dst);
+}
+
+Test(share, full_queue_and_unknown_port_counted_and_freed)
+{
+	uint16_t ports[3], src_port;
+	/* A small pool: a leaked buffer would show as a failed allocation. */
+	struct dp_transport *inner = open_udp(3, 64, ports);
+	struct dp_transport *src = open_udp(1, 256, &src_port);
+	struct dp_share *s;
+	/* Views for the first two ports only; queues of 4. */
+	cr_assert_eq(dp_share_open(inner, ports, 2, 4, false, &s), 0);
+	for (uint32_t seq = 0; seq < 10; seq++)
+		send_one(src, ports[1], 1, seq);
+	for (uint32_t seq = 0; seq < 5; seq++)
+		send_one(src, ports[2], 2, seq);
+	/* View 0 reads: nothing is for it, but it sorts the rest. */
+	usleep(50000);
+	struct dp_buf *bufs[8];
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(dp_rx_burst(dp_share_view(s, 0), bufs, 8), 0u);
+	struct dp_share_counters c;
+	dp_share_counters(s, &c);
+	cr_assert_eq(c.rx_queue_full, 6u, "10 for a queue of 4: %lu dropped",
+		     (unsigned long)c.rx_queue_full);
+	cr_assert_eq(c.rx_no_view, 5u);
+	cr_assert_eq(recv_check(dp_share_view(s, 1), 4, 1, ports[1]), 4u);
+	/* Every buffer is back: the whole pool can be taken. */
+	struct dp_buf *all[64];
+	for (unsigned i = 0; i < 64; i++) {
+		all[i] = dp_alloc(dp_share_view(s, 0));
+		cr_assert_not_null(all[i], "buffer %u of 64 missing", i);
+	}
+	dp_free(dp_share_view(s, 0), all, 64);
+	dp_share_close(s);
+	dp_close(src);
+}
+
+struct reader {
+	struct dp_transport *t;
+	uint32_t tag;
+	uint16_t port;
+	unsigned want, got;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	r->got = recv_check(r->t, r->want, r->tag, r->port);
+	/* and answer once from the view, concurrently with the others */
+	send_one(r->t, r->port, r->tag, 0);
+	return NULL;
+}
+
+Test(share, views_in_threads_at_once)
+{
+	enum { VIEWS = 4, EACH = 300 };
+	uint16_t ports[VIEWS], src_port;
+	struct dp_transport *inner = open_udp(VIEWS, 2048, ports);
+	struct dp_transport *src = open_udp(1, 2048, &src_port);
+	struct dp_share *s;
+	cr_assert_eq(dp_share_open(inner, ports, VIEWS, 512, false, &s), 0);
+	struct reader r[VIEWS];
+	pthread_t th[VIEWS];
+	for (uint32_t v = 0; v < VIEWS; v++) {
+		r[v] = (struct reader){dp_share_view(s, v), v, ports[v], EACH, 0};
+		cr_assert_eq(pthread_create(&th[v], NULL, reader_main, &r[v]), 0);
+	}
+	for (uint32_t seq = 0; seq < EACH; seq++) {
+		for (uint32_t v = 0; v < VIEWS; v++)
+			send_one(src, ports[v], v, seq);
+		if (seq % 50 == 49)
+			usleep(2000); /* stay within the sockets' buffers */
+	}
+	for (uint32_t v = 0; v < VIEWS; v++) {
+		pthread_join(th[v], NULL);
+		cr_assert_eq(r[v].got, (unsigned)EACH, "view %u got %u", v, r[v].got);
+	}
+	struct dp_stats st;
+	dp_share_inner_stats(s, &st);
+	cr_assert_eq(st.tx_datagrams, (uint64_t)VIEWS);
+	dp_share_close(s);
+	dp_close(src);
+}
+
+Test(share, open_refuses_bad_configurations)
+{
+	uint16_t ports[2];
+	struct dp_transport *inner = open_udp(2, 64, ports);
+	struct dp_share *s = NULL;
+	uint16_t dup[2] = {ports[0], ports[0]};
+	uint16_t zero[2] = {ports[0], 0};
+	cr_assert_eq(dp_share_open(inner, dup, 2, 8, false, &s), -EINVAL);
+	cr_assert_eq(dp_share_open(inner, zero, 2, 8, false, &s), -EINVAL);
+	cr_assert_eq(dp_share_open(inner, ports, 0, 8, false, &s), -EINVAL);
+	cr_assert_eq(dp_share_open(inner, ports, 2, 0, false, &s), -EINVAL);
+	cr_assert_eq(dp_share_open(NULL, ports, 2, 8, false, &s), -EINVAL);
+	cr_assert_null(s);
+	dp_close(inner);
 }
