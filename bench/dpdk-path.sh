@@ -11,9 +11,12 @@
 #  2. ordo's ordered requests/s end to end: 3 sequencers and 3 replicas on
 #     DPDK (tests/integration/e2e-dpdk.ini without its joiner, started by
 #     `ordo demo --serve` like tests/integration/dpdk-netns.sh does), driven by
-#     `ordo bench` (kernel UDP) from the ordo-client namespace, closed loop,
-#     plain and with --batch; the client's UDP counters give the SUBMIT
-#     datagrams it sent, so requests per datagram is measured, not assumed;
+#     `ordo bench` from the ordo-client namespace, closed loop, plain and with
+#     --batch, first on kernel UDP, then on DPDK (--transport dpdk, the same
+#     PMD on the namespace's eth0, address 10.77.0.249, huge pages); the
+#     namespace's counters (Udp OutDatagrams for kernel UDP, eth0 tx packets
+#     for DPDK) give the SUBMIT datagrams it sent, so requests per datagram
+#     is measured, not assumed;
 #  3. the ratio: ordered/s / (testpmd packets/s x requests per datagram), with
 #     testpmd at the same datagram size. The issue's target is >= 50%.
 # The ports are net_af_xdp; where AF_XDP cannot run, net_af_packet (said so).
@@ -237,11 +240,12 @@ client_counters() {
   ip netns exec ordo-client sh -c 'awk "/^Udp:/ { n++; if (n == 2) printf \"%s \", \$5 }" /proc/net/snmp;
     cat /sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/tx_packets' | tr '\n' ' '
 }
-# run_bench NAME BATCH: sets ordo_rps, ordo_dg_rate, ordo_rpd, ordo_dg_size
+# run_bench NAME BATCH [dpdk]: sets ordo_rps, ordo_dg_rate, ordo_rpd, ordo_dg_size
 run_bench() {
-  local name=$1 b=$2 c1 c2 t1 t2
+  local name=$1 b=$2 tr=${3:-udp} c1 c2 t1 t2 extra=()
+  [ "$tr" = dpdk ] && extra=(--transport dpdk --addr 10.77.0.249 --dpdk-vdev "${pmd}1,iface=eth0")
   ip netns exec ordo-client "$ordo" bench --cluster "$ini" --closed --clients "$clients" \
-    --window "$window" --batch "$b" --duration "$duration" --warmup 1 \
+    --window "$window" --batch "$b" --duration "$duration" --warmup 1 "${extra[@]}" \
     --json "$work/bench-$name.json" >"$work/bench-$name.txt" 2>&1 </dev/null &
   local bp=$!
   pids+=("$bp")
@@ -253,13 +257,14 @@ run_bench() {
   t2=$(date +%s.%N)
   wait "$bp"
   local rc=$?
-  grep -E "^(bench: [0-9]+ clients|throughput|ORDERED|statuses|client:|cpu:)" "$work/bench-$name.txt" |
+  grep -E "^(bench: [0-9]+ clients|throughput|ORDERED|statuses|client:|transport:|cpu:)" "$work/bench-$name.txt" |
     sed 's/^/dpdk-path:   /'
   [ $rc -eq 0 ] || { echo "dpdk-path: ordo bench ($name) exited $rc"; return 1; }
   ordo_rps=$(awk '/^throughput:/ { print $2 }' "$work/bench-$name.txt")
-  read -r ordo_dg_rate ordo_dg_size < <(awk -v a="$c1" -v b="$c2" -v t1="$t1" -v t2="$t2" 'BEGIN {
+  read -r ordo_dg_rate ordo_dg_size < <(awk -v a="$c1" -v b="$c2" -v t1="$t1" -v t2="$t2" -v tr="$tr" 'BEGIN {
     split(a, x, " "); split(b, y, " ");
     dg = y[1] - x[1]; bytes = y[2] - x[2]; pk = y[3] - x[3];
+    if (tr == "dpdk") dg = pk;                 # the kernel UDP counters do not see it
     size = pk ? bytes / pk - 42 : 0;           # eth 14 + IPv4 20 + UDP 8
     printf "%.0f %d\n", dg / (t2 - t1), int((size + 7) / 8) * 8 }')
   ordo_rpd=$(awk -v r="$ordo_rps" -v d="$ordo_dg_rate" 'BEGIN { printf "%.2f", d ? r / d : 0 }')
@@ -270,13 +275,17 @@ run_bench plain 1 || { KEEP=1; die "ordo bench failed (logs in $work)"; }
 rps_plain=$ordo_rps rpd_plain=$ordo_rpd size_plain=$ordo_dg_size dgr_plain=$ordo_dg_rate
 run_bench batch "$batch" || { KEEP=1; die "ordo bench --batch failed (logs in $work)"; }
 rps_batch=$ordo_rps rpd_batch=$ordo_rpd size_batch=$ordo_dg_size dgr_batch=$ordo_dg_rate
+run_bench dpdk-plain 1 dpdk || { KEEP=1; die "ordo bench --transport dpdk failed (logs in $work)"; }
+rps_dplain=$ordo_rps rpd_dplain=$ordo_rpd size_dplain=$ordo_dg_size dgr_dplain=$ordo_dg_rate
+run_bench dpdk-batch "$batch" dpdk || { KEEP=1; die "ordo bench --transport dpdk --batch failed (logs in $work)"; }
+rps_dbatch=$ordo_rps rpd_dbatch=$ordo_rpd size_dbatch=$ordo_dg_size dgr_dbatch=$ordo_dg_rate
 stop_pid "$demo_pid" 15
 demo_pid=
 
 # ---- 1b. testpmd again at the datagram sizes ordo's client actually sent
 echo "dpdk-path: [1b] testpmd at the mean SUBMIT sizes measured in [2]"
 declare -A tp_at=([136]=$tp_small)
-for s in "$size_plain" "$size_batch"; do
+for s in "$size_plain" "$size_batch" "$size_dplain" "$size_dbatch"; do
   [ "$s" -ge 136 ] && [ "$s" -le 1472 ] || s=136
   [ -n "${tp_at[$s]:-}" ] && continue
   run_testpmd "$s" || die "testpmd at $s B failed (logs in $work)"
@@ -284,6 +293,8 @@ for s in "$size_plain" "$size_batch"; do
 done
 pps_plain=${tp_at[$size_plain]:-$tp_small}
 pps_batch=${tp_at[$size_batch]:-$tp_small}
+pps_dplain=${tp_at[$size_dplain]:-$tp_small}
+pps_dbatch=${tp_at[$size_dbatch]:-$tp_small}
 
 # ---- 3. the ratios
 ratio() { awk -v r="$1" -v p="$2" -v k="$3" 'BEGIN { printf "%.1f", (p * k) ? 100 * r / (p * k) : 0 }'; }
@@ -291,6 +302,10 @@ r_plain=$(ratio "$rps_plain" "$pps_plain" "$rpd_plain")
 r_batch=$(ratio "$rps_batch" "$pps_batch" "$rpd_batch")
 r1_plain=$(ratio "$rps_plain" "$tp_small" 1)
 r1_batch=$(ratio "$rps_batch" "$tp_small" 1)
+r_dplain=$(ratio "$rps_dplain" "$pps_dplain" "$rpd_dplain")
+r_dbatch=$(ratio "$rps_dbatch" "$pps_dbatch" "$rpd_dbatch")
+r1_dplain=$(ratio "$rps_dplain" "$tp_small" 1)
+r1_dbatch=$(ratio "$rps_dbatch" "$tp_small" 1)
 verdict() { awk -v r="$1" 'BEGIN { print (r >= 50 ? "meets" : "misses") }'; }
 echo "dpdk-path: [3] results ($pmd, $cores cores, one run; load average now $(cut -d' ' -f1-3 /proc/loadavg)," \
   "running: $(busy))"
@@ -301,9 +316,18 @@ printf 'dpdk-path:   %-28s %12s %14s %8s %12s %7s%%  (%s the 50%% target)\n' \
 printf 'dpdk-path:   %-28s %12s %14s %8s %12s %7s%%  (%s the 50%% target)\n' \
   "batch $batch (~${size_batch} B dg)" "$rps_batch" "$dgr_batch" "$rpd_batch" \
   "$pps_batch@$size_batch" "$r_batch" "$(verdict "$r_batch")"
+printf 'dpdk-path:   %-28s %12s %14s %8s %12s %7s%%  (%s the 50%% target)\n' \
+  "DPDK client, plain (~${size_dplain} B)" "$rps_dplain" "$dgr_dplain" "$rpd_dplain" \
+  "$pps_dplain@$size_dplain" "$r_dplain" "$(verdict "$r_dplain")"
+printf 'dpdk-path:   %-28s %12s %14s %8s %12s %7s%%  (%s the 50%% target)\n' \
+  "DPDK client, batch $batch (~${size_dbatch} B)" "$rps_dbatch" "$dgr_dbatch" "$rpd_dbatch" \
+  "$pps_dbatch@$size_dbatch" "$r_dbatch" "$(verdict "$r_dbatch")"
 echo "dpdk-path:   ratio = ordered/s / (testpmd forwarded pps at the same datagram size x requests per datagram)"
-echo "dpdk-path:   against one request per 136 B datagram ($tp_small pps): plain $r1_plain%, batch $batch $r1_batch%"
+echo "dpdk-path:   against one request per 136 B datagram ($tp_small pps): plain $r1_plain%, batch $batch $r1_batch%;" \
+  "DPDK client: plain $r1_dplain%, batch $batch $r1_dbatch%"
 echo "RESULT pmd=$pmd cores=$cores tp_pps_136=$tp_small plain_rps=$rps_plain plain_rpd=$rpd_plain" \
   "plain_dg=$size_plain plain_tp_pps=$pps_plain plain_ratio=$r_plain batch=$batch batch_rps=$rps_batch" \
-  "batch_rpd=$rpd_batch batch_dg=$size_batch batch_tp_pps=$pps_batch batch_ratio=$r_batch"
+  "batch_rpd=$rpd_batch batch_dg=$size_batch batch_tp_pps=$pps_batch batch_ratio=$r_batch" \
+  "dpdk_plain_rps=$rps_dplain dpdk_plain_rpd=$rpd_dplain dpdk_plain_ratio=$r_dplain" \
+  "dpdk_batch_rps=$rps_dbatch dpdk_batch_rpd=$rpd_dbatch dpdk_batch_ratio=$r_dbatch"
 exit 0

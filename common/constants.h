@@ -92,6 +92,7 @@
 #define ORDO_DP_PORTS_MAX    4u /* local UDP ports one transport serves */
 #define ORDO_DP_BURST_MAX    64u
 #define ORDO_DP_POOL_DEFAULT 4096u /* buffers per transport: pool x max_datagram bytes */
+#define ORDO_DPDK_QUEUES_MAX 16u   /* RX/TX queue pairs of a DPDK port (dpdk_queues) */
 
 ORDO_STATIC_ASSERT(ORDO_HDR_BYTES % 8 == 0, "header size must be a multiple of 8");
 ORDO_STATIC_ASSERT(ORDO_DATAGRAM_MIN_MAX <= ORDO_DATAGRAM_MAX, "datagram bounds");

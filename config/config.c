@@ -83,12 +83,13 @@ enum node_field {
 	NF_DPDK_PORT,
 	NF_DPDK_VDEV,
 	NF_NETNS,
+	NF_DPDK_QUEUES,
 	NF_COUNT,
 };
 
 static const char *const node_names[] = {
-    "role", "group",	 "addr",      "client_port", "internal_port",
-    "join", "transport", "dpdk_port", "dpdk_vdev",   "netns",
+    "role",	 "group",     "addr",	   "client_port", "internal_port", "join",
+    "transport", "dpdk_port", "dpdk_vdev", "netns",	  "dpdk_queues",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(node_names) == NF_COUNT, "a name for every node key");
 
@@ -743,6 +744,11 @@ static int node_key(struct cfg_parse *ps, const char *key, const char *val)
 		return get_string(ps, key, val, nd->dpdk_vdev, sizeof nd->dpdk_vdev) ? 1 : 0;
 	case NF_NETNS:
 		return get_string(ps, key, val, nd->netns, sizeof nd->netns) ? 1 : 0;
+	case NF_DPDK_QUEUES:
+		if (!get_u32(ps, key, val, 1, ORDO_DPDK_QUEUES_MAX, &v))
+			return 0;
+		nd->dpdk_queues = (uint16_t)v;
+		return 1;
 	case NF_COUNT:
 		break;
 	}

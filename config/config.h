@@ -90,6 +90,9 @@ struct cfg_node {
 	char dpdk_port[64];	      /* DPDK device name of its port ("net_af_xdp0") */
 	char dpdk_vdev[192];	      /* EAL --vdev for it ("net_af_xdp0,iface=veth1"), or "" */
 	char netns[32]; /* network namespace `ordo demo` and the tests start it in, or "" */
+	/* RX/TX queue pairs of its DPDK port, 1..ORDO_DPDK_QUEUES_MAX (0: 1);
+	 * net_af_xdp also wants queue_count=N in dpdk_vdev */
+	uint16_t dpdk_queues;
 };
 
 struct cfg_cluster {

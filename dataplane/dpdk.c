@@ -1,4 +1,5 @@
-/* The DPDK transport; see dpdk.h. One RX and one TX queue per port for now. */
+/* The DPDK transport; see dpdk.h. One loop: it polls every RX queue of the
+ * port in turn and transmits on queue 0. */
 #include "dataplane/dpdk.h"
 
 #include <errno.h>
@@ -40,6 +41,8 @@ struct dpdk {
 	struct dp_transport t; /* first: the interface */
 	struct dp_dpdk_cfg cfg;
 	uint16_t port;
+	uint16_t nq;	   /* RX (and TX) queues configured */
+	uint16_t rxq_next; /* the RX queue polled first next time */
 	struct rte_mempool *pool;
 	uint8_t mac[6];
 	uint32_t tx_flags; /* PKT_TX_* the port offloads */
@@ -304,18 +307,24 @@ static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsi
 	struct rte_mbuf *ms[BURST];
 	unsigned got = 0;
 	uint64_t now = ordo_mono_ns();
-	while (got < n) {
-		uint16_t want = (uint16_t)(n - got < BURST ? n - got : BURST);
-		uint16_t k = rte_eth_rx_burst(d->port, 0, ms, want);
-		for (uint16_t i = 0; i < k; i++) {
-			if (rx_one(d, ms[i], now))
-				bufs[got++] = buf_of(ms[i]);
-			else
-				rte_pktmbuf_free(ms[i]);
+	/* Every queue once per call, starting one further each time, so a
+	 * busy queue cannot starve the others. */
+	for (uint16_t j = 0; j < d->nq && got < n; j++) {
+		uint16_t q = (uint16_t)((d->rxq_next + j) % d->nq);
+		while (got < n) {
+			uint16_t want = (uint16_t)(n - got < BURST ? n - got : BURST);
+			uint16_t k = rte_eth_rx_burst(d->port, q, ms, want);
+			for (uint16_t i = 0; i < k; i++) {
+				if (rx_one(d, ms[i], now))
+					bufs[got++] = buf_of(ms[i]);
+				else
+					rte_pktmbuf_free(ms[i]);
+			}
+			if (k < want)
+				break;
 		}
-		if (k < want)
-			break;
 	}
+	d->rxq_next = (uint16_t)((d->rxq_next + 1) % d->nq);
 	ctl_flush(d);
 	if (got)
 		d->idle_ns = 0;
@@ -489,6 +498,7 @@ void dp_dpdk_cfg_default(struct dp_dpdk_cfg *c)
 	memset(c, 0, sizeof *c);
 	c->max_datagram = ORDO_DATAGRAM_MIN_MAX;
 	c->mbufs = 8191;
+	c->queues = 1;
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
 	c->arp_entries = 256;
@@ -507,6 +517,7 @@ static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel
 	const struct dp_stats *st = &d->t.stats;
 	const struct dp_dpdk_counters *c = &d->c;
 	rte_tel_data_add_dict_u64(out, "port_id", d->port);
+	rte_tel_data_add_dict_u64(out, "queues", d->nq);
 	rte_tel_data_add_dict_u64(out, "rx_datagrams", st->rx_datagrams);
 	rte_tel_data_add_dict_u64(out, "tx_datagrams", st->tx_datagrams);
 	rte_tel_data_add_dict_u64(out, "rx_bytes", st->rx_bytes);
@@ -634,7 +645,26 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	}
 	if ((info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_CHECKSUM) == RTE_ETH_RX_OFFLOAD_CHECKSUM)
 		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_CHECKSUM;
-	rc = rte_eth_dev_configure(port, 1, 1, &conf);
+	/* Queues: as many as asked, up to what the port has (paired: AF_XDP
+	 * wants as many TX as RX queues). RSS spreads flows over them where the
+	 * port hashes in DPDK; where the kernel or the NIC spreads them
+	 * (net_af_xdp's queue_count), the loop polls them all the same. */
+	d->nq = cfg->queues ? cfg->queues : 1;
+	uint16_t qmax =
+	    info.max_rx_queues < info.max_tx_queues ? info.max_rx_queues : info.max_tx_queues;
+	if (qmax == 0)
+		qmax = 1;
+	if (d->nq > qmax) {
+		fprintf(stderr, "ordo dpdk: port %u (%s) has %u queue pairs; using %u, not %u\n",
+			port, info.driver_name ? info.driver_name : "?", qmax, qmax, d->nq);
+		d->nq = qmax;
+	}
+	uint64_t rss = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+	if (d->nq > 1 && rss) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = rss;
+	}
+	rc = rte_eth_dev_configure(port, d->nq, d->nq, &conf);
 	if (rc)
 		goto err_port;
 	uint16_t nrx = cfg->rx_desc, ntx = cfg->tx_desc;
@@ -642,13 +672,16 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	if (rc)
 		goto err_port;
 	int socket = rte_eth_dev_socket_id(port);
-	rc = rte_eth_rx_queue_setup(port, 0, nrx, (unsigned)(socket < 0 ? 0 : socket), NULL,
-				    d->pool);
-	if (rc)
-		goto err_port;
-	rc = rte_eth_tx_queue_setup(port, 0, ntx, (unsigned)(socket < 0 ? 0 : socket), NULL);
-	if (rc)
-		goto err_port;
+	for (uint16_t q = 0; q < d->nq; q++) {
+		rc = rte_eth_rx_queue_setup(port, q, nrx, (unsigned)(socket < 0 ? 0 : socket), NULL,
+					    d->pool);
+		if (rc)
+			goto err_port;
+		rc =
+		    rte_eth_tx_queue_setup(port, q, ntx, (unsigned)(socket < 0 ? 0 : socket), NULL);
+		if (rc)
+			goto err_port;
+	}
 	rc = rte_eth_dev_start(port);
 	if (rc)
 		goto err_port;

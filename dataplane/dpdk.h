@@ -49,6 +49,10 @@ struct dp_dpdk_cfg {
 	uint32_t mcast_group;  /* IPv4 multicast group to join, 0 none */
 	uint32_t max_datagram; /* UDP payload bytes, 1472 .. 8972 */
 	uint32_t mbufs;	       /* mempool size; memory = mbufs * (max_datagram + ~300) */
+	/* RX and TX queues (0 or 1: one); at most what the port has. RSS over
+	 * IP and UDP where the port hashes; the one loop polls every RX queue
+	 * and sends on queue 0. Each RX queue holds rx_desc mbufs. */
+	uint16_t queues;
 	uint16_t rx_desc, tx_desc;
 	uint32_t arp_entries; /* ARP cache capacity */
 	uint32_t arp_pending; /* datagrams held while their peer is resolved */

@@ -132,6 +132,10 @@ int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *
 	dc.mcast_group = p->mcast_group;
 	if (p->mbufs)
 		dc.mbufs = p->mbufs;
+	dc.queues = p->queues ? p->queues : 1;
+	/* every RX queue's descriptors hold mbufs: keep as many again free */
+	if (dc.mbufs < 2u * dc.queues * dc.rx_desc)
+		dc.mbufs = 2u * dc.queues * dc.rx_desc + 1023;
 	return dp_dpdk_open(&dc, out);
 }
 
@@ -153,6 +157,7 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	    .busy_poll = a->busy_poll,
 	    /* a replica joins the epoch stream's group */
 	    .mcast_group = e->self->role == CFG_ROLE_REPLICA ? e->cfg.multicast_group : 0,
+	    .queues = e->self->dpdk_queues,
 	};
 	int rc = dp_edge_dpdk_open(&e->cfg, &p, a->eal_argc, a->eal_argv, &e->t);
 	if (rc)

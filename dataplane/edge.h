@@ -76,6 +76,7 @@ struct dp_edge_dpdk {
 	uint16_t range_lo, range_hi; /* also accepted ports, or 0, 0 */
 	uint32_t mcast_group;	     /* to join, or 0 */
 	uint32_t mbufs;		     /* 0: the default */
+	uint16_t queues;	     /* RX/TX queue pairs (0: 1) */
 	bool busy_poll;
 };
 /* EAL arguments: eal_argv when eal_argc > 0, else the cluster file's

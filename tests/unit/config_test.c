@@ -504,14 +504,17 @@ Test(config, transport)
 	cr_assert_eq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\ntransport = dpdk\n"
 			  "dpdk_eal = --in-memory --no-pci\n"
 			  "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_port = net_af_xdp0\n"
-			  "dpdk_vdev = net_af_xdp0,iface=ordo-n1\n"
+			  "dpdk_vdev = net_af_xdp0,iface=ordo-n1,queue_count=4\ndpdk_queues = 4\n"
 			  "[node 11]\nrole = replica\naddr = 10.0.0.11\ntransport = udp\n"),
 		     0, "%s", err);
+	cr_assert_eq(cfg_node_find(&cl, 1)->dpdk_queues, 4);
+	cr_assert_eq(cfg_node_find(&cl, 11)->dpdk_queues, 0, "unset: one queue");
 	cr_assert_eq(cl.transport, CFG_TRANSPORT_DPDK);
 	cr_assert_str_eq(cl.dpdk_eal, "--in-memory --no-pci");
 	cr_assert_eq(cfg_node_transport(&cl, cfg_node_find(&cl, 1)), CFG_TRANSPORT_DPDK);
 	cr_assert_str_eq(cfg_node_find(&cl, 1)->dpdk_port, "net_af_xdp0");
-	cr_assert_str_eq(cfg_node_find(&cl, 1)->dpdk_vdev, "net_af_xdp0,iface=ordo-n1");
+	cr_assert_str_eq(cfg_node_find(&cl, 1)->dpdk_vdev,
+			 "net_af_xdp0,iface=ordo-n1,queue_count=4");
 	cr_assert_eq(cfg_node_transport(&cl, cfg_node_find(&cl, 11)), CFG_TRANSPORT_UDP);
 
 	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
@@ -525,6 +528,17 @@ Test(config, transport)
 		      0);
 	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
 	cr_assert_not_null(strstr(err, "transport"), "%s", err);
+
+	for (int k = 0; k < 2; k++) {
+		cr_assert_neq(
+		    load(k ? "[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			     "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_queues = 17\n"
+			   : "[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			     "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_queues = 0\n"),
+		    0);
+		cr_assert_not_null(strstr(err, "t.ini:7:"), "%s", err);
+		cr_assert_not_null(strstr(err, "dpdk_queues"), "%s", err);
+	}
 }
 
 /* multicast_group: a multicast address, and only with DPDK replicas that

@@ -3,7 +3,9 @@
  * back in one process (port A transmits into the ring port B receives
  * from, and the other way), EAL without hugepages. Every frame goes through
  * the ring PMD's burst functions, the mempool, and the packet layer;
- * checksums are software (net_ring offers no offloads).
+ * checksums are software (net_ring offers no offloads). Port B has two
+ * queue pairs (the transport polls both RX queues; it sends on queue 0);
+ * port A has one.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -24,7 +26,8 @@
 #define PORT_C 7400u
 #define PORT_I 7410u
 
-static struct rte_ring *ring_ab, *ring_ba; /* A transmits into ab, B into ba */
+static struct rte_ring *ring_ab, *ring_ba;   /* A transmits into ab, B into ba */
+static struct rte_ring *ring_ab2, *ring_ba2; /* B's second RX and TX queue */
 static struct dp_transport *ta, *tb;
 static uint16_t port_a, port_b;
 
@@ -37,9 +40,12 @@ static void open_pair(void)
 	cr_assert(rc >= 0, "EAL: %d", rc);
 	ring_ab = rte_ring_create("ab", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	ring_ba = rte_ring_create("ba", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
-	cr_assert(ring_ab && ring_ba);
+	ring_ab2 = rte_ring_create("ab2", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	ring_ba2 = rte_ring_create("ba2", 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	cr_assert(ring_ab && ring_ba && ring_ab2 && ring_ba2);
+	struct rte_ring *b_rx[2] = {ring_ab, ring_ab2}, *b_tx[2] = {ring_ba, ring_ba2};
 	int a = rte_eth_from_rings("ring_a", &ring_ba, 1, &ring_ab, 1, 0);
-	int b = rte_eth_from_rings("ring_b", &ring_ab, 1, &ring_ba, 1, 0);
+	int b = rte_eth_from_rings("ring_b", b_rx, 2, b_tx, 2, 0);
 	cr_assert(a >= 0 && b >= 0);
 	port_a = (uint16_t)a;
 	port_b = (uint16_t)b;
@@ -58,6 +64,7 @@ static void open_pair(void)
 	c.port_id = port_b;
 	c.ip = IP_B;
 	c.mcast_group = GROUP;
+	c.queues = 2;
 	cr_assert_eq(dp_dpdk_open(&c, &tb), 0);
 	/* ring ports have MAC 00:00:00:00:00:00: the transport takes
 	 * 02:00 + its IPv4 address instead */
@@ -163,6 +170,36 @@ Test(dpdk, multicast_group_is_delivered)
 	struct dp_dpdk_counters ca;
 	dp_dpdk_counters(ta, &ca);
 	cr_assert_eq(ca.tx_arp_held, 0, "multicast needs no ARP");
+}
+
+/* A datagram on B's second RX queue is delivered as one on the first is. */
+Test(dpdk, second_rx_queue_is_polled)
+{
+	uint8_t mac_a[6], mac_b[6];
+	dp_dpdk_mac(ta, mac_a);
+	dp_dpdk_mac(tb, mac_b);
+	struct rte_mempool *mp = rte_pktmbuf_pool_create("q2", 63, 0, 0, 2048, 0);
+	cr_assert_not_null(mp);
+	for (int k = 0; k < 2; k++) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+		cr_assert_not_null(m);
+		uint8_t *f = (uint8_t *)rte_pktmbuf_append(m, PKT_UDP_HEADROOM + 6);
+		cr_assert_not_null(f);
+		memcpy(f + PKT_UDP_HEADROOM, k ? "queue1" : "queue0", 6);
+		pkt_build_udp(f, mac_a, mac_b, IP_A, IP_B, PORT_I, PORT_C, 6, 1, 0);
+		cr_assert_eq(rte_ring_enqueue(k ? ring_ab2 : ring_ab, m), 0);
+	}
+	struct dp_buf *got[4];
+	unsigned n = dp_rx_burst(tb, got, 4);
+	cr_assert_eq(n, 2, "one datagram from each RX queue, got %u", n);
+	bool seen[2] = {false, false};
+	for (unsigned i = 0; i < n; i++) {
+		cr_assert_eq(got[i]->len, 6);
+		cr_assert_eq(got[i]->local.port, PORT_C);
+		seen[memcmp(got[i]->data, "queue1", 6) == 0] = true;
+	}
+	cr_assert(seen[0] && seen[1]);
+	dp_free(tb, got, n);
 }
 
 /* An echo request written by hand into B's receive ring: B answers it. */
