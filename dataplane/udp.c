@@ -21,7 +21,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
+#include "common/ordo_time.h"
 #include "dataplane/dp.h"
 
 #define UDP_ALIGN 64u /* buffer data and headers start on a cache line */
@@ -326,11 +328,14 @@ static void udp_wait(struct dp_transport *t, uint64_t timeout_ns)
 		pfd[s].events = POLLIN;
 		pfd[s].revents = 0;
 	}
-	uint64_t ms = (timeout_ns + 999999u) / 1000000u; /* round up: never wake early */
-	if (ms > INT_MAX)
-		ms = INT_MAX;
+	/* ppoll, not poll: poll's whole milliseconds would round a wait for an
+	 * epoch due in 300 us up to a millisecond and more. */
+	if (timeout_ns > (uint64_t)INT32_MAX * ORDO_NS_PER_S)
+		timeout_ns = (uint64_t)INT32_MAX * ORDO_NS_PER_S;
+	struct timespec ts = {.tv_sec = (time_t)(timeout_ns / ORDO_NS_PER_S),
+			      .tv_nsec = (long)(timeout_ns % ORDO_NS_PER_S)};
 	/* EINTR or an error: return early; the caller loops. */
-	(void)poll(pfd, u->nsock, (int)ms);
+	(void)ppoll(pfd, u->nsock, &ts, NULL);
 }
 
 static void udp_close(struct dp_transport *t)
