@@ -111,6 +111,8 @@
  *                 {"count", "min", "mean", "p50", "p90", "p99", "p999", "max"},
  *   "cpu": {"cluster_processes": int, "cluster_cpu_s": num,
  *           "cluster_cpu_s_per_million_ordered": num|null,
+ *           "sequencer_cpu_s": num,  of cluster_cpu_s, the sequencers'
+ *           "sequencer_cpu_s_per_million_ordered": num|null,
  *           "bench_cpu_s": num}
  * }
  * CSV (--csv FILE): one row per second since the start of the warm-up:
@@ -283,6 +285,7 @@ struct bench_row {
 struct bench_proc {
 	int pid;
 	uint64_t ticks; /* utime + stime, clock ticks */
+	bool sequencer; /* else a replica */
 };
 
 struct bench {
@@ -306,6 +309,7 @@ struct bench {
 	struct bench_proc procs_a[BENCH_PROCS_MAX];
 	unsigned nprocs_a, nprocs_b;
 	double cluster_cpu_s;
+	double sequencer_cpu_s; /* of cluster_cpu_s, the sequencers' */
 	double self_cpu_a, self_cpu_b;
 };
 
@@ -821,24 +825,25 @@ static bool read_small(const char *path, char *buf, size_t cap, size_t *len)
 }
 
 /* True if /proc/PID/cmdline is `ordo sequencer|replica ...` of our cluster. */
-static bool is_cluster_proc(const struct bench *b, const char *pid)
+/* 0: not one of the cluster's nodes; 1: a sequencer; 2: a replica. */
+static int cluster_role(const struct bench *b, const char *pid)
 {
 	char path[64], cmd[4096];
 	size_t len;
 	snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
 	if (!read_small(path, cmd, sizeof cmd, &len) || len == 0)
-		return false;
+		return 0;
 	const char *argv[64];
 	unsigned argc = 0;
 	for (size_t i = 0; i < len && argc < 64; i += strlen(cmd + i) + 1)
 		argv[argc++] = cmd + i;
 	if (argc < 2)
-		return false;
+		return 0;
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
-	if (strcmp(base, "ordo") != 0 ||
-	    (strcmp(argv[1], "sequencer") != 0 && strcmp(argv[1], "replica") != 0))
-		return false;
+	int role = !strcmp(argv[1], "sequencer") ? 1 : !strcmp(argv[1], "replica") ? 2 : 0;
+	if (strcmp(base, "ordo") != 0 || role == 0)
+		return 0;
 	const char *file = "nic-config/demo.ini";
 	for (unsigned i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--cluster") && i + 1 < argc)
@@ -854,11 +859,11 @@ static bool is_cluster_proc(const struct bench *b, const char *pid)
 		snprintf(cwd_link, sizeof cwd_link, "/proc/%s/cwd", pid);
 		ssize_t n = readlink(cwd_link, cwd, sizeof cwd - 1);
 		if (n <= 0)
-			return false;
+			return 0;
 		cwd[n] = 0;
 		snprintf(full, sizeof full, "%s/%s", cwd, file);
 	}
-	return realpath(full, real) && !strcmp(real, b->cluster_real);
+	return realpath(full, real) && !strcmp(real, b->cluster_real) ? role : 0;
 }
 
 static bool proc_ticks(int pid, uint64_t *ticks)
@@ -890,10 +895,12 @@ static unsigned cluster_procs(const struct bench *b, struct bench_proc *out, uns
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		int pid = atoi(de->d_name);
-		if (pid <= 0 || pid == getpid() || !is_cluster_proc(b, de->d_name))
+		int role = pid <= 0 || pid == getpid() ? 0 : cluster_role(b, de->d_name);
+		if (role == 0)
 			continue;
 		if (proc_ticks(pid, &out[k].ticks)) {
 			out[k].pid = pid;
+			out[k].sequencer = role == 1;
 			k++;
 		}
 	}
@@ -912,16 +919,20 @@ static void cpu_sample_end(struct bench *b)
 	struct bench_proc now[BENCH_PROCS_MAX];
 	b->nprocs_b = cluster_procs(b, now, BENCH_PROCS_MAX);
 	b->self_cpu_b = self_cpu_s();
-	uint64_t ticks = 0;
+	uint64_t ticks = 0, seq_ticks = 0;
 	for (unsigned i = 0; i < b->nprocs_b; i++) {
 		uint64_t before = 0;
 		for (unsigned j = 0; j < b->nprocs_a; j++)
 			if (b->procs_a[j].pid == now[i].pid)
 				before = b->procs_a[j].ticks;
-		ticks += now[i].ticks >= before ? now[i].ticks - before : 0;
+		uint64_t d = now[i].ticks >= before ? now[i].ticks - before : 0;
+		ticks += d;
+		if (now[i].sequencer)
+			seq_ticks += d;
 	}
 	long hz = sysconf(_SC_CLK_TCK);
 	b->cluster_cpu_s = (double)ticks / (double)(hz > 0 ? hz : 100);
+	b->sequencer_cpu_s = (double)seq_ticks / (double)(hz > 0 ? hz : 100);
 }
 
 static void cpu_model(char *out, size_t cap)
@@ -1157,8 +1168,13 @@ static void print_report(struct bench *b, const struct bench_totals *t, const ch
 	}
 	fprintf(f, "machine: %ld cores, %s\n", cores, model);
 	double per_m = t->ordered_in_window ? b->cluster_cpu_s * 1e6 / t->ordered_in_window : 0;
-	fprintf(f, "cpu: cluster %u processes %.2f s (%.2f s per million ordered); bench %.2f s\n",
-		b->nprocs_b, b->cluster_cpu_s, per_m, b->self_cpu_b - b->self_cpu_a);
+	double seq_per_m =
+	    t->ordered_in_window ? b->sequencer_cpu_s * 1e6 / t->ordered_in_window : 0;
+	fprintf(f,
+		"cpu: cluster %u processes %.2f s (%.2f s per million ordered; sequencers %.2f s, "
+		"%.2f s per million); bench %.2f s\n",
+		b->nprocs_b, b->cluster_cpu_s, per_m, b->sequencer_cpu_s, seq_per_m,
+		b->self_cpu_b - b->self_cpu_a);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -1270,6 +1286,12 @@ static int write_json(const struct bench *b, const struct bench_totals *t, const
 			b->cluster_cpu_s * 1e6 / t->ordered_in_window);
 	else
 		fprintf(f, "\"cluster_cpu_s_per_million_ordered\": null, ");
+	fprintf(f, "\"sequencer_cpu_s\": %.3f, ", b->sequencer_cpu_s);
+	if (t->ordered_in_window && b->nprocs_b)
+		fprintf(f, "\"sequencer_cpu_s_per_million_ordered\": %.3f, ",
+			b->sequencer_cpu_s * 1e6 / t->ordered_in_window);
+	else
+		fprintf(f, "\"sequencer_cpu_s_per_million_ordered\": null, ");
 	fprintf(f, "\"bench_cpu_s\": %.3f}}\n", b->self_cpu_b - b->self_cpu_a);
 	int rc = 0;
 	if (f != stdout) {
