@@ -29,7 +29,7 @@
  *
  * Timing resolution: a client waits for its next send or an answer,
  * whichever comes first, in one ppoll (kernel UDP) or in the DPDK view's
- * polls (10 us to 1 ms apart while idle), with a timer slack of 1 us
+ * polls (10 to 100 us apart while idle), with a timer slack of 1 us
  * (PR_SET_TIMERSLACK). Send times are accurate to the kernel's wake-up
  * latency, tens of microseconds on an idle core; that error is part of the
  * latencies reported.
@@ -141,6 +141,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -1355,8 +1356,8 @@ static const char usage_text[] =
     "                 --first-port + i (default 47000). --dpdk-vdev adds an EAL --vdev\n"
     "                 (net_af_xdp0,iface=eth0); --dpdk-port names the device (default:\n"
     "                 the vdev's name); EAL arguments after `--` (default: --in-memory\n"
-    "                 --no-pci --log-level=error, on huge pages); --busy-poll never\n"
-    "                 sleeps when idle\n"
+    "                 --no-pci --log-level=error, on huge pages; a bound PCI NIC needs\n"
+    "                 arguments without --no-pci); --busy-poll never sleeps when idle\n"
     "Exit status: 0 done, 1 the cluster did not answer, 2 usage.\n";
 
 static bool parse_u64_arg(const char *s, uint64_t *v)
@@ -1465,6 +1466,7 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    .first_port = 47000,
 	};
 	const char *transport = "udp", *addr = NULL;
+	bool first_port_set = false;
 	const char *mix_spec = NULL;
 	bool closed = false;
 	int opt;
@@ -1518,6 +1520,7 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 			if (!parse_u64_arg(optarg, &u) || u == 0 || u > 65535)
 				return usage_error("--first-port must be 1..65535", optarg);
 			c->first_port = (uint16_t)u;
+			first_port_set = true;
 			break;
 		case 'g':
 			if (!parse_u64_arg(optarg, &u))
@@ -1583,9 +1586,10 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 		c->dpdk = true;
 	else if (strcmp(transport, "udp"))
 		return usage_error("--transport must be udp or dpdk", transport);
-	if (!c->dpdk && (addr || c->dpdk_port || c->dpdk_vdev || c->busy_poll || c->eal_argc))
-		return usage_error("--addr, --dpdk-port, --dpdk-vdev, --busy-poll and EAL "
-				   "arguments go with --transport dpdk",
+	if (!c->dpdk &&
+	    (addr || c->dpdk_port || c->dpdk_vdev || c->busy_poll || c->eal_argc || first_port_set))
+		return usage_error("--addr, --dpdk-port, --dpdk-vdev, --first-port, --busy-poll "
+				   "and EAL arguments go with --transport dpdk",
 				   NULL);
 	if (c->dpdk) {
 		if (!addr || !dp_parse_ip(addr, &c->dpdk_ip))
@@ -1656,13 +1660,10 @@ static int open_dpdk(struct bench *b)
 	uint16_t ports[BENCH_CLIENTS_MAX];
 	for (unsigned i = 0; i < c->nclients; i++)
 		ports[i] = (uint16_t)(c->first_port + i);
-	uint32_t window = b->window * b->lanes;
-	/* Mbufs: every client's window of SUBMITs in flight, its receive queue,
-	 * and the port's descriptors. */
+	/* Mbufs: every client's receive queue, and what it has in hand (libordo
+	 * keeps no buffer once sent); dp_edge_dpdk_open adds the port's rings. */
 	uint32_t queue = 4 * ORDO_DP_BURST_MAX;
-	uint64_t mbufs = (uint64_t)c->nclients * (window + queue) + 4096;
-	if (mbufs > (1u << 20))
-		mbufs = 1u << 20;
+	uint64_t mbufs = (uint64_t)c->nclients * (queue + ORDO_DP_BURST_MAX) + 4096;
 	struct dp_edge_dpdk p = {
 	    .port_name = port,
 	    .vdev = c->dpdk_vdev,
@@ -1682,7 +1683,14 @@ static int open_dpdk(struct bench *b)
 	int eal_argc = c->eal_argc ? c->eal_argc : 3;
 	char **eal_argv = c->eal_argc ? c->eal_argv : eal_default;
 	struct dp_transport *t;
+	/* rte_eal_init pins the calling thread to the main lcore's CPU, and the
+	 * client threads started later would inherit that: keep the affinity
+	 * the process had, so they spread over every core. */
+	cpu_set_t cpus;
+	bool have_cpus = sched_getaffinity(0, sizeof cpus, &cpus) == 0;
 	int rc = dp_edge_dpdk_open(b->cl, &p, eal_argc, eal_argv, &t);
+	if (have_cpus)
+		(void)pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
 	if (rc) {
 		fprintf(stderr, "ordo bench: cannot open DPDK port %s: %s\n", port, strerror(-rc));
 		return rc;

@@ -53,7 +53,7 @@ struct ordo_client_cfg {
 	 * Else the transport to use (dataplane/dp.h), borrowed: it must outlive
 	 * the client, and only this client may use it; `ordo bench --transport
 	 * dpdk` gives each client a view of one DPDK port (dataplane/share.h).
-	 * fault does not apply to a borrowed transport. */
+	 * fault must be NULL or "" with a borrowed transport (else -EINVAL). */
 	struct dp_transport *transport;
 };
 

@@ -198,7 +198,7 @@ static void held_expire(struct dpdk *d, uint64_t now)
 
 static bool our_port(const struct dpdk *d, uint16_t port)
 {
-	if (port >= d->cfg.udp_range_lo && port <= d->cfg.udp_range_hi && port)
+	if (d->cfg.udp_range_lo && port >= d->cfg.udp_range_lo && port <= d->cfg.udp_range_hi)
 		return true;
 	for (uint32_t i = 0; i < d->cfg.nudp_ports; i++)
 		if (d->cfg.udp_ports[i] == port)
@@ -572,12 +572,14 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	if (cfg->max_datagram < ORDO_DATAGRAM_MIN_MAX || cfg->max_datagram > ORDO_DATAGRAM_MAX ||
 	    (cfg->nudp_ports == 0 && cfg->udp_range_lo == 0) ||
 	    cfg->nudp_ports > ORDO_DP_PORTS_MAX || cfg->udp_range_lo > cfg->udp_range_hi ||
-	    cfg->ip == 0 || cfg->mbufs < 2 * BURST || cfg->arp_entries == 0) {
+	    (cfg->udp_range_lo == 0 && cfg->udp_range_hi != 0) || cfg->ip == 0 ||
+	    cfg->mbufs < 2 * BURST || cfg->arp_entries == 0) {
 		fprintf(stderr,
-			"ordo dpdk: invalid port configuration (max_datagram %u, %u UDP "
-			"ports, range %u..%u, %u mbufs)\n",
+			"ordo dpdk: invalid port configuration (address %u.%u.%u.%u, max_datagram "
+			"%u, %u UDP ports, range %u..%u, %u mbufs, %u ARP entries)\n",
+			cfg->ip >> 24, (cfg->ip >> 16) & 255, (cfg->ip >> 8) & 255, cfg->ip & 255,
 			cfg->max_datagram, cfg->nudp_ports, cfg->udp_range_lo, cfg->udp_range_hi,
-			cfg->mbufs);
+			cfg->mbufs, cfg->arp_entries);
 		return -EINVAL;
 	}
 	int rc = eal_init(cfg);
@@ -725,6 +727,9 @@ err_started:
 err_port:
 	fprintf(stderr, "ordo dpdk: port %u (%s): setup failed: %s\n", port,
 		info.driver_name ? info.driver_name : "?", rte_strerror(rc < 0 ? -rc : rc));
+	/* queues set up so far refer to the pool (an AF_XDP socket to its
+	 * memory): release the port before the pool */
+	(void)rte_eth_dev_close(port);
 	rte_mempool_free(d->pool);
 err:
 	free(d->arp_mem);

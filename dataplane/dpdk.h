@@ -51,7 +51,8 @@ struct dp_dpdk_cfg {
 	uint32_t mbufs;	       /* mempool size; memory = mbufs * (max_datagram + ~300) */
 	/* RX and TX queues (0 or 1: one); at most what the port has. RSS over
 	 * IP and UDP where the port hashes; the one loop polls every RX queue
-	 * and sends on queue 0. Each RX queue holds rx_desc mbufs. */
+	 * and sends on queue 0. Each RX queue keeps rx_desc mbufs in its ring
+	 * (net_af_xdp: 2048); dp_edge_dpdk_open sizes the pool for that. */
 	uint16_t queues;
 	uint16_t rx_desc, tx_desc;
 	uint32_t arp_entries; /* ARP cache capacity */

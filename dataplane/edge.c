@@ -97,23 +97,33 @@ int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *
 	argv[argc++] = (char *)"ordo";
 	bool has_prefix = false;
 	if (eal_argc > 0) {
-		for (int i = 0; i < eal_argc && argc < EAL_ARGS_MAX; i++)
+		for (int i = 0; i < eal_argc; i++) {
+			if (argc == EAL_ARGS_MAX)
+				goto too_many;
 			argv[argc++] = eal_argv[i];
+		}
 	} else {
 		memcpy(words, cfg->dpdk_eal, sizeof words);
-		for (char *save = NULL, *w = strtok_r(words, " \t", &save);
-		     w && argc < EAL_ARGS_MAX; w = strtok_r(NULL, " \t", &save))
+		for (char *save = NULL, *w = strtok_r(words, " \t", &save); w;
+		     w = strtok_r(NULL, " \t", &save)) {
+			if (argc == EAL_ARGS_MAX)
+				goto too_many;
 			argv[argc++] = w;
+		}
 	}
 	for (int i = 1; i < argc; i++)
 		if (strncmp(argv[i], "--file-prefix", 13) == 0)
 			has_prefix = true;
 	if (p->vdev && p->vdev[0]) {
-		snprintf(vdev, sizeof vdev, "--vdev=%s", p->vdev);
+		if ((size_t)snprintf(vdev, sizeof vdev, "--vdev=%s", p->vdev) >= sizeof vdev) {
+			fprintf(stderr, "ordo dpdk: --vdev %s: longer than %zu characters\n",
+				p->vdev, sizeof vdev - 8);
+			return -ENAMETOOLONG;
+		}
 		argv[argc++] = vdev;
 	}
 	if (!has_prefix) {
-		snprintf(prefix, sizeof prefix, "--file-prefix=%s", p->prefix);
+		snprintf(prefix, sizeof prefix, "--file-prefix=%s", p->prefix ? p->prefix : "ordo");
 		argv[argc++] = prefix;
 	}
 	argv[argc] = NULL;
@@ -133,10 +143,17 @@ int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *
 	if (p->mbufs)
 		dc.mbufs = p->mbufs;
 	dc.queues = p->queues ? p->queues : 1;
-	/* every RX queue's descriptors hold mbufs: keep as many again free */
-	if (dc.mbufs < 2u * dc.queues * dc.rx_desc)
-		dc.mbufs = 2u * dc.queues * dc.rx_desc + 1023;
+	/* Every RX queue keeps its ring filled with mbufs (net_af_xdp: 2048
+	 * whatever rx_desc says), and the rest must still hold the TX ring,
+	 * the datagrams held for ARP and those being handled. */
+	uint32_t per_rxq = dc.rx_desc > 2048u ? dc.rx_desc : 2048u;
+	uint32_t need = dc.queues * per_rxq + dc.tx_desc + dc.arp_pending + 4096u;
+	if (dc.mbufs < need)
+		dc.mbufs = need;
 	return dp_dpdk_open(&dc, out);
+too_many:
+	fprintf(stderr, "ordo dpdk: more than %d EAL arguments\n", EAL_ARGS_MAX - 1);
+	return -E2BIG;
 }
 
 /* A DPDK port with the node's address and ports. EAL arguments: those after

@@ -11,7 +11,9 @@
 #include "common/ordo_time.h"
 
 #define SHARE_IDLE_MIN_NS 10000ull
-#define SHARE_IDLE_MAX_NS 1000000ull
+/* An answer is noticed at most this late: a waiting view polls at least this
+ * often (its back-off also restarts when it sends). */
+#define SHARE_IDLE_MAX_NS 100000ull
 
 struct share_view {
 	struct dp_transport t; /* first: ops cast between the two */
@@ -104,11 +106,14 @@ static unsigned share_tx_burst(struct dp_transport *t, struct dp_buf **bufs, uns
 		bytes += bufs[i]->len;
 	}
 	pthread_mutex_lock(&v->s->lock);
+	uint64_t dropped = v->s->inner->stats.tx_dropped;
 	unsigned sent = dp_tx_burst(v->s->inner, bufs, n);
+	dropped = v->s->inner->stats.tx_dropped - dropped; /* not those held for ARP */
 	pthread_mutex_unlock(&v->s->lock);
 	t->stats.tx_datagrams += sent;
-	t->stats.tx_dropped += n - sent;
+	t->stats.tx_dropped += dropped;
 	t->stats.tx_bytes += bytes;
+	v->idle_ns = 0; /* an answer may come soon: poll often again */
 	return sent;
 }
 
@@ -135,7 +140,8 @@ static void share_wait(struct dp_transport *t, uint64_t timeout_ns)
 {
 	struct share_view *v = view_of(t);
 	struct dp_share *s = v->s;
-	uint64_t until = ordo_mono_ns() + timeout_ns;
+	uint64_t now0 = ordo_mono_ns();
+	uint64_t until = timeout_ns > UINT64_MAX - now0 ? UINT64_MAX : now0 + timeout_ns;
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		dp_wait(s->inner, 0); /* housekeeping (ARP, held datagrams), no sleep */

@@ -11,7 +11,8 @@
  * counted), then hands out its own queue. wait returns at once when the
  * view's queue holds something; otherwise it polls the inner transport
  * (rx and its housekeeping, such as ARP replies) and sleeps between polls,
- * 10 us doubling to 1 ms, or never with busy_poll.
+ * 10 us doubling to 100 us (restarting at each send), so an answer is seen
+ * at most ~100 us late; never with busy_poll.
  *
  * Memory: nviews x queue_cap pointers, plus the inner transport's pool,
  * which must hold every view's queue and what the users keep.
@@ -33,8 +34,9 @@ struct dp_share_counters {
 	uint64_t rx_queue_full; /* its view's queue was full */
 };
 
-/* Takes ownership of inner (closed by dp_share_close). ports[i] is view i's
- * local port; the inner transport must accept all of them. */
+/* On success takes ownership of inner (closed by dp_share_close); on failure
+ * the caller keeps it. ports[i] is view i's local port; the inner transport
+ * must accept all of them. */
 ORDO_MUST_CHECK int dp_share_open(struct dp_transport *inner, const uint16_t *ports,
 				  uint32_t nviews, uint32_t queue_cap, bool busy_poll,
 				  struct dp_share **out);
