@@ -217,6 +217,7 @@ struct bench_cfg {
 	uint64_t seed;		  /* workload PRNG seed */
 	const char *json_path;	  /* NULL, a file, or "-" */
 	const char *csv_path;	  /* NULL or a file */
+	const char *plot_prefix;  /* --plot: PREFIX-throughput.png, PREFIX-latency.png */
 	int32_t group;		  /* --group N: every client pinned to N; -1: client i to i mod G */
 	bool spread;		  /* --spread: every client holds a session in every group */
 	/* --transport dpdk: the clients share one DPDK port (dataplane/share.h) */
@@ -1319,6 +1320,116 @@ static int write_csv(const struct bench *b)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
+/* --plot PREFIX: the data (PREFIX-throughput.dat, PREFIX-latency.dat), a
+ * gnuplot script (PREFIX.gp) and what it draws: PREFIX-throughput.png, ordered/s
+ * and the ORDERED p50/p99 of each second; PREFIX-latency.png, ORDERED and
+ * APPLIED latency by percentile on a log scale of 1/(1 - p) (HdrHistogram's
+ * percentile distribution plot). */
+static void plot_percentiles(FILE *f, const struct bench_hist *o, const struct bench_hist *a)
+{
+	uint64_t n =
+	    bench_hist_count(o) > bench_hist_count(a) ? bench_hist_count(o) : bench_hist_count(a);
+	for (int k = 0;; k++) {
+		double tail = pow(10.0, -k / 20.0); /* 1 - p */
+		if (k > 0 && 1.0 / tail > (double)n)
+			break;
+		double pct = 100.0 * (1.0 - tail);
+		pct = floor(pct * 10000.0) / 10000.0; /* the histogram takes 4 decimals */
+		fprintf(f, "%.6f %.6f %.6f %.6f\n", pct, 1.0 / (1.0 - pct / 100.0),
+			bench_hist_value_at_percentile(o, pct) / 1e6,
+			bench_hist_value_at_percentile(a, pct) / 1e6);
+		if (k > 400)
+			break;
+	}
+	fprintf(f, "100 %.6f %.6f %.6f\n", (double)(n ? n : 1), bench_hist_max(o) / 1e6,
+		bench_hist_max(a) / 1e6);
+}
+
+static int write_plots(const struct bench *b, const struct bench_totals *t)
+{
+	const char *pre = b->cfg.plot_prefix;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s-throughput.dat", pre);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		goto fail;
+	fprintf(f, "# t ordered_per_s p50_ms p99_ms measured\n");
+	for (uint32_t i = 0; i < b->nrows; i++)
+		fprintf(f, "%.3f %" PRIu64 " %.3f %.3f %d\n", b->rows[i].t, b->rows[i].ordered,
+			b->rows[i].p50_ns / 1e6, b->rows[i].p99_ns / 1e6,
+			b->rows[i].measured ? 1 : 0);
+	if (fclose(f) != 0)
+		goto fail;
+	snprintf(path, sizeof path, "%s-latency.dat", pre);
+	f = fopen(path, "w");
+	if (!f)
+		goto fail;
+	fprintf(f, "# percentile 1/(1-p) ordered_ms applied_ms\n");
+	plot_percentiles(f, &t->ordered, &t->applied);
+	if (fclose(f) != 0)
+		goto fail;
+	/* gnuplot reads names relative to where it runs: give it the
+	 * directory and the base name apart. */
+	char dir[PATH_MAX], base[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", pre);
+	char *slash = strrchr(dir, '/');
+	snprintf(base, sizeof base, "%s", slash ? slash + 1 : pre);
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	else
+		snprintf(dir, sizeof dir, ".");
+	char desc[256];
+	describe_config(b, desc, sizeof desc);
+	snprintf(path, sizeof path, "%s.gp", pre);
+	f = fopen(path, "w");
+	if (!f)
+		goto fail;
+	fprintf(f,
+		"# written by ordo bench; run in %s: gnuplot %s.gp\n"
+		"set terminal pngcairo size 1000,560 font \",10\" noenhanced\n"
+		"set grid\nset key top left\nset rmargin 8\n"
+		"set output \"%s-throughput.png\"\n"
+		"set title \"ordo bench: %s\"\n"
+		"set xlabel \"seconds since the start (warm-up included)\"\n"
+		"set ylabel \"ordered requests/s\"\nset y2label \"ORDERED latency, ms\"\n"
+		"set ytics nomirror\nset y2tics\nset yrange [0:*]\nset y2range [0:*]\n"
+		"plot \"%s-throughput.dat\" using 1:2 with linespoints title \"ordered/s\", \\\n"
+		"     \"\" using 1:3 axes x1y2 with lines title \"p50\", \\\n"
+		"     \"\" using 1:4 axes x1y2 with lines title \"p99\"\n"
+		"set output \"%s-latency.png\"\n"
+		"set title \"ordo bench latency by percentile: %s\"\n"
+		"set logscale x\nunset y2tics\nunset y2label\nset ytics mirror\n"
+		"set xlabel \"percentile\"\nset ylabel \"ms\"\n"
+		"set xtics (\"0%%%%\" 1, \"90%%%%\" 10, \"99%%%%\" 100, \"99.9%%%%\" 1000, "
+		"\"99.99%%%%\" 10000, \"99.999%%%%\" 100000)\n"
+		"plot \"%s-latency.dat\" using 2:3 with lines title \"ORDERED\", \\\n"
+		"     \"\" using 2:4 with lines title \"APPLIED\"\n",
+		dir, base, base, desc, base, base, desc, base);
+	if (fclose(f) != 0)
+		goto fail;
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s.gp' 2>&1", dir, base);
+	if (strchr(dir, '\'') || strchr(base, '\'')) {
+		fprintf(stderr, "bench: --plot %s: a quote in the name; run gnuplot on %s.gp\n",
+			pre, pre);
+		return -EINVAL;
+	}
+	int rc = system(cmd);
+	if (rc != 0) {
+		fprintf(
+		    stderr,
+		    "bench: gnuplot failed (exit %d) on %s.gp; is it installed (apt-get install "
+		    "gnuplot-nox)? The data is in %s-*.dat\n",
+		    rc, pre, pre);
+		return -EIO;
+	}
+	fprintf(b->out, "plots: %s-throughput.png %s-latency.png\n", pre, pre);
+	return 0;
+fail:
+	fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+	return -errno;
+}
+
 /* ------------------------------------------------------------ options */
 
 static const char usage_text[] =
@@ -1326,7 +1437,8 @@ static const char usage_text[] =
     "                  [--rate R [--poisson] | --closed] [--window W] [--batch B]\n"
     "                  [--batch-delay US] [--op opaque|create|transfer|lookup|mix]\n"
     "                  [--size BYTES] [--mix SPEC] [--accounts N] [--zipf THETA]\n"
-    "                  [--json FILE|-] [--csv FILE] [--seed N] [--group N | --spread]\n"
+    "                  [--json FILE|-] [--csv FILE] [--plot PREFIX] [--seed N]\n"
+    "                  [--group N | --spread]\n"
     "                  [--transport udp|dpdk --addr A.B.C.D [--dpdk-vdev SPEC]\n"
     "                   [--dpdk-port NAME] [--first-port P] [--busy-poll] [-- EAL ARGS]]\n"
     "  Drives a running cluster from N clients (default 4), each with its own session\n"
@@ -1346,6 +1458,8 @@ static const char usage_text[] =
     "  --zipf THETA   skew account choice by a Zipf law (default 0: uniform)\n"
     "  --json FILE    write the results as one JSON object (- for stdout)\n"
     "  --csv FILE     one row per second: t,ordered,p50_ns,p99_ns,measured\n"
+    "  --plot PREFIX  PNG plots with gnuplot: PREFIX-throughput.png (ordered/s and\n"
+    "                 p50/p99 each second), PREFIX-latency.png (latency by percentile)\n"
     "  --seed N       seed of the workload PRNG (default 1)\n"
     "  --group N      every client's session in sequencer group N (default: client i\n"
     "                 in group i mod the cluster's groups)\n"
@@ -1440,6 +1554,7 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	    {"batch-delay", required_argument, NULL, 'D'},
 	    {"json", required_argument, NULL, 'j'},
 	    {"csv", required_argument, NULL, 'v'},
+	    {"plot", required_argument, NULL, 'l'},
 	    {"seed", required_argument, NULL, 'S'},
 	    {"group", required_argument, NULL, 'g'},
 	    {"spread", no_argument, NULL, 'G'},
@@ -1472,7 +1587,7 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 	int opt;
 	optind = 1;
 	while (
-	    (opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:S:g:GT:A:p:V:L:Bh",
+	    (opt = getopt_long(argc, argv, "+c:k:n:d:w:r:PCW:o:s:m:a:z:b:D:j:v:l:S:g:GT:A:p:V:L:Bh",
 			       opts, NULL)) != -1) {
 		uint64_t u = 0;
 		double x = 0;
@@ -1491,6 +1606,9 @@ static int parse_options(int argc, char **argv, struct bench_cfg *c)
 			break;
 		case 'v':
 			c->csv_path = optarg;
+			break;
+		case 'l':
+			c->plot_prefix = optarg;
 			break;
 		case 'P':
 			c->poisson = true;
@@ -1932,6 +2050,8 @@ int bench_main(int argc, char **argv)
 	if (b->cfg.json_path && write_json(b, &t, model, cores) != 0)
 		rc = 1;
 	if (b->cfg.csv_path && write_csv(b) != 0)
+		rc = 1;
+	if (b->cfg.plot_prefix && write_plots(b, &t) != 0)
 		rc = 1;
 	if (t.ordered_in_window == 0) {
 		fprintf(stderr, "ordo bench: nothing was ordered in the measured interval; is the "

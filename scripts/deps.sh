@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(
   gcc clang clang-format meson ninja-build pkg-config make python3
   libdpdk-dev dpdk liburing-dev libcriterion-dev libsodium-dev libxxhash-dev
-  libisal-dev libinih-dev libclang-rt-14-dev iproute2 procps ethtool iputils-ping
+  libisal-dev libinih-dev libclang-rt-14-dev iproute2 procps ethtool iputils-ping gnuplot-nox
 )
 
 missing=()

@@ -471,10 +471,28 @@ Test(groups, bench)
 				"1",	    "--warmup",	 "0.2", "--json",   json};
 	cr_assert_eq(run_bench(spread, ORDO_ARRAY_LEN(spread)), 0);
 	check_bench_json(json, "spread");
-	const char *mod[] = {"--clients", "2",	      "--window", "32",	    "--duration",
-			     "1",	  "--warmup", "0.2",	  "--json", json};
+	char plot[600];
+	snprintf(plot, sizeof plot, "%s/plot", F.dir);
+	const char *mod[] = {"--clients", "2",	 "--window", "32", "--duration", "1",
+			     "--warmup",  "0.2", "--json",   json, "--plot",	 plot};
 	cr_assert_eq(run_bench(mod, ORDO_ARRAY_LEN(mod)), 0);
 	check_bench_json(json, "mod");
+	/* --plot: both pictures drawn by gnuplot */
+	static const char *const pngs[] = {"throughput", "latency"};
+	for (unsigned i = 0; i < 2; i++) {
+		char path[700];
+		snprintf(path, sizeof path, "%s-%s.png", plot, pngs[i]);
+		FILE *f = fopen(path, "rb");
+		cr_assert_not_null(f, "no %s", path);
+		unsigned char magic[8] = {0};
+		size_t got = fread(magic, 1, 8, f);
+		fseek(f, 0, SEEK_END);
+		long size = ftell(f);
+		fclose(f);
+		cr_assert(got == 8 && memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0, "%s: not a PNG",
+			  path);
+		cr_assert_gt(size, 2000, "%s: %ld bytes", path, size);
+	}
 	const char *bad[] = {"--group", "2", "--duration", "1"};
 	cr_assert_eq(run_bench(bad, ORDO_ARRAY_LEN(bad)), 2, "--group 2 of 2 groups");
 }
