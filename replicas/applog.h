@@ -47,6 +47,9 @@ struct rep_applog_slot {
 	uint8_t digest_before[16]; /* §5 digest after position - 1 */
 };
 
+/* Index inserts held back so their cache misses overlap (see pending). */
+#define REP_APPLOG_PENDING 16u
+
 /* One RESULT_Q index entry; position 0 marks an empty slot. */
 struct rep_applog_key {
 	uint64_t client_id;
@@ -66,6 +69,11 @@ struct rep_applog {
 	uint64_t applied;	       /* last appended position; 0 before any */
 	struct rep_applog_key *keys;   /* keys_cap entries */
 	uint64_t keys_cap;	       /* power of two >= 2 * records_max */
+	/* Index inserts not yet made, oldest first: each one's slot was
+	 * prefetched when it was queued, and they are made REP_APPLOG_PENDING
+	 * appends later (or before an eviction or a reset needs them). */
+	struct rep_applog_key pending[REP_APPLOG_PENDING];
+	uint32_t npending;
 };
 
 /* Bytes rep_applog_init maps for these bounds. */
