@@ -138,6 +138,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -302,9 +303,8 @@ struct bench {
 	uint64_t t0_ns, meas_ns, end_ns; /* monotonic: start, measured start, end */
 	uint64_t rate_milli;		 /* rate x 1000 (open loop, fixed) */
 	struct bench_worker w[BENCH_CLIENTS_MAX];
-	struct dp_share *share;	   /* --transport dpdk: the port, a view per client */
-	struct dp_transport *port; /* the DPDK port inside share */
-	struct bench_row *rows;	   /* rows_max, allocated at start */
+	struct dp_share *share; /* --transport dpdk: the port, a view per client */
+	struct bench_row *rows; /* rows_max, allocated at start */
 	uint32_t nrows, rows_max;
 	FILE *out; /* human-readable output: stdout, or stderr with --json - */
 	/* CPU */
@@ -1155,12 +1155,12 @@ static void print_report(struct bench *b, const struct bench_totals *t, const ch
 		t->retries, t->drops, t->events_lost, t->reopens, t->srtt_max_ns / 1e6,
 		t->rto_max_ns / 1e6);
 	if (b->share) {
-		struct dp_stats st;
+		struct dp_transport *port = dp_share_inner(b->share);
+		const struct dp_stats st = port->stats;
 		struct dp_share_counters sc;
-		dp_share_inner_stats(b->share, &st);
 		struct dp_dpdk_counters dc;
 		dp_share_counters(b->share, &sc);
-		dp_dpdk_counters(b->port, &dc);
+		dp_dpdk_counters(port, &dc);
 		fprintf(f,
 			"transport: dpdk rx=%" PRIu64 " tx=%" PRIu64 " tx_dropped=%" PRIu64
 			" alloc_failed=%" PRIu64 " rx_queue_full=%" PRIu64 " rx_no_client=%" PRIu64
@@ -1370,14 +1370,11 @@ static int write_plots(const struct bench *b, const struct bench_totals *t)
 		goto fail;
 	/* gnuplot reads names relative to where it runs: give it the
 	 * directory and the base name apart. */
-	char dir[PATH_MAX], base[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", pre);
-	char *slash = strrchr(dir, '/');
-	snprintf(base, sizeof base, "%s", slash ? slash + 1 : pre);
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = 0;
-	else
-		snprintf(dir, sizeof dir, ".");
+	char dir[PATH_MAX], base[PATH_MAX], tmp[PATH_MAX];
+	snprintf(tmp, sizeof tmp, "%s", pre);
+	snprintf(dir, sizeof dir, "%s", dirname(tmp)); /* dirname and basename */
+	snprintf(tmp, sizeof tmp, "%s", pre);	       /* may write their argument */
+	snprintf(base, sizeof base, "%s", basename(tmp));
 	char desc[256];
 	describe_config(b, desc, sizeof desc);
 	snprintf(path, sizeof path, "%s.gp", pre);
@@ -1778,10 +1775,10 @@ static int open_dpdk(struct bench *b)
 	uint16_t ports[BENCH_CLIENTS_MAX];
 	for (unsigned i = 0; i < c->nclients; i++)
 		ports[i] = (uint16_t)(c->first_port + i);
-	/* Mbufs: every client's receive queue, and what it has in hand (libordo
-	 * keeps no buffer once sent); dp_edge_dpdk_open adds the port's rings. */
+	/* Mbufs held beyond the port's rings: every client's receive queue and
+	 * a burst in hand (libordo keeps no buffer once sent). */
 	uint32_t queue = 4 * ORDO_DP_BURST_MAX;
-	uint64_t mbufs = (uint64_t)c->nclients * (queue + ORDO_DP_BURST_MAX) + 4096;
+	uint32_t held = c->nclients * (queue + ORDO_DP_BURST_MAX) + 1024;
 	struct dp_edge_dpdk p = {
 	    .port_name = port,
 	    .vdev = c->dpdk_vdev,
@@ -1789,7 +1786,7 @@ static int open_dpdk(struct bench *b)
 	    .ip = c->dpdk_ip,
 	    .range_lo = ports[0],
 	    .range_hi = (uint16_t)(ports[0] + c->nclients - 1),
-	    .mbufs = (uint32_t)mbufs,
+	    .mbufs_held = held,
 	    .busy_poll = c->busy_poll,
 	};
 	/* Not the cluster file's dpdk_eal, which is the nodes': huge pages by
@@ -1813,7 +1810,6 @@ static int open_dpdk(struct bench *b)
 		fprintf(stderr, "ordo bench: cannot open DPDK port %s: %s\n", port, strerror(-rc));
 		return rc;
 	}
-	b->port = t;
 	rc = dp_share_open(t, ports, c->nclients, queue, c->busy_poll, &b->share);
 	if (rc) {
 		dp_close(t);

@@ -140,16 +140,13 @@ int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *
 	dc.max_datagram = cfg->max_datagram;
 	dc.busy_poll = p->busy_poll;
 	dc.mcast_group = p->mcast_group;
-	if (p->mbufs)
-		dc.mbufs = p->mbufs;
 	dc.queues = p->queues ? p->queues : 1;
-	/* Every RX queue keeps its ring filled with mbufs (net_af_xdp: 2048
-	 * whatever rx_desc says), and the rest must still hold the TX ring,
-	 * the datagrams held for ARP and those being handled. */
+	/* The port's rings: every RX queue keeps its ring filled (net_af_xdp:
+	 * 2048 whatever rx_desc says), the TX ring, the datagrams held for
+	 * ARP; then what the caller holds. */
 	uint32_t per_rxq = dc.rx_desc > 2048u ? dc.rx_desc : 2048u;
-	uint32_t need = dc.queues * per_rxq + dc.tx_desc + dc.arp_pending + 4096u;
-	if (dc.mbufs < need)
-		dc.mbufs = need;
+	dc.mbufs = dc.queues * per_rxq + dc.tx_desc + dc.arp_pending +
+		   (p->mbufs_held ? p->mbufs_held : 4863u);
 	return dp_dpdk_open(&dc, out);
 too_many:
 	fprintf(stderr, "ordo dpdk: more than %d EAL arguments\n", EAL_ARGS_MAX - 1);

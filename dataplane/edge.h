@@ -75,8 +75,11 @@ struct dp_edge_dpdk {
 	uint32_t nports;
 	uint16_t range_lo, range_hi; /* also accepted ports, or 0, 0 */
 	uint32_t mcast_group;	     /* to join, or 0 */
-	uint32_t mbufs;		     /* 0: the default */
-	uint16_t queues;	     /* RX/TX queue pairs (0: 1) */
+	/* mbufs the caller holds at once (queued, in hand), beyond the port's
+	 * rings, which dp_edge_dpdk_open adds itself; 0: 4863, so a one-queue
+	 * port gets 8191 in all */
+	uint32_t mbufs_held;
+	uint16_t queues; /* RX/TX queue pairs (0: 1) */
 	bool busy_poll;
 };
 /* EAL arguments: eal_argv when eal_argc > 0, else the cluster file's

@@ -231,11 +231,9 @@ void dp_share_counters(struct dp_share *s, struct dp_share_counters *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void dp_share_inner_stats(struct dp_share *s, struct dp_stats *out)
+struct dp_transport *dp_share_inner(struct dp_share *s)
 {
-	pthread_mutex_lock(&s->lock);
-	*out = s->inner->stats;
-	pthread_mutex_unlock(&s->lock);
+	return s->inner;
 }
 
 void dp_share_close(struct dp_share *s)

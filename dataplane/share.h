@@ -43,8 +43,9 @@ ORDO_MUST_CHECK int dp_share_open(struct dp_transport *inner, const uint16_t *po
 /* View i (valid until dp_share_close). Closing a view does nothing. */
 struct dp_transport *dp_share_view(struct dp_share *s, uint32_t i);
 void dp_share_counters(struct dp_share *s, struct dp_share_counters *out);
-/* The inner transport's stats (what crossed the port). */
-void dp_share_inner_stats(struct dp_share *s, struct dp_stats *out);
+/* The inner transport (its stats say what crossed the port). Read it only
+ * while no view is in use, e.g. after the users' threads have ended. */
+struct dp_transport *dp_share_inner(struct dp_share *s);
 void dp_share_close(struct dp_share *s);
 
 #endif

@@ -69,7 +69,7 @@ struct rep_applog {
 	uint64_t applied;	       /* last appended position; 0 before any */
 	struct rep_applog_key *keys;   /* keys_cap entries */
 	uint64_t keys_cap;	       /* power of two >= 2 * records_max */
-	/* Index inserts not yet made, oldest first: each one's slot was
+	/* Index inserts held back, oldest first: each one's slot was
 	 * prefetched when it was queued, and they are made REP_APPLOG_PENDING
 	 * appends later (or before an eviction or a reset needs them). */
 	struct rep_applog_key pending[REP_APPLOG_PENDING];
