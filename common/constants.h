@@ -93,6 +93,7 @@
 #define ORDO_DP_BURST_MAX    64u
 #define ORDO_DP_POOL_DEFAULT 4096u /* buffers per transport: pool x max_datagram bytes */
 #define ORDO_DPDK_QUEUES_MAX 16u   /* RX/TX queue pairs of a DPDK port (dpdk_queues) */
+#define ORDO_DPDK_LCORES_MAX 16u   /* lcores of a DPDK node's loops (dpdk_lcores) */
 
 ORDO_STATIC_ASSERT(ORDO_HDR_BYTES % 8 == 0, "header size must be a multiple of 8");
 ORDO_STATIC_ASSERT(ORDO_DATAGRAM_MIN_MAX <= ORDO_DATAGRAM_MAX, "datagram bounds");

@@ -84,12 +84,13 @@ enum node_field {
 	NF_DPDK_VDEV,
 	NF_NETNS,
 	NF_DPDK_QUEUES,
+	NF_DPDK_LCORES,
 	NF_COUNT,
 };
 
 static const char *const node_names[] = {
     "role",	 "group",     "addr",	   "client_port", "internal_port", "join",
-    "transport", "dpdk_port", "dpdk_vdev", "netns",	  "dpdk_queues",
+    "transport", "dpdk_port", "dpdk_vdev", "netns",	  "dpdk_queues",   "dpdk_lcores",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(node_names) == NF_COUNT, "a name for every node key");
 
@@ -749,6 +750,11 @@ static int node_key(struct cfg_parse *ps, const char *key, const char *val)
 			return 0;
 		nd->dpdk_queues = (uint16_t)v;
 		return 1;
+	case NF_DPDK_LCORES:
+		if (!get_u32(ps, key, val, 1, ORDO_DPDK_LCORES_MAX, &v))
+			return 0;
+		nd->dpdk_lcores = (uint16_t)v;
+		return 1;
 	case NF_COUNT:
 		break;
 	}
@@ -823,6 +829,15 @@ static bool validate_nodes(struct cfg_parse *ps)
 				    "join applies to sequencers only and [node %u] is a replica; "
 				    "remove it",
 				    nd->node_id);
+		unsigned queues = nd->dpdk_queues ? nd->dpdk_queues : 1u;
+		if (nd->dpdk_lcores > 1 && queues < nd->dpdk_lcores - 1u)
+			return fail(
+			    ps, fl[NF_DPDK_LCORES],
+			    "[node %u] has dpdk_lcores = %u: %u worker lcores, each polling RX "
+			    "queues of its own, but only %u RX queue(s); set dpdk_queues = %u "
+			    "or more, or lower dpdk_lcores",
+			    nd->node_id, nd->dpdk_lcores, nd->dpdk_lcores - 1u, queues,
+			    nd->dpdk_lcores - 1u);
 		if (!fl[NF_CLIENT_PORT])
 			nd->client_port = seq ? ORDO_SEQ_CLIENT_PORT : ORDO_REPLICA_CLIENT_PORT;
 		if (!fl[NF_INTERNAL_PORT])

@@ -93,6 +93,12 @@ struct cfg_node {
 	/* RX/TX queue pairs of its DPDK port, 1..ORDO_DPDK_QUEUES_MAX (0: 1);
 	 * net_af_xdp also wants queue_count=N in dpdk_vdev */
 	uint16_t dpdk_queues;
+	/* lcores its DPDK port's loops run on, 1..ORDO_DPDK_LCORES_MAX (0: 1):
+	 * the main lcore runs the node; each further one is a worker lcore that
+	 * polls its share of the RX queues (dpdk_queues >= dpdk_lcores - 1), checks
+	 * each datagram (receipt rules 1-4: checksum, MAC) and hands it over. The
+	 * EAL needs that many lcores (-l / --lcores in dpdk_eal). */
+	uint16_t dpdk_lcores;
 };
 
 struct cfg_cluster {

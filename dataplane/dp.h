@@ -27,6 +27,11 @@ struct dp_addr {
 };
 
 #define DP_RX_LOOPBACK 0x1u /* arrived on a loopback interface */
+/* Receipt rules 1-4 (wire_check: framing, checksum, cluster, key and MAC)
+ * already passed on the lcore that received it (a DPDK worker lcore, with
+ * the receiver's own check; dataplane/dpdk.h); the consumer need not
+ * compute the checksum and MAC again. */
+#define DP_RX_CHECKED 0x2u
 
 struct dp_buf {
 	uint8_t *data;	      /* UDP payload */

@@ -1,19 +1,26 @@
-/* The DPDK transport; see dpdk.h. One loop: it polls every RX queue of the
- * port in turn and transmits on queue 0. */
+/* The DPDK transport; see dpdk.h. The caller's loop (the main lcore) polls
+ * every RX queue of the port in turn and transmits on queue 0; with worker
+ * lcores, they poll the RX queues and hand datagrams over through rings. */
 #include "dataplane/dpdk.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_ring.h>
 #include <rte_telemetry.h>
 
 #include "common/ordo_time.h"
@@ -27,6 +34,11 @@
 #define ARP_RETRY_NS	 (200ull * ORDO_NS_PER_MS)
 #define ARP_HOLD_NS	 (1000ull * ORDO_NS_PER_MS) /* a held datagram waits this long */
 #define VLAN_SLACK_BYTES 4u
+#define RX_RAW		 0x80000000u /* dp_buf.rx_flags: a frame for the main lcore's rx_one */
+
+/* Counters a worker lcore alone writes and any thread may read. */
+#define BUMP(x, n) __atomic_store_n(&(x), (x) + (n), __ATOMIC_RELAXED)
+#define READ(x)	   __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 ORDO_STATIC_ASSERT(sizeof(struct dp_buf) <= 128, "dp_buf fits the mbuf private area");
 
@@ -36,6 +48,20 @@ struct held {
 	uint32_t ip;
 	uint64_t deadline_ns;
 };
+
+struct dpdk;
+
+/* A worker lcore: polls its RX queues and hands what the main lcore must
+ * see to it through ring (single producer, single consumer). */
+struct worker {
+	struct dpdk *d;
+	unsigned lcore;
+	uint16_t q[ORDO_DPDK_QUEUES_MAX];
+	uint16_t nq;
+	struct rte_ring *ring;
+	uint64_t handed, rx_bad, rx_not_for_us, ring_full, check_drops, idle_sleeps;
+	uint64_t check_by_code[DP_DPDK_CHECK_CODES];
+} __rte_cache_aligned;
 
 struct dpdk {
 	struct dp_transport t; /* first: the interface */
@@ -56,6 +82,12 @@ struct dpdk {
 	struct rte_mbuf *ctl[BURST]; /* ARP, ICMP, IGMP frames to send */
 	uint32_t nctl;
 	struct dp_dpdk_counters c;
+	/* worker lcores (none: the main lcore polls the queues itself) */
+	struct worker *w;
+	uint16_t nw, wnext;
+	int efd;		  /* a worker's signal to the sleeping main lcore */
+	atomic_bool stop;	  /* workers: return */
+	atomic_int main_sleeping; /* the main lcore waits on efd */
 };
 
 static bool eal_ready;
@@ -206,27 +238,66 @@ static bool our_port(const struct dpdk *d, uint16_t port)
 	return false;
 }
 
-/* One received frame: true if it is a datagram for the caller (b filled). */
-static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
+/* Parses frame m (a single segment; false otherwise). */
+static bool parse(struct rte_mbuf *m, struct pkt_info *in, enum pkt_kind *k)
 {
-	if (m->nb_segs != 1) {
-		d->c.rx_bad++;
+	if (m->nb_segs != 1)
 		return false;
-	}
-	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
-	uint32_t len = rte_pktmbuf_data_len(m);
 	uint32_t rxf = 0;
 	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD)
 		rxf |= PKT_RX_IP_CSUM_GOOD;
 	if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD)
 		rxf |= PKT_RX_L4_CSUM_GOOD;
+	*k = pkt_parse(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_data_len(m), rxf, in);
+	return true;
+}
+
+static bool udp_for_us(const struct dpdk *d, const struct pkt_info *in)
+{
+	bool to_us =
+	    in->dst_ip == d->cfg.ip || (d->cfg.mcast_group && in->dst_ip == d->cfg.mcast_group);
+	return to_us && our_port(d, in->dst_port);
+}
+
+/* The datagram in m as the caller sees it. */
+static struct dp_buf *udp_buf(struct rte_mbuf *m, const struct pkt_info *in)
+{
+	struct dp_buf *b = buf_of(m);
+	b->data = rte_pktmbuf_mtod(m, uint8_t *) + in->payload_off;
+	b->len = in->payload_len;
+	b->cap = in->payload_len;
+	b->peer = (struct dp_addr){.ip = in->src_ip, .port = in->src_port};
+	b->local = (struct dp_addr){.ip = in->dst_ip, .port = in->dst_port};
+	b->rx_flags = 0;
+	b->priv = m;
+	return b;
+}
+
+/* A datagram for the caller, on the main lcore: the sender is on our link,
+ * so its MAC answers for its address (replies need no ARP round trip). */
+static void udp_taken(struct dpdk *d, uint32_t src_ip, const uint8_t src_mac[6], uint32_t bytes,
+		      uint64_t now)
+{
+	if (!pkt_ip_is_multicast(src_ip) && src_ip != 0)
+		pkt_arp_learn(&d->arp, src_ip, src_mac, now);
+	d->t.stats.rx_datagrams++;
+	d->t.stats.rx_bytes += bytes;
+}
+
+/* One received frame: true if it is a datagram for the caller (b filled). */
+static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
+{
 	struct pkt_info in;
-	enum pkt_kind k = pkt_parse(f, len, rxf, &in);
+	enum pkt_kind k;
+	if (!parse(m, &in, &k)) {
+		d->c.rx_bad++;
+		return false;
+	}
+	uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+	uint32_t len = rte_pktmbuf_data_len(m);
 	switch (k) {
-	case PKT_UDP: {
-		bool to_us = in.dst_ip == d->cfg.ip ||
-			     (d->cfg.mcast_group && in.dst_ip == d->cfg.mcast_group);
-		if (!to_us || !our_port(d, in.dst_port)) {
+	case PKT_UDP:
+		if (!udp_for_us(d, &in)) {
 			d->c.rx_not_for_us++;
 			return false;
 		}
@@ -234,22 +305,9 @@ static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
 			d->t.stats.rx_truncated++;
 			return false;
 		}
-		/* The sender is on our link: its MAC answers for its address
-		 * (replies need no ARP round trip). */
-		if (!pkt_ip_is_multicast(in.src_ip) && in.src_ip != 0)
-			pkt_arp_learn(&d->arp, in.src_ip, in.src_mac, now);
-		struct dp_buf *b = buf_of(m);
-		b->data = f + in.payload_off;
-		b->len = in.payload_len;
-		b->cap = in.payload_len;
-		b->peer = (struct dp_addr){.ip = in.src_ip, .port = in.src_port};
-		b->local = (struct dp_addr){.ip = in.dst_ip, .port = in.dst_port};
-		b->rx_flags = 0;
-		b->priv = m;
-		d->t.stats.rx_datagrams++;
-		d->t.stats.rx_bytes += in.payload_len;
+		udp_buf(m, &in);
+		udp_taken(d, in.src_ip, in.src_mac, in.payload_len, now);
 		return true;
-	}
 	case PKT_ARP_REQUEST:
 		if (in.arp_spa)
 			pkt_arp_learn(&d->arp, in.arp_spa, in.arp_sha, now);
@@ -301,15 +359,167 @@ static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
 	}
 }
 
+/* ------------------------------------------------------------ worker lcores */
+
+/* A worker's look at frame m: true if the main lcore gets it (a checked
+ * datagram for us, or RX_RAW: ARP, ICMP, IGMP, an oversized datagram),
+ * false if it was counted here and is to be freed. */
+static bool worker_frame(struct worker *w, struct rte_mbuf *m)
+{
+	struct dpdk *d = w->d;
+	struct pkt_info in;
+	enum pkt_kind k;
+	if (!parse(m, &in, &k)) {
+		BUMP(w->rx_bad, 1);
+		return false;
+	}
+	switch (k) {
+	case PKT_UDP: {
+		if (!udp_for_us(d, &in)) {
+			BUMP(w->rx_not_for_us, 1);
+			return false;
+		}
+		if (in.payload_len > d->t.max_datagram)
+			break; /* the main lcore counts it */
+		struct dp_buf *b = udp_buf(m, &in);
+		if (d->cfg.rx_check) {
+			unsigned code = d->cfg.rx_check(d->cfg.rx_check_ctx, b);
+			if (code) {
+				BUMP(w->check_drops, 1);
+				if (code < DP_DPDK_CHECK_CODES)
+					BUMP(w->check_by_code[code], 1);
+				return false;
+			}
+			b->rx_flags = DP_RX_CHECKED;
+		}
+		return true;
+	}
+	case PKT_ARP_REQUEST:
+	case PKT_ARP_REPLY:
+	case PKT_ICMP_ECHO:
+	case PKT_IGMP_QUERY:
+		break;
+	case PKT_IGNORED:
+		BUMP(w->rx_not_for_us, 1);
+		return false;
+	default:
+		BUMP(w->rx_bad, 1);
+		return false;
+	}
+	struct dp_buf *b = buf_of(m);
+	b->rx_flags = RX_RAW;
+	b->priv = m;
+	return true;
+}
+
+/* Puts n frames on the worker's ring (a full ring drops the rest, counted)
+ * and wakes the main lcore if it sleeps. */
+static void hand_over(struct worker *w, struct rte_mbuf **ms, unsigned n)
+{
+	unsigned done = rte_ring_sp_enqueue_burst(w->ring, (void **)ms, n, NULL);
+	if (done < n) {
+		BUMP(w->ring_full, n - done);
+		rte_pktmbuf_free_bulk(ms + done, n - done);
+	}
+	if (!done)
+		return;
+	BUMP(w->handed, done);
+	/* Pairs with dpdk_wait: the ring's new tail is visible before we
+	 * look, or the main lcore sees it before it sleeps. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_exchange(&w->d->main_sleeping, 0)) {
+		uint64_t one = 1;
+		ssize_t r = write(w->d->efd, &one, sizeof one);
+		(void)r;
+	}
+}
+
+/* A worker lcore's run-to-completion loop: poll, check, hand over; sleep
+ * after empty polls as dp_wait does, unless busy_poll. */
+static int worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dpdk *d = w->d;
+	struct rte_mbuf *ms[BURST], *out[BURST];
+	uint64_t idle_ns = 0;
+	while (!atomic_load_explicit(&d->stop, memory_order_relaxed)) {
+		unsigned got = 0;
+		for (uint16_t j = 0; j < w->nq; j++) {
+			uint16_t k = rte_eth_rx_burst(d->port, w->q[j], ms, BURST);
+			unsigned nout = 0;
+			for (uint16_t i = 0; i < k; i++) {
+				if (worker_frame(w, ms[i]))
+					out[nout++] = ms[i];
+				else
+					rte_pktmbuf_free(ms[i]);
+			}
+			if (nout)
+				hand_over(w, out, nout);
+			got += k;
+		}
+		if (got) {
+			idle_ns = 0;
+			continue;
+		}
+		if (d->cfg.busy_poll) {
+			rte_pause();
+			continue;
+		}
+		idle_ns = idle_ns ? 2 * idle_ns : IDLE_MIN_NS;
+		if (idle_ns > IDLE_MAX_NS)
+			idle_ns = IDLE_MAX_NS;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)idle_ns};
+		nanosleep(&ts, NULL);
+		BUMP(w->idle_sleeps, 1);
+	}
+	return 0;
+}
+
+/* The main lcore's receive with workers: what their rings hold, one ring
+ * after another, starting one further each call. */
+static unsigned rx_from_workers(struct dpdk *d, struct dp_buf **bufs, unsigned n, uint64_t now)
+{
+	void *objs[BURST];
+	unsigned got = 0;
+	for (uint16_t j = 0; j < d->nw && got < n; j++) {
+		struct worker *w = &d->w[(d->wnext + j) % d->nw];
+		while (got < n) {
+			unsigned want = n - got < BURST ? n - got : BURST;
+			unsigned k = rte_ring_sc_dequeue_burst(w->ring, objs, want, NULL);
+			for (unsigned i = 0; i < k; i++) {
+				struct rte_mbuf *m = objs[i];
+				struct dp_buf *b = buf_of(m);
+				if (b->rx_flags & RX_RAW) {
+					if (rx_one(d, m, now))
+						bufs[got++] = b;
+					else
+						rte_pktmbuf_free(m);
+					continue;
+				}
+				/* the Ethernet source is at offset 6 of the frame */
+				udp_taken(d, b->peer.ip, rte_pktmbuf_mtod(m, uint8_t *) + 6, b->len,
+					  now);
+				bufs[got++] = b;
+			}
+			if (k < want)
+				break;
+		}
+	}
+	d->wnext = (uint16_t)((d->wnext + 1) % d->nw);
+	return got;
+}
+
 static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
 {
 	struct dpdk *d = of(t);
 	struct rte_mbuf *ms[BURST];
 	unsigned got = 0;
 	uint64_t now = ordo_mono_ns();
+	if (d->nw)
+		got = rx_from_workers(d, bufs, n, now);
 	/* Every queue once per call, starting one further each time, so a
-	 * busy queue cannot starve the others. */
-	for (uint16_t j = 0; j < d->nq && got < n; j++) {
+	 * busy queue cannot starve the others (none with workers: theirs). */
+	for (uint16_t j = 0; !d->nw && j < d->nq && got < n; j++) {
 		uint16_t q = (uint16_t)((d->rxq_next + j) % d->nq);
 		while (got < n) {
 			uint16_t want = (uint16_t)(n - got < BURST ? n - got : BURST);
@@ -324,7 +534,8 @@ static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsi
 				break;
 		}
 	}
-	d->rxq_next = (uint16_t)((d->rxq_next + 1) % d->nq);
+	if (!d->nw)
+		d->rxq_next = (uint16_t)((d->rxq_next + 1) % d->nq);
 	ctl_flush(d);
 	if (got)
 		d->idle_ns = 0;
@@ -453,6 +664,28 @@ static void dpdk_wait(struct dp_transport *t, uint64_t timeout_ns)
 	ctl_flush(d);
 	if (timeout_ns == 0 || d->cfg.busy_poll)
 		return;
+	if (d->nw) {
+		/* The workers poll; sleep until one hands something over (it
+		 * writes efd when it sees main_sleeping) or the timeout. */
+		atomic_store(&d->main_sleeping, 1);
+		atomic_thread_fence(memory_order_seq_cst);
+		for (uint16_t i = 0; i < d->nw; i++)
+			if (!rte_ring_empty(d->w[i].ring)) {
+				atomic_store(&d->main_sleeping, 0);
+				return;
+			}
+		struct pollfd p = {.fd = d->efd, .events = POLLIN};
+		struct timespec ts = {.tv_sec = (time_t)(timeout_ns / ORDO_NS_PER_S),
+				      .tv_nsec = (long)(timeout_ns % ORDO_NS_PER_S)};
+		if (ppoll(&p, 1, &ts, NULL) > 0) {
+			uint64_t v;
+			ssize_t r = read(d->efd, &v, sizeof v);
+			(void)r;
+		}
+		atomic_store(&d->main_sleeping, 0);
+		d->c.idle_sleeps++;
+		return;
+	}
 	/* Idle back-off: the caller polled and found nothing. Sleep a little,
 	 * longer while it stays idle; traffic resets it (rx_burst). */
 	d->idle_ns = d->idle_ns ? 2 * d->idle_ns : IDLE_MIN_NS;
@@ -465,11 +698,33 @@ static void dpdk_wait(struct dp_transport *t, uint64_t timeout_ns)
 	d->c.idle_sleeps++;
 }
 
+/* Stops the worker lcores and frees what their rings still hold. */
+static void workers_stop(struct dpdk *d)
+{
+	atomic_store(&d->stop, true);
+	for (uint16_t i = 0; i < d->nw; i++) {
+		struct worker *w = &d->w[i];
+		if (w->lcore != RTE_MAX_LCORE)
+			(void)rte_eal_wait_lcore(w->lcore);
+		void *m;
+		while (w->ring && rte_ring_sc_dequeue(w->ring, &m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(w->ring);
+	}
+	rte_free(d->w);
+	d->w = NULL;
+	d->nw = 0;
+	if (d->efd >= 0)
+		close(d->efd);
+	d->efd = -1;
+}
+
 static void dpdk_close(struct dp_transport *t)
 {
 	struct dpdk *d = of(t);
 	if (telemetry_port == d)
 		telemetry_port = NULL;
+	workers_stop(d);
 	ctl_flush(d);
 	for (uint32_t i = 0; i < d->nheld; i++)
 		rte_pktmbuf_free(d->held[i].m);
@@ -501,8 +756,91 @@ void dp_dpdk_cfg_default(struct dp_dpdk_cfg *c)
 	c->queues = 1;
 	c->rx_desc = 1024;
 	c->tx_desc = 1024;
+	c->lcores = 1;
+	c->ring_size = 1024;
 	c->arp_entries = 256;
 	c->arp_pending = 256;
+}
+
+/* Whether the worker lcores cfg.lcores asks for can run: enough RX queues
+ * (d->nq) and free worker lcores in the EAL. Before the port is touched. */
+static int workers_possible(const struct dpdk *d)
+{
+	uint16_t nw = d->cfg.lcores > 1 ? (uint16_t)(d->cfg.lcores - 1) : 0;
+	if (!nw)
+		return 0;
+	if (d->nq < nw) {
+		fprintf(stderr,
+			"ordo dpdk: port %u has %u RX queue(s) for %u worker lcores: give it at "
+			"least %u queues (dpdk_queues), or fewer lcores (dpdk_lcores)\n",
+			d->port, d->nq, nw, nw);
+		return -EINVAL;
+	}
+	unsigned lc, found = 0;
+	RTE_LCORE_FOREACH_WORKER(lc)
+	{
+		if (found < nw && rte_eal_get_lcore_state(lc) == WAIT)
+			found++;
+	}
+	if (found < nw) {
+		fprintf(stderr,
+			"ordo dpdk: %u lcores asked for (dpdk_lcores = %u: the main one and %u "
+			"workers), but the EAL has %u free worker lcore(s): give it %u with -l or "
+			"--lcores in dpdk_eal (for example --lcores=(0-%u)@(0-1) on a 2-core "
+			"host)\n",
+			d->cfg.lcores, d->cfg.lcores, nw, found, nw, nw);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Starts the worker lcores workers_possible allowed, on the EAL's first
+ * free worker lcores; RX queue q goes to worker q % workers. */
+static int workers_start(struct dpdk *d)
+{
+	uint16_t nw = d->cfg.lcores > 1 ? (uint16_t)(d->cfg.lcores - 1) : 0;
+	if (!nw)
+		return 0;
+	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->efd < 0)
+		return -errno;
+	d->w = rte_zmalloc("ordo_workers", nw * sizeof *d->w, RTE_CACHE_LINE_SIZE);
+	if (!d->w)
+		return -ENOMEM;
+	d->nw = nw;
+	for (uint16_t i = 0; i < nw; i++)
+		d->w[i] = (struct worker){.d = d, .lcore = RTE_MAX_LCORE};
+	for (uint16_t q = 0; q < d->nq; q++) {
+		struct worker *w = &d->w[q % nw];
+		w->q[w->nq++] = q;
+	}
+	unsigned lc;
+	int socket = rte_eth_dev_socket_id(d->port);
+	for (uint16_t i = 0; i < nw; i++) {
+		char name[RTE_RING_NAMESIZE];
+		snprintf(name, sizeof name, "ordo_%u_w%u", d->port, i);
+		d->w[i].ring = rte_ring_create(name, d->cfg.ring_size, socket < 0 ? 0 : socket,
+					       RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+		if (!d->w[i].ring) {
+			fprintf(stderr, "ordo dpdk: ring of %u entries for worker %u: %s\n",
+				d->cfg.ring_size, i, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+	}
+	uint16_t i = 0;
+	RTE_LCORE_FOREACH_WORKER(lc)
+	{
+		if (i == nw || rte_eal_get_lcore_state(lc) != WAIT)
+			continue;
+		int rc = rte_eal_remote_launch(worker_main, &d->w[i], lc);
+		if (rc) {
+			fprintf(stderr, "ordo dpdk: cannot launch lcore %u: %s\n", lc,
+				rte_strerror(-rc));
+			return rc;
+		}
+		d->w[i++].lcore = lc;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ telemetry */
@@ -515,7 +853,9 @@ static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel
 	if (!d)
 		return 0;
 	const struct dp_stats *st = &d->t.stats;
-	const struct dp_dpdk_counters *c = &d->c;
+	struct dp_dpdk_counters cs;
+	dp_dpdk_counters(&d->t, &cs);
+	const struct dp_dpdk_counters *c = &cs;
 	rte_tel_data_add_dict_u64(out, "port_id", d->port);
 	rte_tel_data_add_dict_u64(out, "queues", d->nq);
 	rte_tel_data_add_dict_u64(out, "rx_datagrams", st->rx_datagrams);
@@ -536,6 +876,18 @@ static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel
 	rte_tel_data_add_dict_u64(out, "igmp_reports_sent", c->igmp_reports_sent);
 	rte_tel_data_add_dict_u64(out, "idle_sleeps", c->idle_sleeps);
 	rte_tel_data_add_dict_u64(out, "mbufs_free", rte_mempool_avail_count(d->pool));
+	rte_tel_data_add_dict_u64(out, "lcores", c->lcores);
+	rte_tel_data_add_dict_u64(out, "rx_ring_full", c->rx_ring_full);
+	rte_tel_data_add_dict_u64(out, "rx_check_drops", c->rx_check_drops);
+	/* what each worker lcore handed to the main one */
+	struct rte_tel_data *handed = rte_tel_data_alloc();
+	if (handed) {
+		rte_tel_data_start_array(handed, RTE_TEL_U64_VAL);
+		for (uint16_t i = 0; i < d->nw; i++)
+			rte_tel_data_add_array_u64(handed, READ(d->w[i].handed));
+		if (rte_tel_data_add_dict_container(out, "worker_handed", handed, 0) != 0)
+			rte_tel_data_free(handed);
+	}
 	return 0;
 }
 
@@ -573,13 +925,16 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	    (cfg->nudp_ports == 0 && cfg->udp_range_lo == 0) ||
 	    cfg->nudp_ports > ORDO_DP_PORTS_MAX || cfg->udp_range_lo > cfg->udp_range_hi ||
 	    (cfg->udp_range_lo == 0 && cfg->udp_range_hi != 0) || cfg->ip == 0 ||
-	    cfg->mbufs < 2 * BURST || cfg->arp_entries == 0) {
-		fprintf(stderr,
-			"ordo dpdk: invalid port configuration (address %u.%u.%u.%u, max_datagram "
-			"%u, %u UDP ports, range %u..%u, %u mbufs, %u ARP entries)\n",
-			cfg->ip >> 24, (cfg->ip >> 16) & 255, (cfg->ip >> 8) & 255, cfg->ip & 255,
-			cfg->max_datagram, cfg->nudp_ports, cfg->udp_range_lo, cfg->udp_range_hi,
-			cfg->mbufs, cfg->arp_entries);
+	    cfg->mbufs < 2 * BURST || cfg->arp_entries == 0 || cfg->lcores > ORDO_DPDK_LCORES_MAX ||
+	    (cfg->lcores > 1 && cfg->ring_size < BURST)) {
+		fprintf(
+		    stderr,
+		    "ordo dpdk: invalid port configuration (address %u.%u.%u.%u, max_datagram "
+		    "%u, %u UDP ports, range %u..%u, %u mbufs, %u ARP entries, %u lcores, rings "
+		    "of %u)\n",
+		    cfg->ip >> 24, (cfg->ip >> 16) & 255, (cfg->ip >> 8) & 255, cfg->ip & 255,
+		    cfg->max_datagram, cfg->nudp_ports, cfg->udp_range_lo, cfg->udp_range_hi,
+		    cfg->mbufs, cfg->arp_entries, cfg->lcores, cfg->ring_size);
 		return -EINVAL;
 	}
 	int rc = eal_init(cfg);
@@ -607,6 +962,7 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 		return -ENOMEM;
 	d->cfg = *cfg;
 	d->port = port;
+	d->efd = -1;
 	d->t.ops = &dpdk_ops;
 	d->t.max_datagram = cfg->max_datagram;
 	d->arp_mem = calloc(cfg->arp_entries, sizeof *d->arp_mem);
@@ -661,6 +1017,11 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 			port, info.driver_name ? info.driver_name : "?", qmax, qmax, d->nq);
 		d->nq = qmax;
 	}
+	rc = workers_possible(d);
+	if (rc) {
+		rte_mempool_free(d->pool);
+		goto err;
+	}
 	uint64_t rss = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
 	if (d->nq > 1 && rss) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
@@ -703,6 +1064,11 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 		for (int i = 0; i < 4; i++)
 			d->mac[2 + i] = (uint8_t)(cfg->ip >> (24 - 8 * i));
 	}
+	rc = workers_start(d);
+	if (rc) {
+		workers_stop(d);
+		goto err_started;
+	}
 
 	/* /ordo/port in DPDK telemetry (the ethdev library adds /ethdev/stats
 	 * and /ethdev/xstats for the port itself). */
@@ -740,9 +1106,26 @@ err:
 
 void dp_dpdk_counters(const struct dp_transport *t, struct dp_dpdk_counters *out)
 {
-	const struct dpdk *d = (const struct dpdk *)t;
+	struct dpdk *d = (struct dpdk *)t;
 	*out = d->c;
 	out->mbufs_free = rte_mempool_avail_count(d->pool);
+	out->lcores = 1u + d->nw;
+	for (uint16_t i = 0; i < d->nw; i++) {
+		struct worker *w = &d->w[i];
+		out->rx_bad += READ(w->rx_bad);
+		out->rx_not_for_us += READ(w->rx_not_for_us);
+		out->idle_sleeps += READ(w->idle_sleeps);
+		out->rx_ring_full += READ(w->ring_full);
+		out->rx_check_drops += READ(w->check_drops);
+	}
+}
+
+void dp_dpdk_check_drops(const struct dp_transport *t, uint64_t *out, unsigned n)
+{
+	struct dpdk *d = (struct dpdk *)t;
+	for (uint16_t i = 0; i < d->nw; i++)
+		for (unsigned c = 0; c < n && c < DP_DPDK_CHECK_CODES; c++)
+			out[c] += READ(d->w[i].check_by_code[c]);
 }
 
 void dp_dpdk_mac(const struct dp_transport *t, uint8_t mac[6])

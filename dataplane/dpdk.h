@@ -55,13 +55,33 @@ struct dp_dpdk_cfg {
 	 * (net_af_xdp: 2048); dp_edge_dpdk_open sizes the pool for that. */
 	uint16_t queues;
 	uint16_t rx_desc, tx_desc;
+	/* lcores the port's loops run on (0 or 1: the caller's thread alone).
+	 * With L > 1, L - 1 worker lcores of the EAL (-l / --lcores must give
+	 * that many) each poll their share of the RX queues (queue q goes to
+	 * worker q % (L - 1), so queues >= L - 1), run rx_check on each
+	 * datagram for us, and pass it through a ring of ring_size to the
+	 * caller's thread (the main lcore), which polls no queue then and
+	 * sleeps on an eventfd the workers signal. ARP, ICMP and IGMP frames
+	 * pass raw and are answered by the main lcore, which alone transmits
+	 * (on queue 0) and keeps the ARP cache. A full ring drops the datagram,
+	 * counted (rx_ring_full); the sender's retry covers it. */
+	uint16_t lcores;
+	uint32_t ring_size; /* entries per worker ring, power of two; memory: 8 B each,
+			       plus the mbufs it holds */
+	/* Run by a worker lcore on each UDP datagram for us, concurrently with
+	 * the main lcore: 0 passes it (with DP_RX_CHECKED set), any other code
+	 * (< DP_DPDK_CHECK_CODES) drops it, counted by code
+	 * (dp_dpdk_check_drops). NULL: pass everything unchecked. */
+	unsigned (*rx_check)(void *ctx, const struct dp_buf *b);
+	void *rx_check_ctx;
 	uint32_t arp_entries; /* ARP cache capacity */
 	uint32_t arp_pending; /* datagrams held while their peer is resolved */
 	bool busy_poll;	      /* never sleep in dp_wait */
 };
 
-/* Defaults: port 0, 8191 mbufs, 1024 descriptors each way, 256 ARP
- * entries, 256 pending datagrams, idle back-off on. */
+/* Defaults: port 0, 8191 mbufs, 1024 descriptors each way, one lcore
+ * (rings of 1024 when there are more), 256 ARP entries, 256 pending
+ * datagrams, idle back-off on. */
 void dp_dpdk_cfg_default(struct dp_dpdk_cfg *c);
 
 /* Opens the port and returns the transport. -errno with a message on
@@ -76,9 +96,16 @@ struct dp_dpdk_counters {
 	uint64_t rx_bad;		      /* malformed frames (pkt_parse BAD_* and fragments) */
 	uint64_t tx_arp_held, tx_arp_dropped; /* datagrams held for, dropped by, ARP */
 	uint64_t idle_sleeps;
-	uint64_t mbufs_free; /* the mempool's mbufs not in use, when read */
+	uint64_t mbufs_free;	 /* the mempool's mbufs not in use, when read */
+	uint64_t rx_ring_full;	 /* worker lcores: datagrams dropped on a full ring */
+	uint64_t rx_check_drops; /* worker lcores: refused by rx_check (all codes) */
+	uint32_t lcores;	 /* the loops' lcores, the main one included */
 };
 void dp_dpdk_counters(const struct dp_transport *t, struct dp_dpdk_counters *out);
+
+/* Adds each worker lcore's rx_check refusals, by code, to out[0..n). */
+#define DP_DPDK_CHECK_CODES 64u
+void dp_dpdk_check_drops(const struct dp_transport *t, uint64_t *out, unsigned n);
 
 /* The port's MAC address (6 bytes). */
 void dp_dpdk_mac(const struct dp_transport *t, uint8_t mac[6]);

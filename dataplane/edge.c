@@ -141,16 +141,33 @@ int dp_edge_dpdk_open(const struct cfg_cluster *cfg, const struct dp_edge_dpdk *
 	dc.busy_poll = p->busy_poll;
 	dc.mcast_group = p->mcast_group;
 	dc.queues = p->queues ? p->queues : 1;
+	dc.lcores = p->lcores ? p->lcores : 1;
+	dc.rx_check = p->rx_check;
+	dc.rx_check_ctx = p->rx_check_ctx;
 	/* The port's rings: every RX queue keeps its ring filled (net_af_xdp:
 	 * 2048 whatever rx_desc says), the TX ring, the datagrams held for
 	 * ARP; then what the caller holds. */
 	uint32_t per_rxq = dc.rx_desc > 2048u ? dc.rx_desc : 2048u;
 	dc.mbufs = dc.queues * per_rxq + dc.tx_desc + dc.arp_pending +
 		   (p->mbufs_held ? p->mbufs_held : 4863u);
+	/* each worker lcore: its ring, and its mempool cache (at most 1.5 x
+	 * the 256 of dp_dpdk_open) */
+	dc.mbufs += (dc.lcores - 1u) * (dc.ring_size + 384u);
 	return dp_dpdk_open(&dc, out);
 too_many:
 	fprintf(stderr, "ordo dpdk: more than %d EAL arguments\n", EAL_ARGS_MAX - 1);
 	return -E2BIG;
+}
+
+/* Receipt rules 1-4 for a DPDK worker lcore: pure, on the contexts that
+ * dp_edge_open fixed before the port opened (nothing changes them later). */
+static unsigned edge_check(void *ctx, const struct dp_buf *b)
+{
+	const struct dp_edge *e = ctx;
+	struct wire_hdr h;
+	bool internal = b->local.port == e->self->internal_port;
+	return (unsigned)wire_check(internal ? &e->internal_ctx : &e->client_ctx, b->data, b->len,
+				    &h);
 }
 
 /* A DPDK port with the node's address and ports. EAL arguments: those after
@@ -172,11 +189,16 @@ static int open_dpdk(struct dp_edge *e, const struct dp_edge_args *a, const char
 	    /* a replica joins the epoch stream's group */
 	    .mcast_group = e->self->role == CFG_ROLE_REPLICA ? e->cfg.multicast_group : 0,
 	    .queues = e->self->dpdk_queues,
+	    .lcores = e->self->dpdk_lcores,
+	    .rx_check = edge_check,
+	    .rx_check_ctx = e,
 	};
 	int rc = dp_edge_dpdk_open(&e->cfg, &p, a->eal_argc, a->eal_argv, &e->t);
 	if (rc)
 		fprintf(stderr, "%s: cannot open node %u's DPDK port %s: %s\n", verb, a->node_id,
 			e->self->dpdk_port, strerror(-rc));
+	else
+		e->dpdk = e->t;
 	return rc;
 }
 
@@ -244,6 +266,7 @@ void dp_edge_close(struct dp_edge *e)
 {
 	dp_close(e->t);
 	e->t = NULL;
+	e->dpdk = NULL;
 	free(e->nonce_mem);
 	e->nonce_mem = NULL;
 }
@@ -252,8 +275,10 @@ bool dp_edge_receive(struct dp_edge *e, const struct dp_buf *b, struct dp_edge_r
 {
 	rx->internal = b->local.port == e->self->internal_port;
 	rx->peer = NULL;
-	enum wire_drop d =
-	    wire_check(rx->internal ? &e->internal_ctx : &e->client_ctx, b->data, b->len, &rx->h);
+	const struct wire_rx_ctx *ctx = rx->internal ? &e->internal_ctx : &e->client_ctx;
+	enum wire_drop d = b->rx_flags & DP_RX_CHECKED
+			       ? wire_check_prechecked(ctx, b->data, b->len, &rx->h)
+			       : wire_check(ctx, b->data, b->len, &rx->h);
 	if (d != WIRE_DROP_NONE)
 		goto drop;
 	d = WIRE_DROP_TYPE;
@@ -339,20 +364,33 @@ const struct wire_key *dp_edge_internal_key(const struct dp_edge *e)
 	return e->cfg.internal_auth ? &e->cfg.internal_key : NULL;
 }
 
+ORDO_STATIC_ASSERT(WIRE_DROP__COUNT <= DP_DPDK_CHECK_CODES, "a worker counts every drop code");
+
+/* The node's drops by reason: its own, and its worker lcores' (rules 1-4). */
+static void drops_by_reason(const struct dp_edge *e, uint64_t out[WIRE_DROP__COUNT])
+{
+	memcpy(out, e->drops, sizeof e->drops);
+	if (e->dpdk)
+		dp_dpdk_check_drops(e->dpdk, out, WIRE_DROP__COUNT);
+}
+
 uint64_t dp_edge_drops_total(const struct dp_edge *e)
 {
-	uint64_t sum = 0;
+	uint64_t d[WIRE_DROP__COUNT], sum = 0;
+	drops_by_reason(e, d);
 	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		sum += e->drops[i];
+		sum += d[i];
 	return sum + e->t->stats.rx_truncated;
 }
 
 void dp_edge_print_drops(const struct dp_edge *e, FILE *f)
 {
+	uint64_t d[WIRE_DROP__COUNT];
+	drops_by_reason(e, d);
 	for (unsigned i = 1; i < WIRE_DROP__COUNT; i++)
-		if (e->drops[i])
+		if (d[i])
 			fprintf(f, "  dropped %-16s %llu\n", wire_drop_name((enum wire_drop)i),
-				(unsigned long long)e->drops[i]);
+				(unsigned long long)d[i]);
 	if (e->t && e->t->stats.rx_truncated)
 		fprintf(f, "  dropped %-16s %llu\n", "truncated",
 			(unsigned long long)e->t->stats.rx_truncated);

@@ -38,6 +38,7 @@ struct dp_edge {
 	struct wire_rx_ctx internal_ctx;
 	enum wire_port_kind client_kind; /* WIRE_PORT_SEQUENCER or WIRE_PORT_REPLICA */
 	struct dp_transport *t;
+	struct dp_transport *dpdk; /* the DPDK port under t (t, or what fault wraps), or NULL */
 	struct wire_nonce_cache nonces;
 	void *nonce_mem;
 	uint64_t drops[WIRE_DROP__COUNT]; /* by reason */
@@ -80,6 +81,10 @@ struct dp_edge_dpdk {
 	 * port gets 8191 in all */
 	uint32_t mbufs_held;
 	uint16_t queues; /* RX/TX queue pairs (0: 1) */
+	uint16_t lcores; /* lcores of its loops (0: 1; dataplane/dpdk.h) */
+	/* run on worker lcores for each datagram for us (dataplane/dpdk.h) */
+	unsigned (*rx_check)(void *ctx, const struct dp_buf *b);
+	void *rx_check_ctx;
 	bool busy_poll;
 };
 /* EAL arguments: eal_argv when eal_argc > 0, else the cluster file's

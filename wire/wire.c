@@ -174,8 +174,8 @@ static void mac_compute(uint8_t out[ORDO_MAC_BYTES], const uint8_t *msg, uint32_
 	ORDO_ASSERT(rc == 0);
 }
 
-enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, size_t len,
-			  struct wire_hdr *hdr)
+static inline enum wire_drop check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, size_t len,
+				   struct wire_hdr *hdr, bool digests)
 {
 	/* Rule 1. */
 	if (ORDO_UNLIKELY(len < ORDO_HDR_BYTES))
@@ -196,7 +196,7 @@ enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, s
 		return WIRE_DROP_LENGTH;
 
 	/* Rule 2. */
-	if (ORDO_UNLIKELY(hdr_checksum(dgram, length) != ordo_ld32(dgram + 12)))
+	if (ORDO_UNLIKELY(digests && hdr_checksum(dgram, length) != ordo_ld32(dgram + 12)))
 		return WIRE_DROP_CHECKSUM;
 
 	/* Rule 3. */
@@ -211,10 +211,12 @@ enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, s
 		const struct wire_key *key = wire_keyring_find(ctx->keys, key_id);
 		if (key == NULL)
 			return WIRE_DROP_KEY_UNKNOWN;
-		uint8_t mac[ORDO_MAC_BYTES];
-		mac_compute(mac, dgram, length, key);
-		if (crypto_verify_16(mac, dgram + length) != 0)
-			return WIRE_DROP_MAC;
+		if (digests) {
+			uint8_t mac[ORDO_MAC_BYTES];
+			mac_compute(mac, dgram, length, key);
+			if (crypto_verify_16(mac, dgram + length) != 0)
+				return WIRE_DROP_MAC;
+		}
 	} else if (ctx->require_auth) {
 		return WIRE_DROP_AUTH_REQUIRED;
 	}
@@ -226,6 +228,18 @@ enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, s
 	hdr->key_id = key_id;
 	hdr->authed = auth;
 	return WIRE_DROP_NONE;
+}
+
+enum wire_drop wire_check(const struct wire_rx_ctx *ctx, const uint8_t *dgram, size_t len,
+			  struct wire_hdr *hdr)
+{
+	return check(ctx, dgram, len, hdr, true);
+}
+
+enum wire_drop wire_check_prechecked(const struct wire_rx_ctx *ctx, const uint8_t *dgram,
+				     size_t len, struct wire_hdr *hdr)
+{
+	return check(ctx, dgram, len, hdr, false);
 }
 
 bool wire_type_accepted(enum wire_port_kind port, uint8_t type)

@@ -67,22 +67,29 @@ fi
 echo "ok - a DPDK node on $pmd answers ping from the ordo-client namespace:" \
   "$(tail -1 "$work/ping.txt")"
 
-# Two queue pairs (dpdk_queues = 2): node 1 alone on net_af_packet with
-# qpairs=2, whose PACKET_FANOUT hash spreads flows over the two RX queues
-# (net_af_xdp cannot: DPDK 22.11 wants combined channels, which a veth lacks).
-# 20 STATUS queries, each from a new source port, must all be answered, and
-# both RX queues must have carried some (DPDK telemetry, per-queue counts).
+# Two queue pairs (dpdk_queues = 2) and three lcores (dpdk_lcores = 3): node
+# 1 alone on net_af_packet with qpairs=2, whose PACKET_FANOUT hash spreads
+# flows over the two RX queues (net_af_xdp cannot: DPDK 22.11 wants combined
+# channels, which a veth lacks). Each RX queue is polled by a worker lcore,
+# which checks the datagrams (receipt rules 1-4) and hands them to the main
+# lcore. 20 STATUS queries, each from a new source port, must all be
+# answered, and both RX queues and both workers must have carried some
+# (DPDK telemetry: per-queue counts, /ordo/port's worker_handed).
 mq_probe() {
   local mq="$work/mq.ini"
   awk '/^\[node 1\]/ { n1 = 1 } /^\[/ && !/^\[node 1\]/ { n1 = 0 }
        n1 && /^dpdk_port/ { print "dpdk_port = net_af_packet0"; next }
        n1 && /^dpdk_vdev/ { print "dpdk_vdev = net_af_packet0,iface=ordo0,qpairs=2";
-                            print "dpdk_queues = 2"; next }
+                            print "dpdk_queues = 2"; print "dpdk_lcores = 3"; next }
        { print }' "$ini" >"$mq"
   rm -rf "$work/mqdata"
   "$ordo" format --cluster "$mq" --node 1 --data "$work/mqdata" >/dev/null 2>&1 || return 1
+  # the cluster file's EAL arguments, with three lcores sharing both CPUs
+  local eal
+  eal=$(sed -n 's/^dpdk_eal *= *//p' "$mq")
+  # shellcheck disable=SC2086 # the EAL arguments are words
   ip netns exec ordo-n1 "$ordo" sequencer --cluster "$mq" --node 1 --data "$work/mqdata" \
-    >"$work/mq.log" 2>&1 &
+    -- $eal '--lcores=(0-2)@(0-1)' >"$work/mq.log" 2>&1 &
   local pid=$! answered=0
   for _ in $(seq 1 50); do grep -q "serving on" "$work/mq.log" && break; sleep 0.1; done
   for _ in $(seq 1 20); do
@@ -91,20 +98,26 @@ mq_probe() {
   done
   mq_q=$(echo "/ethdev/stats,0" | timeout 5 dpdk-telemetry.py -f ordo-n1 2>/dev/null | tail -1 |
     python3 -c 'import json,sys; q=list(json.loads(sys.stdin.read()).values())[0]["q_ipackets"]; print(q[0], q[1])' 2>/dev/null)
+  mq_w=$(echo "/ordo/port" | timeout 5 dpdk-telemetry.py -f ordo-n1 2>/dev/null | tail -1 |
+    python3 -c 'import json,sys; p=list(json.loads(sys.stdin.read()).values())[0]; w=p["worker_handed"]; print(p["lcores"], w[0], w[1])' 2>/dev/null)
   kill -INT $pid 2>/dev/null
   wait $pid 2>/dev/null
   mq_answered=$answered
-  set -- $mq_q
-  [ "$answered" -eq 20 ] && [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ]
+  set -- $mq_q $mq_w
+  [ "$answered" -eq 20 ] && [ "${1:-0}" -gt 0 ] && [ "${2:-0}" -gt 0 ] &&
+    [ "${3:-0}" -eq 3 ] && [ "${4:-0}" -gt 0 ] && [ "${5:-0}" -gt 0 ]
 }
 if ! command -v dpdk-telemetry.py >/dev/null; then
   echo "# dpdk-telemetry.py not found (package dpdk): two-queue probe skipped"
 elif mq_probe; then
-  echo "ok - a node with dpdk_queues = 2 (net_af_packet, qpairs=2) answered 20 of 20 status" \
-    "queries from 20 source ports; its RX queues carried $(echo $mq_q | tr ' ' '/') packets"
+  echo "ok - a node with dpdk_queues = 2, dpdk_lcores = 3 (net_af_packet, qpairs=2) answered" \
+    "20 of 20 status queries from 20 source ports; its RX queues carried" \
+    "$(echo $mq_q | tr ' ' '/') packets, its worker lcores handed over" \
+    "$(echo $mq_w | cut -d' ' -f2- | tr ' ' '/')"
 else
   keep=1
-  fail "two-queue probe: $mq_answered of 20 answered, RX queues '$mq_q' (logs in $work)"
+  fail "two-queue probe: $mq_answered of 20 answered, RX queues '$mq_q'," \
+    "lcores and worker hand-overs '$mq_w' (logs in $work)"
 fi
 
 # The idle cluster: 3 sequencers and 3 replicas (and the joiner, not

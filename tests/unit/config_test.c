@@ -541,6 +541,37 @@ Test(config, transport)
 	}
 }
 
+/* dpdk_lcores: 1..16, and a worker lcore needs an RX queue of its own. */
+Test(config, dpdk_lcores)
+{
+	cr_assert_eq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			  "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_queues = 2\n"
+			  "dpdk_lcores = 3\n"
+			  "[node 11]\nrole = replica\naddr = 10.0.0.11\ndpdk_lcores = 2\n"),
+		     0, "%s", err);
+	cr_assert_eq(cfg_node_find(&cl, 1)->dpdk_lcores, 3);
+	cr_assert_eq(cfg_node_find(&cl, 11)->dpdk_lcores, 2, "one worker, the one queue");
+
+	cr_assert_neq(load("[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+			   "[node 1]\nrole = sequencer\naddr = 10.0.0.1\ndpdk_queues = 2\n"
+			   "dpdk_lcores = 4\n"),
+		      0);
+	cr_assert_not_null(strstr(err, "t.ini:8:"), "%s", err);
+	cr_assert_not_null(strstr(err, "dpdk_queues = 3"), "%s", err);
+
+	for (int k = 0; k < 2; k++) {
+		cr_assert_neq(load(k ? "[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+				       "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"
+				       "dpdk_lcores = 17\n"
+				     : "[cluster]\ncluster_id = 1\ninternal_auth = off\n"
+				       "[node 1]\nrole = sequencer\naddr = 10.0.0.1\n"
+				       "dpdk_lcores = 0\n"),
+			      0);
+		cr_assert_not_null(strstr(err, "t.ini:7:"), "%s", err);
+		cr_assert_not_null(strstr(err, "dpdk_lcores"), "%s", err);
+	}
+}
+
 /* multicast_group: a multicast address, and only with DPDK replicas that
  * share one internal port. */
 Test(config, multicast_group)
