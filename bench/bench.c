@@ -1790,9 +1790,7 @@ static int open_dpdk(struct bench *b)
 	    .busy_poll = c->busy_poll,
 	};
 	/* Not the cluster file's dpdk_eal, which is the nodes': huge pages by
-	 * default. net_af_xdp under --no-huge stalled this many-threaded client
-	 * after a few hundred datagrams (ARP and replies no longer arrive),
-	 * while single-threaded nodes run under it. */
+	 * default (the fastest mempool; --no-huge works too). */
 	static char *eal_default[] = {(char *)"--in-memory", (char *)"--no-pci",
 				      (char *)"--log-level=error"};
 	int eal_argc = c->eal_argc ? c->eal_argc : 3;

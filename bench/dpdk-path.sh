@@ -27,6 +27,8 @@
 #
 # Usage: bench/dpdk-path.sh ORDO_EXE
 # Environment: CLIENTS (4) WINDOW (64) BATCH (16) DURATION (10 s per bench)
+#   LCORES (1: each node's one loop; 2: plus a receive worker lcore per node,
+#   docs/OPERATIONS.md §4; more needs a PMD with that many queues)
 #   TP_SECONDS (10 s measured per testpmd run) PMD (net_af_xdp|net_af_packet)
 #   KEEP=1 keeps the work directory (logs) in /tmp/ordo-dpdk-path-*.
 set -uo pipefail
@@ -68,6 +70,13 @@ ini="$work/cluster.ini"
 # 3 sequencers and 3 replicas.
 awk '/^\[node 4\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' \
   "$root/tests/integration/e2e-dpdk.ini" >"$work/cluster.ini"
+# LCORES=L: every node runs L lcores (dpdk_lcores; L - 1 receive workers,
+# one RX queue each), all floating over the host's CPUs
+lcores=${LCORES:-1}
+if [ "$lcores" -gt 1 ]; then
+  sed -i -e "s/^dpdk_eal = .*/& --lcores=(0-$((lcores - 1)))@(0-$(($(nproc) - 1)))/" \
+    -e "/^\[node /a dpdk_lcores = $lcores\ndpdk_queues = $((lcores - 1))" "$ini"
+fi
 
 pids=()      # every process this script started, by id
 demo_pid=
@@ -223,7 +232,7 @@ fi
 tp_small=$tp_fwd
 
 # ---- 2. ordo on the same path
-echo "dpdk-path: [2] ordo: 3 sequencers + 3 replicas on $pmd (each in its namespace), ordo bench from ordo-client"
+echo "dpdk-path: [2] ordo: 3 sequencers + 3 replicas on $pmd (each in its namespace, dpdk_lcores $lcores), ordo bench from ordo-client"
 ip netns exec ordo-client "$ordo" demo --cluster "$ini" --serve >"$work/demo.log" 2>&1 </dev/null &
 demo_pid=$!
 for _ in $(seq 1 150); do
@@ -325,7 +334,7 @@ printf 'dpdk-path:   %-28s %12s %14s %8s %12s %7s%%  (%s the 50%% target)\n' \
 echo "dpdk-path:   ratio = ordered/s / (testpmd forwarded pps at the same datagram size x requests per datagram)"
 echo "dpdk-path:   against one request per 136 B datagram ($tp_small pps): plain $r1_plain%, batch $batch $r1_batch%;" \
   "DPDK client: plain $r1_dplain%, batch $batch $r1_dbatch%"
-echo "RESULT pmd=$pmd cores=$cores tp_pps_136=$tp_small plain_rps=$rps_plain plain_rpd=$rpd_plain" \
+echo "RESULT pmd=$pmd cores=$cores lcores=$lcores tp_pps_136=$tp_small plain_rps=$rps_plain plain_rpd=$rpd_plain" \
   "plain_dg=$size_plain plain_tp_pps=$pps_plain plain_ratio=$r_plain batch=$batch batch_rps=$rps_batch" \
   "batch_rpd=$rpd_batch batch_dg=$size_batch batch_tp_pps=$pps_batch batch_ratio=$r_batch" \
   "dpdk_plain_rps=$rps_dplain dpdk_plain_rpd=$rpd_dplain dpdk_plain_ratio=$r_dplain" \

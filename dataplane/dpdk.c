@@ -19,6 +19,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>
@@ -919,6 +920,87 @@ static int eal_init(const struct dp_dpdk_cfg *cfg)
 	return 0;
 }
 
+/*
+ * The port's mbufs. net_af_xdp (DPDK 22.11) registers the pool's memory
+ * as its UMEM: it takes the first object's page as the base and assumes
+ * populated_size objects lie back to back after it. A default pool keeps
+ * each object within a page when pages are small (--no-huge: one 2.5 KB
+ * object per 4 KB page), so most objects lie beyond that UMEM; the kernel
+ * silently discards their fill-ring entries, and the port stops receiving
+ * once the fill ring has emptied (seen under load as a node that no
+ * longer hears anything). For net_af_xdp the objects are therefore packed
+ * back to back (RTE_MEMPOOL_F_NO_IOVA_CONTIG: AF_XDP does no device DMA
+ * with DPDK's IOVAs), and the layout is checked before the port uses it.
+ */
+struct pool_span {
+	uintptr_t next;
+	size_t stride;
+	bool packed;
+};
+
+static void pool_span_obj(struct rte_mempool *mp, void *opaque, void *obj, unsigned idx)
+{
+	(void)mp, (void)idx;
+	struct pool_span *sp = opaque;
+	if (sp->next && (uintptr_t)obj != sp->next)
+		sp->packed = false;
+	sp->next = (uintptr_t)obj + sp->stride;
+}
+
+static int pool_create(struct dpdk *d, const char *name, uint32_t room, bool packed)
+{
+	const struct dp_dpdk_cfg *cfg = &d->cfg;
+	int socket = rte_eth_dev_socket_id(d->port);
+	if (!packed) {
+		d->pool = rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
+						  (uint16_t)room, socket);
+	} else {
+		struct rte_pktmbuf_pool_private priv = {.mbuf_data_room_size = (uint16_t)room,
+							.mbuf_priv_size = (uint16_t)PRIV_BYTES};
+		unsigned elt = (unsigned)(sizeof(struct rte_mbuf) + PRIV_BYTES + room);
+		/* what rte_pktmbuf_pool_create does, with the flag */
+		d->pool = rte_mempool_create_empty(name, cfg->mbufs, elt, 256, sizeof priv, socket,
+						   RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+		if (d->pool &&
+		    rte_mempool_set_ops_byname(d->pool, rte_mbuf_best_mempool_ops(), NULL) != 0) {
+			rte_mempool_free(d->pool);
+			d->pool = NULL;
+		}
+		if (d->pool) {
+			rte_pktmbuf_pool_init(d->pool, &priv);
+			if (rte_mempool_populate_default(d->pool) < 0) {
+				rte_mempool_free(d->pool);
+				d->pool = NULL;
+			}
+		}
+		if (d->pool)
+			rte_mempool_obj_iter(d->pool, rte_pktmbuf_init, NULL);
+	}
+	if (!d->pool) {
+		fprintf(stderr, "ordo dpdk: mempool of %u mbufs x %u bytes: %s\n", cfg->mbufs, room,
+			rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	if (packed) {
+		struct pool_span sp = {.stride = d->pool->header_size + d->pool->elt_size +
+						 d->pool->trailer_size,
+				       .packed = d->pool->nb_mem_chunks == 1};
+		rte_mempool_obj_iter(d->pool, pool_span_obj, &sp);
+		if (!sp.packed) {
+			fprintf(
+			    stderr,
+			    "ordo dpdk: the mempool of %u mbufs is not one run of memory, which "
+			    "net_af_xdp needs; give the EAL more memory (-m, or huge pages with "
+			    "nic-config/hugepages.sh)\n",
+			    cfg->mbufs);
+			rte_mempool_free(d->pool);
+			d->pool = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 {
 	if (cfg->max_datagram < ORDO_DATAGRAM_MIN_MAX || cfg->max_datagram > ORDO_DATAGRAM_MAX ||
@@ -979,18 +1061,17 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 	    RTE_PKTMBUF_HEADROOM + PKT_UDP_HEADROOM + VLAN_SLACK_BYTES + cfg->max_datagram;
 	if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
 		room = RTE_MBUF_DEFAULT_BUF_SIZE; /* what PMDs expect (AF_PACKET frames, AF_XDP) */
-	d->pool = rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
-					  (uint16_t)room, (int)rte_eth_dev_socket_id(port));
-	if (!d->pool) {
-		fprintf(stderr, "ordo dpdk: mempool of %u mbufs x %u bytes: %s\n", cfg->mbufs, room,
-			rte_strerror(rte_errno));
-		rc = -ENOMEM;
+	rc = rte_eth_dev_info_get(port, &info);
+	if (rc) {
+		fprintf(stderr, "ordo dpdk: port %u: no device information: %s\n", port,
+			rte_strerror(-rc));
 		goto err;
 	}
-
-	rc = rte_eth_dev_info_get(port, &info);
+	bool af_xdp = info.driver_name && strcmp(info.driver_name, "net_af_xdp") == 0;
+	rc = pool_create(d, name, room, af_xdp);
 	if (rc)
-		goto err_port;
+		goto err;
+
 	uint32_t mtu = cfg->max_datagram + PKT_IPV4_HDR_BYTES + PKT_UDP_HDR_BYTES;
 	if (info.max_mtu >= mtu)
 		conf.rxmode.mtu = mtu;
