@@ -469,6 +469,10 @@ static void handle_raft(struct seq_node *n)
 				(unsigned long long)n->m.committed_epoch,
 				(unsigned long long)n->m.committed_position);
 		}
+		/* a steady leader's appends go out first: the followers write
+		 * while it does (raft.h, step 3c) */
+		if (u.msgs_first)
+			send_raft_msgs(n, u.msgs, u.n_msgs);
 		int rc = seq_raftlog_persist(&n->rlog, n->raft, &u);
 		if (rc) {
 			fprintf(stderr,
@@ -489,7 +493,8 @@ static void handle_raft(struct seq_node *n)
 					(unsigned long long)n->m.leader_id);
 			}
 		}
-		send_raft_msgs(n, u.msgs, u.n_msgs);
+		if (!u.msgs_first)
+			send_raft_msgs(n, u.msgs, u.n_msgs);
 		seq_machine_apply_update(&n->m, &u);
 		raft_advance(n->raft, &u);
 		seq_raftlog_advance(&n->rlog);

@@ -580,6 +580,8 @@ static void seq_updates(struct sim *s, struct sim_seq *n)
 				return;
 			}
 		}
+		if (u.msgs_first) /* as sequencer/node.c: before the leader's write */
+			send_raft(s, n, u.msgs, u.n_msgs);
 		if (!seq_persist(s, n, &u))
 			return;
 		if (seq_machine_soft_state(&n->m, &u) && n->m.role == RAFT_LEADER) {
@@ -596,7 +598,8 @@ static void seq_updates(struct sim *s, struct sim_seq *n)
 			if (!s->healing && chance(s, s->young_crash_ppm))
 				n->crash_at = s->now + MS(range(s, 1, 40));
 		}
-		send_raft(s, n, u.msgs, u.n_msgs);
+		if (!u.msgs_first)
+			send_raft(s, n, u.msgs, u.n_msgs);
 		for (uint32_t i = 0; i < u.n_committed && !s->failed; i++)
 			check_committed(s, n, &u.committed[i]);
 		if (u.n_committed && n->m.role == RAFT_LEADER &&

@@ -1714,6 +1714,13 @@ void raft_ready(struct raft *r, struct raft_update *u)
 	}
 	u->msgs = r->msgs;
 	u->n_msgs = r->n_msgs;
+	/* Thesis §10.2.1: a leader may send its appends while it writes them
+	 * itself; it counts its own log only from raft_persisted(). Only when
+	 * nothing it says depends on state this update makes durable: the same
+	 * term and vote (a reply in a new term must follow the term's write),
+	 * no change of role or leader, no snapshot. */
+	u->msgs_first = r->role == RAFT_LEADER && !u->has_soft_state && !u->snapshot &&
+			hs.term == r->prev_hs.term && hs.vote == r->prev_hs.vote;
 	r->outstanding = true;
 }
 

@@ -37,10 +37,14 @@
  *           (truncate the suffix, then append); write u.hard_state if
  *           u.has_hard_state; make both durable when u.must_sync (fsync);
  *           then raft_persisted(r, term, index) of the last entry written;
- *        c. only then send u.msgs: EVERY message in an update is sent after
+ *        c. only then send u.msgs: every message in an update is sent after
  *           that update's snapshot, hard state and entries are durable (a
  *           vote, an append acknowledgement and a leader's own counting all
- *           depend on them), as etcd's synchronous Ready does;
+ *           depend on them), as etcd's synchronous Ready does. The one
+ *           exception is u.msgs_first: a leader's update that changes no
+ *           term, vote, role or snapshot may send its msgs first, so the
+ *           followers write while the leader does (Raft thesis §10.2.1;
+ *           the leader counts itself only from raft_persisted());
  *        d. apply u.committed in order;
  *        e. raft_advance(r, &u).
  *      raft_persisted() may also come later (asynchronous fsync): the leader
@@ -227,6 +231,10 @@ struct raft_update {
 	const struct raft_entry *committed; /* to apply, in order */
 	uint32_t n_committed;
 	bool must_sync; /* term/vote, entries or snapshot changed: fsync */
+	/* A leader's update that changes no term, vote, role, leader or
+	 * snapshot: msgs may be sent before (or while) entries are written
+	 * (step 3c's exception) */
+	bool msgs_first;
 };
 
 struct raft_progress_status {

@@ -531,7 +531,17 @@ bool h_process_ready(struct cluster *c, uint64_t id)
 			abort();
 		raft_snapshot_applied(n->r, l->snap.index);
 	}
-	/* 2. Entries and hard state, durable before anything is sent. */
+	/* 2. Entries and hard state, durable before anything is sent, except
+	 * a steady leader's messages, which may go first (thesis §10.2.1). */
+	if (u.msgs_first) {
+		for (uint32_t i = 0; i < u.n_msgs; i++)
+			net_push(c, &u.msgs[i]);
+		if (c->crash_unwritten_ppm &&
+		    ordo_prng_chance_ppm(&c->crash_rng, c->crash_unwritten_ppm)) {
+			h_crash(c, id); /* before its own write: the entries are lost */
+			return true;
+		}
+	}
 	ml_append(&n->log, u.entries, u.n_entries);
 	if (u.has_hard_state)
 		n->log.hs = u.hard_state;
@@ -540,7 +550,7 @@ bool h_process_ready(struct cluster *c, uint64_t id)
 		raft_persisted(n->r, l->term, l->index);
 	}
 	/* 3. Messages. */
-	for (uint32_t i = 0; i < u.n_msgs; i++)
+	for (uint32_t i = 0; !u.msgs_first && i < u.n_msgs; i++)
 		net_push(c, &u.msgs[i]);
 	/* 4. Apply. */
 	for (uint32_t i = 0; i < u.n_committed; i++) {

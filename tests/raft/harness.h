@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/prng.h"
 #include "sequencer/raft/raft.h"
 
 #define H_NODES_MAX 10u /* node ids 1..9 */
@@ -70,6 +71,11 @@ struct cluster {
 	size_t out_len, out_cap;
 	h_apply_fn *on_apply; /* safety checker hook, may be NULL */
 	void *user;
+	/* A leader whose update may send first (msgs_first) dies after sending
+	 * and before writing, with this probability (ppm): its appends are out,
+	 * its own log never got them. 0 in transcripts. */
+	uint32_t crash_unwritten_ppm;
+	struct ordo_prng crash_rng;
 };
 
 void h_init(struct cluster *c, uint64_t seed);

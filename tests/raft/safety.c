@@ -225,8 +225,11 @@ static int run_seed(uint64_t seed, bool verbose)
 	/* Fewer ticks: more progress per term; more: more elections. */
 	uint32_t tick_rarity = (uint32_t)ordo_prng_below(&p, 5);
 	bool calm = getenv("ORDO_RAFT_CALM") != NULL; /* debugging: no faults */
+	/* its own stream, so the schedules above stay what they were */
+	ordo_prng_seed(&c.crash_rng, seed ^ 0x5EEDC0DEull);
+	c.crash_unwritten_ppm = (uint32_t)ordo_prng_below(&c.crash_rng, 30000);
 	if (calm)
-		loss_ppm = dup_ppm = crash_pct = 0;
+		loss_ppm = dup_ppm = crash_pct = c.crash_unwritten_ppm = 0;
 	struct raft_conf conf = {0};
 	for (uint32_t i = 1; i <= k.n_nodes; i++)
 		conf.voters[conf.n++] = i;
@@ -235,9 +238,10 @@ static int run_seed(uint64_t seed, bool verbose)
 	if (verbose)
 		fprintf(stderr,
 			"seed %" PRIu64 ": %u nodes, T=%u hb=%u inflight=%u loss=%u ppm dup=%u "
-			"ppm crash=%u%%\n",
+			"ppm crash=%u%% crash_unwritten=%u ppm\n",
 			seed, k.n_nodes, c.base.election_ticks, c.base.heartbeat_ticks,
-			c.base.max_inflight_msgs, loss_ppm, dup_ppm, crash_pct);
+			c.base.max_inflight_msgs, loss_ppm, dup_ppm, crash_pct,
+			c.crash_unwritten_ppm);
 	uint64_t proposals = 0;
 	for (int step = 0; step < STEPS && !k.fail[0]; step++) {
 		uint64_t id = 1 + ordo_prng_below(&p, k.n_nodes);
@@ -299,6 +303,7 @@ static int run_seed(uint64_t seed, bool verbose)
 	}
 	/* Liveness: heal everything, then a proposal must commit everywhere. */
 	memset(c.cut, 0, sizeof(c.cut));
+	c.crash_unwritten_ppm = 0;
 	for (uint64_t i = 1; i <= k.n_nodes; i++)
 		h_restart(&c, i);
 	uint64_t want = 0, want_term = 0, want_node = 0;
