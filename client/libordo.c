@@ -41,6 +41,7 @@ struct slot {
 	uint32_t tries;	    /* sends so far */
 	uint64_t due_ns;    /* next (re)send, monotonic; 0 = now */
 	uint64_t sent_ns;   /* first send: the round-trip sample if it is not resent */
+	uint64_t last_ns;   /* latest send */
 	uint32_t redirects; /* NOT_LEADER answers naming a leader */
 	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
 };
@@ -95,6 +96,8 @@ struct ordo_client {
 	uint64_t rttvar_ns;
 	/* stats.srtt_ns and stats.rto_ns: the estimate and the timeout of a
 	 * first send; each resend of a request doubles its own (backoff_ns) */
+	/* the shortest sample so far: no answer to a send comes sooner */
+	uint64_t min_rtt_ns;
 };
 
 static struct slot *slot_of(const struct ordo_client *c, const struct lane *l, uint64_t n)
@@ -140,6 +143,8 @@ static uint64_t backoff_ns(const struct ordo_client *c, uint32_t tries)
 /* RFC 6298 §2: a round trip measured on a request sent once (Karn). */
 static void rtt_sample(struct ordo_client *c, uint64_t r)
 {
+	if (c->min_rtt_ns == 0 || r < c->min_rtt_ns)
+		c->min_rtt_ns = r;
 	if (c->stats.srtt_ns == 0) {
 		c->stats.srtt_ns = r;
 		c->rttvar_ns = r / 2;
@@ -454,6 +459,7 @@ static uint64_t send_lane_due(struct ordo_client *c, struct lane *l, uint64_t no
 			c->stats.retries++;
 		if (s->tries == 0)
 			s->sent_ns = now;
+		s->last_ns = now;
 		s->tries++;
 		s->due_ns = now + backoff_ns(c, s->tries - 1);
 		if (s->due_ns < next_due)
@@ -532,8 +538,19 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 	case WIRE_ST_OK:
 	case WIRE_ST_DUPLICATE:
 	case WIRE_ST_STALE:
-		if (s->tries == 1 && now > s->sent_ns)
+		if (s->tries == 1 && now > s->sent_ns) {
 			rtt_sample(c, now - s->sent_ns);
+		} else if (s->tries == 2 && r->status == WIRE_ST_OK &&
+			   now - s->last_ns < c->min_rtt_ns) {
+			/* Ordered, and answered sooner after the resend than any
+			 * round trip has taken: the answer is the first send's, and
+			 * the resend was spurious (the idea of RFC 3522, by timing).
+			 * Its round trip counts, or the estimate, fed only by the
+			 * requests answered before the timeout, stays below a
+			 * loaded cluster's tail and every slow request is resent. */
+			c->stats.spurious_retries++;
+			rtt_sample(c, now - s->sent_ns);
+		}
 		if (r->request_number == 1) {
 			l->session = r->place.group_position;
 			l->live = r->status != WIRE_ST_STALE;

@@ -90,6 +90,10 @@ struct ordo_client_stats {
 	uint64_t events_lost;	  /* event queue full (caller did not poll) */
 	uint64_t srtt_ns;	  /* smoothed ORDERED round trip (RFC 6298), 0 before a sample */
 	uint64_t rto_ns;	  /* current retransmission timeout */
+	/* resends found unneeded: the first send's ORDERED OK came back sooner
+	 * after the resend than any round trip takes (its round trip then
+	 * counts in srtt) */
+	uint64_t spurious_retries;
 };
 
 ORDO_MUST_CHECK int ordo_client_open(const struct ordo_client_cfg *cfg, struct ordo_client **out);
