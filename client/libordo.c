@@ -43,6 +43,10 @@ struct slot {
 	uint64_t sent_ns;   /* first send: the round-trip sample if it is not resent */
 	uint64_t last_ns;   /* latest send */
 	uint32_t redirects; /* NOT_LEADER answers naming a leader */
+	/* only the timeout made it resend: no answer came (NOT_LEADER,
+	 * OVERLOADED), and every send went to the same node */
+	bool timed_out_only;
+	uint32_t first_to; /* the lane's leader index at the first send */
 	uint8_t payload[ORDO_OPAQUE_BYTES_MAX];
 };
 
@@ -334,6 +338,7 @@ static void queue_request(struct ordo_client *c, struct lane *l, uint16_t op, co
 	s->size = size;
 	s->tries = 0;
 	s->redirects = 0;
+	s->timed_out_only = true;
 	s->due_ns = 0;
 	if (size)
 		memcpy(s->payload, payload, size);
@@ -457,8 +462,12 @@ static uint64_t send_lane_due(struct ordo_client *c, struct lane *l, uint64_t no
 		c->stats.requests_sent++;
 		if (s->tries)
 			c->stats.retries++;
-		if (s->tries == 0)
+		if (s->tries == 0) {
 			s->sent_ns = now;
+			s->first_to = l->leader;
+		} else if (l->leader != s->first_to) {
+			s->timed_out_only = false;
+		}
 		s->last_ns = now;
 		s->tries++;
 		s->due_ns = now + backoff_ns(c, s->tries - 1);
@@ -540,11 +549,13 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 	case WIRE_ST_STALE:
 		if (s->tries == 1 && now > s->sent_ns) {
 			rtt_sample(c, now - s->sent_ns);
-		} else if (s->tries == 2 && r->status == WIRE_ST_OK &&
+		} else if (s->tries == 2 && s->timed_out_only && r->status == WIRE_ST_OK &&
 			   now - s->last_ns < c->min_rtt_ns) {
 			/* Ordered, and answered sooner after the resend than any
-			 * round trip has taken: the answer is the first send's, and
-			 * the resend was spurious (the idea of RFC 3522, by timing).
+			 * round trip has taken, by the node that had the first send
+			 * and had not answered it otherwise: the answer is the first
+			 * send's, and the resend was spurious (RFC 3522's idea, by
+			 * timing).
 			 * Its round trip counts, or the estimate, fed only by the
 			 * requests answered before the timeout, stays below a
 			 * loaded cluster's tail and every slow request is resent. */
@@ -560,6 +571,7 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		mark_done(c, l, s);
 		break;
 	case WIRE_ST_NOT_LEADER: {
+		s->timed_out_only = false;
 		/* A named leader: go there now. None known (an election is on):
 		 * wait a timeout rather than resend at once, which only loops
 		 * NOT_LEADER until the election ends. */
@@ -575,6 +587,7 @@ static void on_ordered(struct ordo_client *c, const struct wire_ordered_rec *r, 
 		break;
 	}
 	case WIRE_ST_OVERLOADED:
+		s->timed_out_only = false;
 		s->due_ns = now + backoff_ns(c, s->tries);
 		break;
 	case WIRE_ST_INVALID:

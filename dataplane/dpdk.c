@@ -21,6 +21,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_pool_ops.h>
 #include <rte_mempool.h>
+#include <rte_memzone.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>
 
@@ -925,78 +926,111 @@ static int eal_init(const struct dp_dpdk_cfg *cfg)
  * as its UMEM: it takes the first object's page as the base and assumes
  * populated_size objects lie back to back after it. A default pool keeps
  * each object within a page when pages are small (--no-huge: one 2.5 KB
- * object per 4 KB page), so most objects lie beyond that UMEM; the kernel
- * silently discards their fill-ring entries, and the port stops receiving
- * once the fill ring has emptied (seen under load as a node that no
- * longer hears anything). For net_af_xdp the objects are therefore packed
- * back to back (RTE_MEMPOOL_F_NO_IOVA_CONTIG: AF_XDP does no device DMA
- * with DPDK's IOVAs), and the layout is checked before the port uses it.
+ * object per 4 KB page), so most objects lay beyond that UMEM; the kernel
+ * silently discards their fill-ring entries, and the port stopped
+ * receiving once the fill ring had emptied (a node that no longer hears
+ * anything). In zero-copy mode the kernel also refuses a frame that
+ * crosses into a page not contiguous with its own. So for net_af_xdp each
+ * mbuf is exactly one page, the pool one page-aligned run of memory: back
+ * to back and never across a page, whatever the page size. The data room
+ * is what is left of the page (3,776 bytes); larger datagrams are refused.
  */
+#define XDP_OBJ_BYTES 4096u
+
+static void pool_mz_free(struct rte_mempool_memhdr *memhdr, void *opaque)
+{
+	(void)memhdr;
+	rte_memzone_free(opaque);
+}
+
+/* Every object one page, in order from the first memhdr: what the PMD
+ * assumes. */
 struct pool_span {
 	uintptr_t next;
-	size_t stride;
-	bool packed;
+	bool ok;
 };
 
 static void pool_span_obj(struct rte_mempool *mp, void *opaque, void *obj, unsigned idx)
 {
-	(void)mp, (void)idx;
+	(void)idx;
 	struct pool_span *sp = opaque;
-	if (sp->next && (uintptr_t)obj != sp->next)
-		sp->packed = false;
-	sp->next = (uintptr_t)obj + sp->stride;
+	uintptr_t start = (uintptr_t)obj - mp->header_size;
+	if ((sp->next && start != sp->next) || start % XDP_OBJ_BYTES)
+		sp->ok = false;
+	sp->next = start + XDP_OBJ_BYTES;
 }
 
-static int pool_create(struct dpdk *d, const char *name, uint32_t room, bool packed)
+static struct rte_mempool *pool_af_xdp(const char *name, uint32_t n, uint32_t room, int socket)
+{
+	const unsigned flags = RTE_MEMPOOL_F_NO_SPREAD | RTE_MEMPOOL_F_NO_IOVA_CONTIG;
+	struct rte_mempool_objsz sz;
+	uint32_t fixed = (uint32_t)(sizeof(struct rte_mbuf) + PRIV_BYTES);
+	(void)rte_mempool_calc_obj_size(fixed + room, flags, &sz);
+	uint32_t elt = XDP_OBJ_BYTES - sz.header_size - sz.trailer_size;
+	if (fixed + room > elt) {
+		fprintf(stderr,
+			"ordo dpdk: net_af_xdp carries frames of at most one page: %u bytes of "
+			"mbuf room do not fit in %u (lower max_datagram)\n",
+			room, elt - fixed);
+		rte_errno = EMSGSIZE;
+		return NULL;
+	}
+	struct rte_pktmbuf_pool_private priv = {.mbuf_data_room_size = (uint16_t)(elt - fixed),
+						.mbuf_priv_size = (uint16_t)PRIV_BYTES};
+	struct rte_mempool *mp =
+	    rte_mempool_create_empty(name, n, elt, 256, sizeof priv, socket, flags);
+	if (!mp)
+		return NULL;
+	char mzname[RTE_MEMZONE_NAMESIZE];
+	snprintf(mzname, sizeof mzname, "%s_mem", name);
+	size_t len = (size_t)n * XDP_OBJ_BYTES;
+	const struct rte_memzone *mz =
+	    rte_memzone_reserve_aligned(mzname, len, socket, 0, XDP_OBJ_BYTES);
+	int rc =
+	    mz ? rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL) : -rte_errno;
+	if (rc == 0) {
+		rte_pktmbuf_pool_init(mp, &priv);
+		rc = rte_mempool_populate_iova(mp, mz->addr, RTE_BAD_IOVA, len, pool_mz_free,
+					       (void *)(uintptr_t)mz);
+		if (rc >= 0 && (uint32_t)rc != n)
+			rc = -ENOSPC;
+	}
+	if (rc < 0) {
+		/* the memzone is the pool's once populated; free it here only
+		 * if it never was */
+		if (mp->nb_mem_chunks == 0 && mz)
+			rte_memzone_free(mz);
+		rte_mempool_free(mp);
+		rte_errno = -rc;
+		return NULL;
+	}
+	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+	struct pool_span sp = {.ok = mp->nb_mem_chunks == 1};
+	rte_mempool_obj_iter(mp, pool_span_obj, &sp);
+	if (!sp.ok) {
+		fprintf(stderr, "ordo dpdk: the mempool for net_af_xdp is not one page per mbuf\n");
+		rte_mempool_free(mp);
+		rte_errno = EFAULT;
+		return NULL;
+	}
+	return mp;
+}
+
+static int pool_create(struct dpdk *d, const char *name, uint32_t room, bool af_xdp)
 {
 	const struct dp_dpdk_cfg *cfg = &d->cfg;
 	int socket = rte_eth_dev_socket_id(d->port);
-	if (!packed) {
-		d->pool = rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
-						  (uint16_t)room, socket);
-	} else {
-		struct rte_pktmbuf_pool_private priv = {.mbuf_data_room_size = (uint16_t)room,
-							.mbuf_priv_size = (uint16_t)PRIV_BYTES};
-		unsigned elt = (unsigned)(sizeof(struct rte_mbuf) + PRIV_BYTES + room);
-		/* what rte_pktmbuf_pool_create does, with the flag */
-		d->pool = rte_mempool_create_empty(name, cfg->mbufs, elt, 256, sizeof priv, socket,
-						   RTE_MEMPOOL_F_NO_IOVA_CONTIG);
-		if (d->pool &&
-		    rte_mempool_set_ops_byname(d->pool, rte_mbuf_best_mempool_ops(), NULL) != 0) {
-			rte_mempool_free(d->pool);
-			d->pool = NULL;
-		}
-		if (d->pool) {
-			rte_pktmbuf_pool_init(d->pool, &priv);
-			if (rte_mempool_populate_default(d->pool) < 0) {
-				rte_mempool_free(d->pool);
-				d->pool = NULL;
-			}
-		}
-		if (d->pool)
-			rte_mempool_obj_iter(d->pool, rte_pktmbuf_init, NULL);
-	}
+	if (socket < 0)
+		socket = SOCKET_ID_ANY;
+	d->pool = af_xdp ? pool_af_xdp(name, cfg->mbufs, room, socket)
+			 : rte_pktmbuf_pool_create(name, cfg->mbufs, 256, (uint16_t)PRIV_BYTES,
+						   (uint16_t)room, socket);
 	if (!d->pool) {
-		fprintf(stderr, "ordo dpdk: mempool of %u mbufs x %u bytes: %s\n", cfg->mbufs, room,
-			rte_strerror(rte_errno));
+		fprintf(stderr,
+			"ordo dpdk: mempool of %u mbufs x %u bytes: %s (give the EAL more "
+			"memory: -m, or huge pages with nic-config/hugepages.sh)\n",
+			cfg->mbufs, af_xdp ? XDP_OBJ_BYTES : room, rte_strerror(rte_errno));
 		return -ENOMEM;
-	}
-	if (packed) {
-		struct pool_span sp = {.stride = d->pool->header_size + d->pool->elt_size +
-						 d->pool->trailer_size,
-				       .packed = d->pool->nb_mem_chunks == 1};
-		rte_mempool_obj_iter(d->pool, pool_span_obj, &sp);
-		if (!sp.packed) {
-			fprintf(
-			    stderr,
-			    "ordo dpdk: the mempool of %u mbufs is not one run of memory, which "
-			    "net_af_xdp needs; give the EAL more memory (-m, or huge pages with "
-			    "nic-config/hugepages.sh)\n",
-			    cfg->mbufs);
-			rte_mempool_free(d->pool);
-			d->pool = NULL;
-			return -ENOMEM;
-		}
 	}
 	return 0;
 }

@@ -259,6 +259,7 @@ int dp_edge_open(struct dp_edge *e, const struct dp_edge_args *a, enum cfg_role 
 out_close:
 	dp_close(e->t);
 	e->t = NULL;
+	e->dpdk = NULL;
 	return rc;
 }
 

@@ -160,7 +160,8 @@ fi
 # without huge pages on purpose: 4 KB pages are where net_af_xdp's UMEM
 # missed most of a default mempool, and this client, whose threads cycle
 # every mbuf of the pool, stopped receiving after a few hundred datagrams
-# until dp_dpdk_open packed the pool (dataplane/dpdk.c, pool_create).
+# until net_af_xdp pools gave each mbuf one page (dataplane/dpdk.c,
+# pool_af_xdp).
 ip netns exec ordo-client "$ordo" bench --cluster "$ini" --duration 3 --warmup 1 --closed \
   --clients 4 --window 64 --transport dpdk --addr 10.77.0.249 \
   --dpdk-vdev "${pmd}0,iface=eth0" --json "$work/bench.json" \

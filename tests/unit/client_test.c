@@ -22,8 +22,8 @@
 
 #define STUB_IP	       "127.0.14.1"
 #define CLUSTER_ID     0x5EC0ull
-#define RETRY_NS       (40ull * ORDO_NS_PER_MS)
-#define FIRST_DELAY_NS (8ull * ORDO_NS_PER_MS) /* the stub's round trip for request 1 */
+#define RETRY_NS       (250ull * ORDO_NS_PER_MS)
+#define FIRST_DELAY_NS (25ull * ORDO_NS_PER_MS) /* the stub's round trip for request 1 */
 
 static struct cfg_cluster cl;
 static struct ordo_client *c;
@@ -126,7 +126,7 @@ static void *stub_main(void *arg)
 		if (recv_n < 2)
 			continue; /* the first send of request 2: no answer */
 		if (mode == ANSWER_RESEND_LATE)
-			wait_until(at + 2 * FIRST_DELAY_NS);
+			wait_until(at + 4 * FIRST_DELAY_NS);
 		stub_answer(&r[0], &from, 101);
 		return NULL;
 	}
@@ -173,7 +173,7 @@ Test(client, a_spurious_resend_feeds_the_estimate)
 	run(ANSWER_RESEND_AT_ONCE);
 	const struct ordo_client_stats *st = ordo_client_stats(c);
 	cr_assert_eq(st->spurious_retries, 1);
-	/* (7 x ~8 ms + ~40 ms) / 8 */
+	/* (7 x ~25 ms + ~250 ms) / 8 */
 	cr_assert_gt(st->srtt_ns, FIRST_DELAY_NS + ORDO_NS_PER_MS, "srtt %llu",
 		     (unsigned long long)st->srtt_ns);
 	cr_assert_gt(st->rto_ns, RETRY_NS, "rto %llu", (unsigned long long)st->rto_ns);
