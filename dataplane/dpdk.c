@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,9 +95,11 @@ struct dpdk {
 
 static bool eal_ready;
 /* The transport /ordo/port (DPDK telemetry) reports on: one per process,
- * set once its port runs, cleared before it is freed (the telemetry thread
- * reads it). */
-static struct dpdk *_Atomic telemetry_port;
+ * set once its port runs, cleared before it is freed. The telemetry thread
+ * reads it, and what it points to, under telemetry_lock, so a close waits
+ * for a report in progress. */
+static pthread_mutex_t telemetry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dpdk *telemetry_port;
 
 static struct dpdk *of(struct dp_transport *t)
 {
@@ -724,8 +727,10 @@ static void workers_stop(struct dpdk *d)
 static void dpdk_close(struct dp_transport *t)
 {
 	struct dpdk *d = of(t);
+	pthread_mutex_lock(&telemetry_lock);
 	if (telemetry_port == d)
 		telemetry_port = NULL;
+	pthread_mutex_unlock(&telemetry_lock);
 	workers_stop(d);
 	ctl_flush(d);
 	for (uint32_t i = 0; i < d->nheld; i++)
@@ -847,13 +852,21 @@ static int workers_start(struct dpdk *d)
 
 /* ------------------------------------------------------------ telemetry */
 
+static void telemetry_report(struct dpdk *d, struct rte_tel_data *out);
+
 static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel_data *out)
 {
 	(void)cmd, (void)params;
-	struct dpdk *d = telemetry_port;
 	rte_tel_data_start_dict(out);
-	if (!d)
-		return 0;
+	pthread_mutex_lock(&telemetry_lock);
+	if (telemetry_port)
+		telemetry_report(telemetry_port, out);
+	pthread_mutex_unlock(&telemetry_lock);
+	return 0;
+}
+
+static void telemetry_report(struct dpdk *d, struct rte_tel_data *out)
+{
 	const struct dp_stats *st = &d->t.stats;
 	struct dp_dpdk_counters cs;
 	dp_dpdk_counters(&d->t, &cs);
@@ -890,7 +903,6 @@ static int telemetry_port_cb(const char *cmd, const char *params, struct rte_tel
 		if (rte_tel_data_add_dict_container(out, "worker_handed", handed, 0) != 0)
 			rte_tel_data_free(handed);
 	}
-	return 0;
 }
 
 /* ------------------------------------------------------------ EAL */
@@ -1193,7 +1205,9 @@ int dp_dpdk_open(const struct dp_dpdk_cfg *cfg, struct dp_transport **out)
 		    rte_telemetry_register_cmd(
 			"/ordo/port", telemetry_port_cb,
 			"ordo: this node's DPDK transport counters. Takes no parameters") == 0;
+	pthread_mutex_lock(&telemetry_lock);
 	telemetry_port = d;
+	pthread_mutex_unlock(&telemetry_lock);
 
 	/* Announce ourselves (gratuitous ARP) and join the group. */
 	send_arp(d, 1, broadcast_mac, cfg->ip);
