@@ -364,6 +364,20 @@ static bool rx_one(struct dpdk *d, struct rte_mbuf *m, uint64_t now)
 	}
 }
 
+/* Idle back-off, for the main loop and the workers alike: the caller
+ * polled and found nothing. Sleeps a little, longer while it stays idle
+ * (10 us doubling to 4 ms, at most timeout_ns); traffic resets *idle_ns. */
+static void idle_sleep(uint64_t *idle_ns, uint64_t timeout_ns)
+{
+	*idle_ns = *idle_ns ? 2 * *idle_ns : IDLE_MIN_NS;
+	if (*idle_ns > IDLE_MAX_NS)
+		*idle_ns = IDLE_MAX_NS;
+	uint64_t ns = timeout_ns < *idle_ns ? timeout_ns : *idle_ns;
+	struct timespec ts = {.tv_sec = (time_t)(ns / ORDO_NS_PER_S),
+			      .tv_nsec = (long)(ns % ORDO_NS_PER_S)};
+	nanosleep(&ts, NULL);
+}
+
 /* ------------------------------------------------------------ worker lcores */
 
 /* A worker's look at frame m: true if the main lcore gets it (a checked
@@ -470,11 +484,7 @@ static int worker_main(void *arg)
 			rte_pause();
 			continue;
 		}
-		idle_ns = idle_ns ? 2 * idle_ns : IDLE_MIN_NS;
-		if (idle_ns > IDLE_MAX_NS)
-			idle_ns = IDLE_MAX_NS;
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)idle_ns};
-		nanosleep(&ts, NULL);
+		idle_sleep(&idle_ns, IDLE_MAX_NS);
 		BUMP(w->idle_sleeps, 1);
 	}
 	return 0;
@@ -514,17 +524,13 @@ static unsigned rx_from_workers(struct dpdk *d, struct dp_buf **bufs, unsigned n
 	return got;
 }
 
-static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
+/* The main lcore's receive without workers: every RX queue once per call,
+ * starting one further each time, so a busy queue cannot starve the others. */
+static unsigned rx_from_queues(struct dpdk *d, struct dp_buf **bufs, unsigned n, uint64_t now)
 {
-	struct dpdk *d = of(t);
 	struct rte_mbuf *ms[BURST];
 	unsigned got = 0;
-	uint64_t now = ordo_mono_ns();
-	if (d->nw)
-		got = rx_from_workers(d, bufs, n, now);
-	/* Every queue once per call, starting one further each time, so a
-	 * busy queue cannot starve the others (none with workers: theirs). */
-	for (uint16_t j = 0; !d->nw && j < d->nq && got < n; j++) {
+	for (uint16_t j = 0; j < d->nq && got < n; j++) {
 		uint16_t q = (uint16_t)((d->rxq_next + j) % d->nq);
 		while (got < n) {
 			uint16_t want = (uint16_t)(n - got < BURST ? n - got : BURST);
@@ -539,8 +545,15 @@ static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsi
 				break;
 		}
 	}
-	if (!d->nw)
-		d->rxq_next = (uint16_t)((d->rxq_next + 1) % d->nq);
+	d->rxq_next = (uint16_t)((d->rxq_next + 1) % d->nq);
+	return got;
+}
+
+static unsigned dpdk_rx_burst(struct dp_transport *t, struct dp_buf **bufs, unsigned n)
+{
+	struct dpdk *d = of(t);
+	uint64_t now = ordo_mono_ns();
+	unsigned got = d->nw ? rx_from_workers(d, bufs, n, now) : rx_from_queues(d, bufs, n, now);
 	ctl_flush(d);
 	if (got)
 		d->idle_ns = 0;
@@ -691,15 +704,7 @@ static void dpdk_wait(struct dp_transport *t, uint64_t timeout_ns)
 		d->c.idle_sleeps++;
 		return;
 	}
-	/* Idle back-off: the caller polled and found nothing. Sleep a little,
-	 * longer while it stays idle; traffic resets it (rx_burst). */
-	d->idle_ns = d->idle_ns ? 2 * d->idle_ns : IDLE_MIN_NS;
-	if (d->idle_ns > IDLE_MAX_NS)
-		d->idle_ns = IDLE_MAX_NS;
-	uint64_t ns = timeout_ns < d->idle_ns ? timeout_ns : d->idle_ns;
-	struct timespec ts = {.tv_sec = (time_t)(ns / ORDO_NS_PER_S),
-			      .tv_nsec = (long)(ns % ORDO_NS_PER_S)};
-	nanosleep(&ts, NULL);
+	idle_sleep(&d->idle_ns, timeout_ns); /* rx_burst resets it */
 	d->c.idle_sleeps++;
 }
 

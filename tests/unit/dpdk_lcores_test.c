@@ -104,8 +104,9 @@ static void close_port(void)
 
 TestSuite(dpdk_lcores, .init = open_port, .fini = close_port);
 
-/* A UDP datagram from the peer to the node, written into RX queue q. */
-static void inject(unsigned q, const char *text)
+/* A UDP datagram from the peer to the node's port dport, written into RX
+ * queue q. */
+static void inject_to(unsigned q, uint16_t dport, const char *text)
 {
 	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
 	cr_assert_not_null(m);
@@ -113,8 +114,13 @@ static void inject(unsigned q, const char *text)
 	uint8_t *f = (uint8_t *)rte_pktmbuf_append(m, (uint16_t)(PKT_UDP_HEADROOM + len));
 	cr_assert_not_null(f);
 	memcpy(f + PKT_UDP_HEADROOM, text, len);
-	pkt_build_udp(f, mac_peer, mac_node, IP_PEER, IP_NODE, PORT_PEER, PORT_C, len, 1, 0);
+	pkt_build_udp(f, mac_peer, mac_node, IP_PEER, IP_NODE, PORT_PEER, dport, len, 1, 0);
 	cr_assert_eq(rte_ring_enqueue(rx[q], m), 0);
+}
+
+static void inject(unsigned q, const char *text)
+{
+	inject_to(q, PORT_C, text);
 }
 
 /* Receives until `want` datagrams came or 5 s passed; returns how many. */
@@ -216,11 +222,8 @@ Test(dpdk_lcores, arp_goes_to_the_main_lcore)
 	pkt_build_arp(f, 1, mac_peer, IP_PEER, zero, IP_NODE);
 	memset(f, 0xff, 6);
 	cr_assert_eq(rte_ring_enqueue(rx[1], m), 0);
-	inject(0, "x"); /* to the node's address, another port below */
-	struct rte_mbuf *o = rte_pktmbuf_alloc(mp);
-	uint8_t *g = (uint8_t *)rte_pktmbuf_append(o, PKT_UDP_HEADROOM + 1);
-	pkt_build_udp(g, mac_peer, mac_node, IP_PEER, IP_NODE, PORT_PEER, 1234, 1, 1, 0);
-	cr_assert_eq(rte_ring_enqueue(rx[1], o), 0);
+	inject(0, "x");
+	inject_to(1, 1234, "y"); /* the node's address, a port it does not have */
 
 	struct dp_buf *got[2];
 	cr_assert_eq(receive(got, 1), 1);
