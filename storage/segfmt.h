@@ -21,8 +21,9 @@
  *
  * Records follow at offset 64, back to back, each starting at a multiple of
  * 8; a record never straddles two segments. Bytes after the last record are
- * zero (preallocated, or zeroed by a truncation). A record is a 32-byte
- * header, the payload, then zero padding to a multiple of 8:
+ * zero (preallocated, zeroed by a truncation, or, in a recycled segment
+ * file, zeroed with FALLOC_FL_ZERO_RANGE before its reuse). A record is a
+ * 32-byte header, the payload, then zero padding to a multiple of 8:
  *
  *   off size field
  *    0   4   magic          0x4345524F ("OREC")

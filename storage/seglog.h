@@ -32,6 +32,14 @@
  * segment but the newest is wholly durable; truncation and compaction; reads
  * (pread, then a CRC check of the record).
  *
+ * Retired segments (compacted, truncated away) are renamed aside and handed
+ * to a thread of the log's own, the janitor: it keeps up to spare_segments
+ * of them zeroed (FALLOC_FL_ZERO_RANGE) as spare-<n>.seg, which the next
+ * segment creations reuse, and deletes the rest a few MiB at a time. Freeing
+ * a segment at once stalls the disk on file systems with online discard
+ * (seglog.c has the figures). Disk: up to spare_segments x segment_bytes
+ * more than the retained segments.
+ *
  * Known limits of the torn-tail rule:
  * - Records written but not yet fdatasync'd may reach the disk out of order
  *   after a power loss. A later valid record after a torn one is then
@@ -76,6 +84,8 @@
 #define STOR_SEGMENTS_MAX_DEFAULT      4096u
 #define STOR_ERR_BYTES		       512u /* enough for any error message here */
 #define STOR_LOCK_WAIT_MS_DEFAULT      10000u
+#define STOR_SPARE_SEGMENTS_DEFAULT    2u
+#define STOR_SPARE_SEGMENTS_MAX	       16u
 
 /* What a log is opened with. */
 struct stor_log_config {
@@ -88,6 +98,7 @@ struct stor_log_config {
 	uint32_t records_max;	    /* retained records the index can hold */
 	uint32_t segments_max;	    /* segments the table can hold */
 	uint32_t lock_wait_ms;	    /* how long open waits for a segment's lock (seglog.c) */
+	uint32_t spare_segments;    /* retired segments kept zeroed for reuse, <= SPARE_MAX */
 };
 
 /* One retained record in the in-memory index. */
@@ -142,8 +153,9 @@ struct stor_log_stats {
 	uint64_t fsyncs;       /* IORING_OP_FSYNC (datasync) submitted: group commits */
 	uint64_t roll_syncs;   /* synchronous fdatasyncs of a full segment before a new one */
 	uint64_t segments_created;
-	uint64_t segments_removed; /* by truncation, compaction, or recovery of an empty tail */
-	uint64_t torn_tails;	   /* torn tails truncated at open */
+	uint64_t segments_removed;  /* by truncation, compaction, or recovery of an empty tail */
+	uint64_t segments_recycled; /* created from a spare instead of a new file */
+	uint64_t torn_tails;	    /* torn tails truncated at open */
 };
 
 /* A log. All fields are private to seglog.c except fault (tests set it) and
@@ -193,6 +205,8 @@ struct stor_log {
 	uint32_t unsubmitted; /* SQEs prepared but not yet submitted */
 	bool draining;	      /* wait for in-flight I/O without starting more */
 
+	struct stor_janitor *janitor; /* retired segments' thread (seglog.c); NULL until used */
+
 	struct stor_fault fault;     /* tests only */
 	struct stor_log_stats stats; /* counters */
 };
@@ -218,8 +232,10 @@ void stor_log_config_default(struct stor_log_config *c, const char *dir, uint64_
 ORDO_MUST_CHECK int stor_log_open(struct stor_log *log, const struct stor_log_config *cfg,
 				  char *err, size_t err_len);
 
-/* Waits for I/O in flight, closes files, frees memory. Does not sync: call
- * stor_log_sync_wait first to make appended records durable. */
+/* Waits for I/O in flight, stops the janitor (retired files it has not
+ * dealt with are dealt with at the next open), closes files, frees memory.
+ * Does not sync: call stor_log_sync_wait first to make appended records
+ * durable. */
 void stor_log_close(struct stor_log *log);
 
 /* Queues one record. index must be last_index + 1 (any index >= 1 when the

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -984,5 +985,189 @@ Test(storage, deleted_segment_leftovers_are_removed_at_open)
 	cr_assert_eq(stor_log_first_index(&log), first);
 	cr_assert_eq(stor_log_last_index(&log), 60);
 	cr_assert_eq(access(path, F_OK), -1, "the leftover is removed at open");
+	stor_log_close(&log);
+}
+
+/* Files in the log's directory whose names start with prefix and end with
+ * suffix; with inos, their inode numbers (up to 16). */
+static int count_files(const char *prefix, const char *suffix, ino_t *inos)
+{
+	DIR *d = opendir(DIR_);
+	cr_assert_not_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name), pl = strlen(prefix), sl = strlen(suffix);
+		if (len < pl + sl || strncmp(de->d_name, prefix, pl) != 0 ||
+		    strcmp(de->d_name + len - sl, suffix) != 0)
+			continue;
+		if (inos != NULL && n < 16)
+			inos[n] = de->d_ino;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Waits up to 10 s for the janitor to leave exactly spares spare files and
+ * no retired (*.del) one. */
+static void wait_janitor(int spares)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (count_files("spare-", ".seg", NULL) == spares &&
+		    count_files("log-", ".del", NULL) == 0)
+			return;
+		usleep(10 * 1000);
+	}
+	cr_assert_fail("after 10 s: %d spare files (want %d), %d retired files (want 0)",
+		       count_files("spare-", ".seg", NULL), spares,
+		       count_files("log-", ".del", NULL));
+}
+
+static bool all_zero_file(const char *name, size_t want_size)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", DIR_, name);
+	size_t size;
+	uint8_t *b = read_file(path, &size);
+	bool zero = size == want_size;
+	for (size_t i = 0; zero && i < size; i++)
+		zero = b[i] == 0;
+	free(b);
+	return zero;
+}
+
+/* Skips the test where the file system of the test directory cannot zero a
+ * range (tmpfs): the log then deletes what it retires, tested elsewhere. */
+static void need_zero_range(void)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/zero-range-probe", DIR_);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 4096), 0);
+	int rc = fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 4096) == 0 ? 0 : errno;
+	close(fd);
+	unlink(path);
+	if (rc == EOPNOTSUPP)
+		cr_skip_test("%s: the file system cannot FALLOC_FL_ZERO_RANGE", DIR_);
+	cr_assert_eq(rc, 0, "fallocate: %s", strerror(rc));
+}
+
+/* Compacted segments become zeroed spares (FALLOC_FL_ZERO_RANGE), new
+ * segments reuse them, and a recycled segment recovers to exactly its new
+ * records: nothing of what it held before comes back. */
+Test(storage, retired_segments_become_zeroed_spares_and_are_reused)
+{
+	need_zero_range();
+	struct stor_log_config c;
+	cfg_small(&c);
+	c.spare_segments = 2;
+	struct stor_log log;
+	open_ok(&log, &c);
+	for (uint64_t i = 1; i <= 60; i++)
+		append_ok(&log, 1, i, 300, 0);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	struct stat st1, st13;
+	char path[512];
+	seg_path(path, sizeof path, 1);
+	cr_assert_eq(stat(path, &st1), 0);
+	seg_path(path, sizeof path, 13);
+	cr_assert_eq(stat(path, &st13), 0);
+	cr_assert_eq(stor_log_compact_prefix(&log, 30), 0); /* retires 1.. and 13.. */
+	cr_assert_eq(stor_log_first_index(&log), 25);
+	wait_janitor(2);
+
+	ino_t inos[16];
+	cr_assert_eq(count_files("spare-", ".seg", inos), 2);
+	for (int k = 0; k < 2; k++)
+		cr_assert(inos[k] == st1.st_ino || inos[k] == st13.st_ino,
+			  "a spare is one of the retired files");
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "spare-", 6) == 0)
+			cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
+	closedir(d);
+
+	/* New segments take the spares, full records first (a few of the new
+	 * ones shorter than what the old file held at their offsets). */
+	for (uint64_t i = 61; i <= 85; i++)
+		append_ok(&log, 2, i, i % 2 ? 300 : 40, 5);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	cr_assert_eq(log.stats.segments_recycled, 2);
+	cr_assert_eq(count_files("spare-", ".seg", NULL), 0);
+	int reused = 0;
+	ino_t seg_inos[16];
+	int nseg = count_files("log-", ".seg", seg_inos);
+	for (int k = 0; k < nseg && k < 16; k++)
+		reused += seg_inos[k] == st1.st_ino || seg_inos[k] == st13.st_ino;
+	cr_assert_eq(reused, 2, "both retired files hold new segments");
+	stor_log_close(&log);
+
+	open_ok(&log, &c);
+	cr_assert_eq(stor_log_first_index(&log), 25);
+	cr_assert_eq(stor_log_last_index(&log), 85);
+	cr_assert_eq(stor_log_last_term(&log), 2);
+	for (uint64_t i = 25; i <= 60; i++)
+		check_rec(&log, i, 1, 300, 0);
+	for (uint64_t i = 61; i <= 85; i++)
+		check_rec(&log, i, 2, i % 2 ? 300 : 40, 5);
+	stor_log_close(&log);
+}
+
+/* Past spare_segments the janitor deletes; with 0 it keeps none. Spares
+ * left by an earlier run are adopted at open, zeroed again under a new
+ * name, up to the limit; the rest are deleted. */
+Test(storage, spares_are_bounded_and_adopted_at_open)
+{
+	need_zero_range();
+	struct stor_log_config c;
+	cfg_small(&c);
+	c.spare_segments = 1;
+	struct stor_log log;
+	open_ok(&log, &c);
+	for (uint64_t i = 1; i <= 60; i++)
+		append_ok(&log, 1, i, 300, 0);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	cr_assert_eq(stor_log_compact_prefix(&log, 1000), 0); /* retires 4 */
+	cr_assert_eq(count_segment_files(), 1);
+	wait_janitor(1);
+	stor_log_close(&log);
+
+	/* A junk spare beside the real one: one of the two is adopted. */
+	char path[512];
+	snprintf(path, sizeof path, "%s/spare-%020u.seg", DIR_, 99u);
+	uint8_t junk[4096];
+	memset(junk, 0xa5, sizeof junk);
+	write_file(path, junk, sizeof junk);
+	open_ok(&log, &c);
+	cr_assert_eq(stor_log_last_index(&log), 60);
+	wait_janitor(1);
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	int seen = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "spare-", 6) != 0)
+			continue;
+		seen++;
+		cr_assert_gt(strcmp(de->d_name, "spare-00000000000000000099.seg"), 0,
+			     "%s: adopted under a new name", de->d_name);
+		cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
+	}
+	closedir(d);
+	cr_assert_eq(seen, 1);
+	stor_log_close(&log);
+
+	c.spare_segments = 0;
+	open_ok(&log, &c);
+	cr_assert_eq(count_files("spare-", ".seg", NULL), 0, "none kept");
+	for (uint64_t i = 61; i <= 90; i++)
+		append_ok(&log, 1, i, 300, 0);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	cr_assert_eq(log.stats.segments_recycled, 0);
+	cr_assert_eq(stor_log_compact_prefix(&log, 1000), 0);
+	wait_janitor(0);
+	cr_assert_eq(count_segment_files(), 1);
 	stor_log_close(&log);
 }
