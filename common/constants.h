@@ -74,6 +74,10 @@
 /* Bytes of applied history a replica keeps for FETCH and RESULT_Q. */
 #define ORDO_APPLIED_LOG_BYTES_DEFAULT (64ull << 20)
 #define ORDO_CHECKPOINT_BYTES_DEFAULT  (256ull << 20)
+/* A replica fdatasyncs its applied log at most once per 5 ms: not on the
+ * APPLIED path, and a crash loses only what the stream and the sequencers'
+ * epoch log give back. */
+#define ORDO_APPLIED_SYNC_US_DEFAULT 5000u
 
 /* ---- Replies ---- */
 #define ORDO_APPLIED_REPLY_MAX_AGE_MS_DEFAULT 10000u

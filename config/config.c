@@ -57,6 +57,7 @@ enum cluster_field {
 	CF_MULTICAST_GROUP,
 	CF_EVERY_EPOCH,
 	CF_FOUNDING_GROUPS,
+	CF_APPLIED_SYNC_US,
 	CF_COUNT,
 };
 
@@ -68,7 +69,7 @@ static const char *const cluster_names[] = {
     "session_idle_min_ms", "epoch_log_bytes",  "applied_log_bytes", "checkpoint_bytes",
     "durability",	   "election_ms",      "heartbeat_ms",	    "snapshot_entries",
     "transport",	   "dpdk_eal",	       "multicast_group",   "every_epoch",
-    "founding_groups",
+    "founding_groups",	   "applied_sync_us",
 };
 ORDO_STATIC_ASSERT(ORDO_ARRAY_LEN(cluster_names) == CF_COUNT, "a name for every cluster key");
 
@@ -626,6 +627,9 @@ static int cluster_key(struct cfg_parse *ps, const char *key, const char *val)
 		ok = get_u64(ps, key, val, CFG_CHECKPOINT_BYTES_MIN, CFG_LOG_BYTES_MAX, &v);
 		c->checkpoint_bytes = ok ? v : c->checkpoint_bytes;
 		break;
+	case CF_APPLIED_SYNC_US:
+		ok = get_u32(ps, key, val, 0, 1000000, &c->applied_sync_us);
+		break;
 	case CF_DURABILITY:
 		if (strcmp(val, "fsync") == 0)
 			c->durability_fsync = true;
@@ -1042,6 +1046,7 @@ static void set_defaults(struct cfg_cluster *c, const char *name)
 	c->epoch_log_bytes = ORDO_EPOCH_LOG_BYTES_DEFAULT;
 	c->applied_log_bytes = ORDO_APPLIED_LOG_BYTES_DEFAULT;
 	c->checkpoint_bytes = ORDO_CHECKPOINT_BYTES_DEFAULT;
+	c->applied_sync_us = ORDO_APPLIED_SYNC_US_DEFAULT;
 }
 
 static int run(struct cfg_parse *ps)

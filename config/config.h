@@ -24,6 +24,8 @@
  *   epoch_log_bytes = 67108864          ; sequencer: committed epochs kept for repair
  *   applied_log_bytes = 67108864        ; replica: applied history kept for FETCH
  *   checkpoint_bytes = 268435456        ; replica: applied log written between checkpoints
+ *   applied_sync_us = 5000              ; replica: at most one applied-log fdatasync per this
+ *                                       ; many us (0: one per epoch, by group commit)
  *   durability = fsync                  ; or memory (weaker: see README)
  *   election_ms = 150                   ; Raft election timeout, randomized in [T, 2T)
  *   heartbeat_ms = 30
@@ -125,10 +127,12 @@ struct cfg_cluster {
 	uint64_t epoch_log_bytes;
 	uint64_t applied_log_bytes;
 	uint64_t
-	    checkpoint_bytes;  /* replica with --data: a checkpoint after this much applied log */
-	bool durability_fsync; /* durability = fsync (default) or memory */
-	uint32_t election_ms;  /* Raft election timeout T: randomized in [T, 2T) */
-	uint32_t heartbeat_ms; /* leader heartbeat interval; < election_ms */
+	    checkpoint_bytes; /* replica with --data: a checkpoint after this much applied log */
+	uint32_t applied_sync_us;     /* replica with --data: fdatasyncs of the applied log at least
+				       * this far apart (0: as soon as the previous one is done) */
+	bool durability_fsync;	      /* durability = fsync (default) or memory */
+	uint32_t election_ms;	      /* Raft election timeout T: randomized in [T, 2T) */
+	uint32_t heartbeat_ms;	      /* leader heartbeat interval; < election_ms */
 	uint32_t snapshot_entries;    /* a sequencer snapshots after this many log entries */
 	enum cfg_transport transport; /* udp (default) or dpdk; a node may override it */
 	char dpdk_eal[256];	      /* EAL arguments every DPDK node starts with */

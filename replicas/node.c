@@ -1221,6 +1221,7 @@ static int node_open(struct rep_node *n, const struct dp_edge_args *a)
 		    .ledger = lcfg,
 		    .epoch_bytes = cfg->epoch_bytes,
 		    .checkpoint_bytes = cfg->checkpoint_bytes,
+		    .sync_interval_ns = (uint64_t)cfg->applied_sync_us * 1000u,
 		    .retain_bytes = cfg->applied_log_bytes,
 		    .merged = n->merged,
 		};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/le.h"
+#include "common/ordo_time.h"
 #include "ledger.h"
 #include "storage/format.h"
 
@@ -539,10 +540,17 @@ int rep_store_poll(struct rep_store *s, const struct rep_state *st)
 {
 	int rc;
 	if (s->dirty) {
-		rc = stor_log_sync(&s->log);
+		/* Written at once (a killed process loses nothing written);
+		 * fdatasync'd at most once per sync_interval_ns. */
+		uint64_t now = s->cfg.sync_interval_ns ? ordo_mono_ns() : 0;
+		bool due = now - s->last_sync_ns >= s->cfg.sync_interval_ns;
+		rc = due ? stor_log_sync(&s->log) : stor_log_flush(&s->log);
 		if (rc)
 			return fail(s, rc, "%s: applied log: %s", s->dir, strerror(-rc));
-		s->dirty = false;
+		if (due) {
+			s->dirty = false;
+			s->last_sync_ns = now;
+		}
 	}
 	rc = stor_log_poll(&s->log, NULL);
 	if (rc)

@@ -31,11 +31,16 @@
  * Opening the log first takes the directory's lock (storage/seglog.c). The log is never the only
  * copy: the sequencers' Raft log and the other replicas hold the same order.
  *
- * Durability: epochs are appended as they are applied and fdatasync'd by
- * group commit (one sync covers everything appended before it); APPLIED is
- * not held back for it, because a committed epoch is already durable on a
- * majority of the sequencer group. A crash loses at most the unsynced tail,
- * which replay and the stream restore.
+ * Durability: epochs are appended as they are applied, written at once,
+ * and fdatasync'd by group commit (one sync covers everything appended
+ * before it), at most once per sync_interval_ns (applied_sync_us, 5 ms by
+ * default: a replica's syncs are not on any answer's path, and one per
+ * epoch was half the fdatasyncs of a cluster sharing a disk). APPLIED is not
+ * held back for it, because a committed epoch is already durable on a
+ * majority of the sequencer group. A crash loses at most the unsynced tail
+ * (after a power loss up to sync_interval_ns of epochs; a killed process
+ * loses only what was not yet written), which replay, the stream and the
+ * sequencers' epoch log restore.
  *
  * Checkpoints: one is begun when checkpoint_bytes of log were appended since
  * the last (or records_max / 8 epochs); it is written while the
@@ -80,6 +85,7 @@ struct rep_store_config {
 	uint32_t epoch_bytes;	   /* largest epoch */
 	uint64_t checkpoint_bytes; /* log bytes between checkpoints */
 	uint64_t retain_bytes;	   /* log bytes kept for FETCH beyond what recovery needs */
+	uint64_t sync_interval_ns; /* fdatasyncs at least this far apart; 0: group commit only */
 	/* Merged mode (every_epoch: several groups, or groups may be added):
 	 * records carry their merged epoch and the set of groups merged, and
 	 * hold up to ORDO_GROUPS_MAX groups' entries. */
@@ -129,6 +135,7 @@ struct rep_store {
 	uint64_t ckpt_bytes_at; /* appended_bytes when the last checkpoint began: the next is
 				 * due checkpoint_bytes later */
 	bool dirty;		/* appended since the last sync request */
+	uint64_t last_sync_ns;	/* ordo_mono_ns() of the last sync request; 0 none */
 	struct rep_store_stats stats;
 	char err[512];
 };

@@ -1521,3 +1521,55 @@ Test(store, a_log_written_in_one_mode_is_refused_in_the_other)
 	rep_store_close(&st);
 	rep_state_free(&s);
 }
+
+/* Waits (bounded) until the store's log has everything appended durable,
+ * or, with written_only, written. */
+static void store_settle(struct rep_store *st, bool written_only)
+{
+	for (int i = 0; i < 100000; i++) {
+		uint64_t want = st->log.last_index;
+		if ((written_only ? st->log.written_index : st->log.durable_index) >= want)
+			return;
+		cr_assert_eq(stor_log_wait(&st->log, NULL), 0);
+	}
+	cr_assert_fail("the applied log did not settle");
+}
+
+/* applied_sync_us: the applied log is written at once but fdatasync'd at
+ * most once per interval; with 0, once per epoch when each sync completes
+ * before the next epoch. */
+Test(store, applied_log_syncs_at_most_once_per_interval)
+{
+	struct rep_store st;
+	struct rep_state s;
+	struct rep_store_config c;
+	store_cfg(&c, 64u << 20);
+	c.sync_interval_ns = 3600ull * 1000 * 1000 * 1000; /* an hour: never due here */
+	cr_assert_eq(rep_store_open(&st, &c, &s, NULL, NULL), 0, "%s", st.err);
+	uint64_t syncs0 = st.log.stats.fsyncs;
+	store_drive(&st, &s, 30);
+	store_settle(&st, true); /* written: a killed process would keep it */
+	cr_assert_leq(st.log.stats.fsyncs - syncs0, 1, "%" PRIu64 " fdatasyncs in 30 epochs",
+		      st.log.stats.fsyncs - syncs0);
+	cr_assert_lt(st.log.durable_index, st.log.last_index, "not all durable yet");
+	cr_assert(rep_store_busy(&st), "a sync is owed: the replica comes back for it");
+
+	/* The interval has passed: the next poll syncs everything. */
+	uint64_t syncs1 = st.log.stats.fsyncs;
+	st.last_sync_ns -= c.sync_interval_ns;
+	cr_assert_eq(rep_store_poll(&st, &s), 0, "%s", st.err);
+	store_settle(&st, false);
+	cr_assert_eq(st.log.stats.fsyncs, syncs1 + 1);
+	cr_assert_eq(st.log.durable_index, st.log.last_index);
+
+	/* 0: one sync per epoch. */
+	st.cfg.sync_interval_ns = 0;
+	uint64_t syncs2 = st.log.stats.fsyncs;
+	for (uint64_t e = 31; e <= 40; e++) {
+		store_drive(&st, &s, e);
+		store_settle(&st, false);
+	}
+	cr_assert_eq(st.log.stats.fsyncs, syncs2 + 10);
+	rep_store_close(&st);
+	rep_state_free(&s);
+}

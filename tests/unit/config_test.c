@@ -697,3 +697,25 @@ Test(config, groups_that_join_are_below_groups_max)
 		}
 	}
 }
+
+/* applied_sync_us: 5 ms by default, 0 allowed (one sync per epoch), at most
+ * a second; a bad value names its line. */
+Test(config, applied_sync_us)
+{
+	static const char node[] = "[node 1]\nrole = sequencer\naddr = 127.0.0.1\n"
+				   "[node 11]\nrole = replica\naddr = 127.0.0.2\n";
+	char text[256];
+	snprintf(text, sizeof text, "[cluster]\ncluster_id = 1\ninternal_auth = off\n%s", node);
+	cr_assert_eq(load(text), 0, "%s", err);
+	cr_assert_eq(cl.applied_sync_us, ORDO_APPLIED_SYNC_US_DEFAULT);
+	snprintf(text, sizeof text,
+		 "[cluster]\ncluster_id = 1\ninternal_auth = off\napplied_sync_us = 0\n%s", node);
+	cr_assert_eq(load(text), 0, "%s", err);
+	cr_assert_eq(cl.applied_sync_us, 0);
+	snprintf(text, sizeof text,
+		 "[cluster]\ncluster_id = 1\ninternal_auth = off\napplied_sync_us = 1000001\n%s",
+		 node);
+	cr_assert_neq(load(text), 0);
+	cr_assert_not_null(strstr(err, "t.ini:4:"), "%s", err);
+	cr_assert_not_null(strstr(err, "applied_sync_us"), "%s", err);
+}
