@@ -55,8 +55,9 @@
  * Memory: the seglog (32 MiB write buffer, 40 B per retained epoch up to
  * records_max = 1 M, 40 MiB) + the checkpoint writer (checkpoint.h) + a
  * staging record and a read buffer of epoch_bytes + 32 each.
- * Disk: the log (about 2 x checkpoint_bytes, 64 MiB segments) + up to three
- * checkpoints (checkpoint.h).
+ * Disk: the log (about 2 x checkpoint_bytes, in REP_STORE_SEGMENT_BYTES
+ * segments, plus up to two retired ones kept as spares: storage/seglog.h)
+ * + up to three checkpoints (checkpoint.h).
  */
 #ifndef ORDO_REP_STORE_H
 #define ORDO_REP_STORE_H
