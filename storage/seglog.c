@@ -350,6 +350,7 @@ static void complete(struct stor_log *log, const struct io_uring_cqe *cqe)
 
 #define SPARE_NAME_MAX 40u
 static bool jan_take(struct stor_log *log, char out[SPARE_NAME_MAX]);
+static void jan_untake(struct stor_log *log, const char name[SPARE_NAME_MAX]);
 
 /* Creates the file of segment seq: temp file, preallocate, header,
  * fdatasync, rename, fsync of the directory. Before that, fdatasyncs the
@@ -375,7 +376,11 @@ static int seg_create(struct stor_log *log, uint64_t seq)
 	seg_name(name, sizeof name, s->first_index, false);
 	/* A spare is zeroed and allocated already: no allocation, no discard
 	 * when it is retired again. */
-	bool recycled = jan_take(log, spare) && renameat(log->dir_fd, spare, log->dir_fd, tmp) == 0;
+	bool recycled = jan_take(log, spare);
+	if (recycled && renameat(log->dir_fd, spare, log->dir_fd, tmp) != 0) {
+		jan_untake(log, spare);
+		recycled = false;
+	}
 	int fd =
 	    openat(log->dir_fd, tmp, O_RDWR | O_CREAT | (recycled ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -445,10 +450,14 @@ out_close_fd:
  * is discarded in small pieces. Without discard the steps cost an fsync
  * each and nothing else.
  *
- * Crash safety: a file is a spare only once zeroed and fsync'd; a spare is
- * renamed to a temp segment name before it gets a header, so at open a
- * spare-*.seg is only ever a spare (adopted: zeroed again and kept, or
- * deleted), a *.del is deleted, and a *.tmp too (list_segments). */
+ * Crash safety: a retired file is named after its inode (log-<first
+ * index>.seg.<inode>.del), so two retirements never share a name; the
+ * directory is fsync'd before the janitor changes a file, so a crash never
+ * leaves a segment name on a zeroed or shrunk file; a file is a spare only
+ * once zeroed and fsync'd, and it is renamed to a temp segment name before
+ * it gets a header. At open (list_segments), every spare-*.seg and *.del
+ * goes to the janitor again (zeroed and kept, or freed in steps), and a
+ * *.tmp is deleted. */
 
 #define JAN_STEP_BYTES (2u << 20)
 #define JAN_PAUSE_NS   (10u * 1000u * 1000u)
@@ -472,6 +481,7 @@ struct stor_janitor {
 	uint64_t next_spare; /* number of the next spare's name */
 	bool no_zero_range;  /* the file system refused FALLOC_FL_ZERO_RANGE */
 	bool stop;	     /* stor_log_close: abandon the rest */
+	uint32_t delay_ms;   /* fault.janitor_delay_ms (tests) */
 };
 
 static bool jan_stopping(struct stor_janitor *j)
@@ -508,7 +518,7 @@ static void jan_delete(struct stor_janitor *j, const char *name)
 
 /* Zeroes name and renames it to spare_name. Returns 0 or a negative errno
  * (the file keeps its name). */
-static int jan_zero(struct stor_janitor *j, const char *name, const char *spare_name)
+static int jan_zero(struct stor_janitor *j, const char *name)
 {
 	int fd = openat(j->dir_fd, name, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -520,8 +530,6 @@ static int jan_zero(struct stor_janitor *j, const char *name, const char *spare_
 	    fsync(fd) != 0)
 		rc = -errno;
 	close(fd);
-	if (rc == 0 && renameat(j->dir_fd, name, j->dir_fd, spare_name) != 0)
-		rc = -errno;
 	return rc;
 }
 
@@ -546,10 +554,23 @@ static void *jan_main(void *arg)
 				 j->next_spare++);
 		}
 		pthread_mutex_unlock(&j->mu);
-		int rc = keep ? jan_zero(j, job->name, spare) : -ECANCELED;
+		/* The retirement's rename reaches the disk before the file is
+		 * changed: a crash never finds a live segment name on a zeroed
+		 * or shrunk file. */
+		(void)fsync(j->dir_fd);
+		int rc = keep ? jan_zero(j, job->name) : -ECANCELED;
+		if (j->delay_ms > 0) {
+			struct timespec d = {.tv_sec = j->delay_ms / 1000,
+					     .tv_nsec = (long)(j->delay_ms % 1000) * 1000000};
+			nanosleep(&d, NULL);
+		}
 		pthread_mutex_lock(&j->mu);
 		if (keep) {
 			j->preparing--;
+			/* Renamed and listed in one step: a spare file on disk is a
+			 * spare seg_create can take. */
+			if (rc == 0 && renameat(j->dir_fd, job->name, j->dir_fd, spare) != 0)
+				rc = -errno;
 			if (rc == 0)
 				memcpy(j->ready[j->ready_n++], spare, sizeof spare);
 			else if (rc == -EOPNOTSUPP)
@@ -576,6 +597,7 @@ static struct stor_janitor *jan_get(struct stor_log *log)
 	if (j == NULL)
 		return NULL;
 	j->spare_max = log->cfg.spare_segments;
+	j->delay_ms = log->fault.janitor_delay_ms;
 	j->dir_fd = dup(log->dir_fd);
 	if (j->dir_fd < 0) {
 		free(j);
@@ -632,6 +654,16 @@ static bool jan_take(struct stor_log *log, char out[SPARE_NAME_MAX])
 	return got;
 }
 
+/* Gives back a spare that jan_take handed out but that could not be used. */
+static void jan_untake(struct stor_log *log, const char name[SPARE_NAME_MAX])
+{
+	struct stor_janitor *j = log->janitor;
+	pthread_mutex_lock(&j->mu);
+	ORDO_ASSERT(j->ready_n < STOR_SPARE_SEGMENTS_MAX);
+	memcpy(j->ready[j->ready_n++], name, SPARE_NAME_MAX);
+	pthread_mutex_unlock(&j->mu);
+}
+
 /* Stops the janitor (what it has not done stays on disk for the next
  * open) and frees it. */
 static void jan_stop(struct stor_log *log)
@@ -681,11 +713,16 @@ static int seg_unlink(struct stor_log *log, struct stor_seg *s)
 	log->stats.segments_removed++;
 	if (s->fd < 0)
 		return 0;
+	/* Named after its inode, unique among live files: a segment of the
+	 * same first index retired again (truncated, rewritten, truncated)
+	 * never takes the name of one the janitor is still working on. */
+	struct stat st;
+	uint64_t ino = fstat(s->fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
 	close(s->fd);
 	s->fd = -1;
 	char name[64], trash[72];
 	seg_name(name, sizeof name, s->first_index, false);
-	snprintf(trash, sizeof trash, "%s%s", name, SEG_TRASH_SUFFIX);
+	snprintf(trash, sizeof trash, "%s.%" PRIu64 "%s", name, ino, SEG_TRASH_SUFFIX);
 	if (renameat(log->dir_fd, name, log->dir_fd, trash) != 0)
 		return -errno;
 	if (!jan_give(log, trash) && unlinkat(log->dir_fd, trash, 0) != 0)
@@ -1175,6 +1212,12 @@ static int list_segments(struct stor_log *log, uint64_t **out, uint64_t *n, char
 		return -errno;
 	}
 	rewinddir(d); /* the dup shares the directory offset */
+	/* Spares and retired files of an earlier run, for the janitor. */
+	struct jan_leftover {
+		char name[72];
+	} *left = NULL;
+	size_t nleft = 0, left_cap = 0;
+	uint64_t spare_next = 0;
 	uint64_t *idx = calloc(log->cfg.segments_max, sizeof *idx);
 	int rc = 0;
 	bool removed_tmp = false;
@@ -1183,31 +1226,33 @@ static int list_segments(struct stor_log *log, uint64_t **out, uint64_t *n, char
 		rc = -ENOMEM;
 		goto out_closedir;
 	}
-	char adopt[STOR_SPARE_SEGMENTS_MAX][SPARE_NAME_MAX];
-	uint32_t adopted = 0;
-	uint64_t spare_next = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		uint64_t spare_n;
-		if (spare_parse(de->d_name, &spare_n)) {
-			/* A spare of an earlier run: kept (zeroed again) if wanted. */
-			if (spare_n >= spare_next)
-				spare_next = spare_n + 1;
-			if (adopted < log->cfg.spare_segments) {
-				memcpy(adopt[adopted++], de->d_name, strlen(de->d_name) + 1);
+		bool spare = spare_parse(de->d_name, &spare_n);
+		if (spare && spare_n >= spare_next)
+			spare_next = spare_n + 1;
+		size_t nl = strlen(de->d_name), tl = strlen(SEG_TRASH_SUFFIX);
+		bool trash = nl > tl && nl < sizeof left->name &&
+			     strcmp(de->d_name + nl - tl, SEG_TRASH_SUFFIX) == 0 &&
+			     memcmp(de->d_name, "log-", 4) == 0;
+		if (spare || trash) {
+			/* Kept as a spare (zeroed again) or freed a step at a
+			 * time by the janitor, not all at once here. */
+			if (nleft == left_cap) {
+				size_t cap = left_cap ? 2 * left_cap : 16;
+				void *p = realloc(left, cap * sizeof *left);
+				if (p != NULL) {
+					left = p;
+					left_cap = cap;
+				}
+			}
+			if (nleft < left_cap) {
+				memcpy(left[nleft++].name, de->d_name, nl + 1);
 				continue;
 			}
-			if (unlinkat(log->dir_fd, de->d_name, 0) != 0 && errno != ENOENT) {
-				rc = -errno;
-				goto out_closedir;
-			}
-			removed_tmp = true;
-			continue;
 		}
-		size_t nl = strlen(de->d_name), tl = strlen(SEG_TRASH_SUFFIX);
-		bool trash = nl > tl && strcmp(de->d_name + nl - tl, SEG_TRASH_SUFFIX) == 0 &&
-			     memcmp(de->d_name, "log-", 4) == 0;
-		if (trash || seg_parse(de->d_name, true) != 0) {
+		if (spare || trash || seg_parse(de->d_name, true) != 0) {
 			/* ENOENT: a deleted segment's thread got there first */
 			if (unlinkat(log->dir_fd, de->d_name, 0) != 0 && errno != ENOENT) {
 				rc = -errno;
@@ -1233,16 +1278,18 @@ static int list_segments(struct stor_log *log, uint64_t **out, uint64_t *n, char
 		rc = sync_fd(log, log->dir_fd, false);
 out_closedir:
 	closedir(d);
-	/* After the listing: the janitor renames what it is given. */
-	struct stor_janitor *j = rc == 0 && adopted > 0 ? jan_get(log) : NULL;
+	/* After the listing: the janitor renames what it is given. Its new
+	 * spares are numbered after every spare seen. */
+	struct stor_janitor *j = rc == 0 && nleft > 0 ? jan_get(log) : NULL;
 	if (j != NULL) {
 		pthread_mutex_lock(&j->mu);
 		j->next_spare = spare_next;
 		pthread_mutex_unlock(&j->mu);
 	}
-	for (uint32_t i = 0; rc == 0 && i < adopted; i++)
-		if (!jan_give(log, adopt[i]))
-			(void)unlinkat(log->dir_fd, adopt[i], 0);
+	for (size_t i = 0; rc == 0 && i < nleft; i++)
+		if (!jan_give(log, left[i].name))
+			(void)unlinkat(log->dir_fd, left[i].name, 0);
+	free(left);
 	if (rc != 0) {
 		free(idx);
 		return rc;

@@ -38,7 +38,9 @@
  * segment creations reuse, and deletes the rest a few MiB at a time. Freeing
  * a segment at once stalls the disk on file systems with online discard
  * (seglog.c has the figures). Disk: up to spare_segments x segment_bytes
- * more than the retained segments.
+ * more than the retained segments, plus the retired files still waiting
+ * to be freed (the janitor frees up to about 200 MB/s; what it has not
+ * freed at close it is given again at the next open).
  *
  * Known limits of the torn-tail rule:
  * - Records written but not yet fdatasync'd may reach the disk out of order
@@ -140,6 +142,10 @@ struct stor_fault {
 	uint32_t write_after; /* writes still to succeed, counts down */
 	uint32_t fsync_after; /* fdatasyncs still to succeed, counts down */
 	int error;	      /* negative errno to report; -EIO when 0 */
+	/* Not an error: the janitor (seglog.c) pauses this long between
+	 * zeroing a retired file and listing it as a spare, to widen races.
+	 * Read when the janitor starts, at the first retirement. */
+	uint32_t janitor_delay_ms;
 };
 
 /* Counters, for tests and status. All monotonic since open. */

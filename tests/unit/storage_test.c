@@ -984,7 +984,10 @@ Test(storage, deleted_segment_leftovers_are_removed_at_open)
 	open_ok(&log, &c);
 	cr_assert_eq(stor_log_first_index(&log), first);
 	cr_assert_eq(stor_log_last_index(&log), 60);
-	cr_assert_eq(access(path, F_OK), -1, "the leftover is removed at open");
+	/* handed to the log's janitor, which keeps it as a spare or frees it */
+	for (int i = 0; i < 1000 && access(path, F_OK) == 0; i++)
+		usleep(10 * 1000);
+	cr_assert_eq(access(path, F_OK), -1, "the leftover is gone 10 s after open");
 	stor_log_close(&log);
 }
 
@@ -1022,6 +1025,27 @@ static void wait_janitor(int spares)
 	cr_assert_fail("after 10 s: %d spare files (want %d), %d retired files (want 0)",
 		       count_files("spare-", ".seg", NULL), spares,
 		       count_files("log-", ".del", NULL));
+}
+
+/* Waits up to 10 s until exactly n spare files exist, all named after
+ * above (renamed by the janitor once zeroed), and no retired file. */
+static void wait_spares_after(int n, const char *above)
+{
+	for (int i = 0; i < 1000; i++) {
+		DIR *d = opendir(DIR_);
+		struct dirent *de;
+		int seen = 0, newer = 0;
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, "spare-", 6) == 0) {
+				seen++;
+				newer += strcmp(de->d_name, above) > 0;
+			}
+		closedir(d);
+		if (seen == n && newer == n && count_files("log-", ".del", NULL) == 0)
+			return;
+		usleep(10 * 1000);
+	}
+	cr_assert_fail("after 10 s: not %d spare files named after %s", n, above);
 }
 
 static bool all_zero_file(const char *name, size_t want_size)
@@ -1117,8 +1141,8 @@ Test(storage, retired_segments_become_zeroed_spares_and_are_reused)
 }
 
 /* Past spare_segments the janitor deletes; with 0 it keeps none. Spares
- * left by an earlier run are adopted at open, zeroed again under a new
- * name, up to the limit; the rest are deleted. */
+ * left by an earlier run are handed to the janitor at open: zeroed again
+ * under a new name, up to the limit, the rest freed. */
 Test(storage, spares_are_bounded_and_adopted_at_open)
 {
 	need_zero_range();
@@ -1143,7 +1167,7 @@ Test(storage, spares_are_bounded_and_adopted_at_open)
 	write_file(path, junk, sizeof junk);
 	open_ok(&log, &c);
 	cr_assert_eq(stor_log_last_index(&log), 60);
-	wait_janitor(1);
+	wait_spares_after(1, "spare-00000000000000000099.seg");
 	DIR *d = opendir(DIR_);
 	struct dirent *de;
 	int seen = 0;
@@ -1161,7 +1185,7 @@ Test(storage, spares_are_bounded_and_adopted_at_open)
 
 	c.spare_segments = 0;
 	open_ok(&log, &c);
-	cr_assert_eq(count_files("spare-", ".seg", NULL), 0, "none kept");
+	wait_janitor(0); /* none kept: the spare is freed */
 	for (uint64_t i = 61; i <= 90; i++)
 		append_ok(&log, 1, i, 300, 0);
 	cr_assert_eq(stor_log_sync_wait(&log), 0);
@@ -1169,5 +1193,51 @@ Test(storage, spares_are_bounded_and_adopted_at_open)
 	cr_assert_eq(stor_log_compact_prefix(&log, 1000), 0);
 	wait_janitor(0);
 	cr_assert_eq(count_segment_files(), 1);
+	stor_log_close(&log);
+}
+
+/* A segment retired, rewritten from the same first index and retired again
+ * while the janitor still works on the first file (truncations at the same
+ * index after leader changes): the second file must not be listed as a
+ * spare in the first one's place without being zeroed. Found in review; the
+ * janitor's pause between zeroing and listing makes the window certain. */
+Test(storage, a_segment_retired_twice_under_one_index_is_not_a_dirty_spare)
+{
+	need_zero_range();
+	struct stor_log_config c;
+	cfg_small(&c);
+	c.spare_segments = 2;
+	struct stor_log log;
+	open_ok(&log, &c);
+	log.fault.janitor_delay_ms = 300;
+	for (uint64_t i = 1; i <= 24; i++)
+		append_ok(&log, 1, i, 300, 0);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	/* 13 is the first record of the second segment, the last one */
+	cr_assert_eq(stor_log_truncate_suffix(&log, 13), 0);
+	for (uint64_t i = 13; i <= 24; i++)
+		append_ok(&log, 2, i, 300, 1);
+	cr_assert_eq(stor_log_sync_wait(&log), 0); /* a new file for 13.., full */
+	cr_assert_eq(stor_log_truncate_suffix(&log, 13), 0);
+	wait_janitor(2);
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "spare-", 6) == 0)
+			cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
+	closedir(d);
+	/* Reused (13.., 25.., then a new file for 37..), and recovered to
+	 * exactly the new records. */
+	for (uint64_t i = 13; i <= 40; i++)
+		append_ok(&log, 3, i, 300, 2);
+	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	cr_assert_eq(log.stats.segments_recycled, 2);
+	stor_log_close(&log);
+	open_ok(&log, &c);
+	cr_assert_eq(stor_log_last_index(&log), 40);
+	for (uint64_t i = 1; i <= 12; i++)
+		check_rec(&log, i, 1, 300, 0);
+	for (uint64_t i = 13; i <= 40; i++)
+		check_rec(&log, i, 3, 300, 2);
 	stor_log_close(&log);
 }
