@@ -1061,6 +1061,17 @@ static bool all_zero_file(const char *name, size_t want_size)
 	return zero;
 }
 
+/* Every spare file in the log's directory is 4096 zero bytes. */
+static void assert_spares_zeroed(void)
+{
+	DIR *d = opendir(DIR_);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "spare-", 6) == 0)
+			cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
+	closedir(d);
+}
+
 /* Skips the test where the file system of the test directory cannot zero a
  * range (tmpfs): the log then deletes what it retires, tested elsewhere. */
 static void need_zero_range(void)
@@ -1107,12 +1118,7 @@ Test(storage, retired_segments_become_zeroed_spares_and_are_reused)
 	for (int k = 0; k < 2; k++)
 		cr_assert(inos[k] == st1.st_ino || inos[k] == st13.st_ino,
 			  "a spare is one of the retired files");
-	DIR *d = opendir(DIR_);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, "spare-", 6) == 0)
-			cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
-	closedir(d);
+	assert_spares_zeroed();
 
 	/* New segments take the spares, full records first (a few of the new
 	 * ones shorter than what the old file held at their offsets). */
@@ -1220,12 +1226,7 @@ Test(storage, a_segment_retired_twice_under_one_index_is_not_a_dirty_spare)
 	cr_assert_eq(stor_log_sync_wait(&log), 0); /* a new file for 13.., full */
 	cr_assert_eq(stor_log_truncate_suffix(&log, 13), 0);
 	wait_janitor(2);
-	DIR *d = opendir(DIR_);
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, "spare-", 6) == 0)
-			cr_assert(all_zero_file(de->d_name, 4096), "%s is zeroed", de->d_name);
-	closedir(d);
+	assert_spares_zeroed();
 	/* Reused (13.., 25.., then a new file for 37..), and recovered to
 	 * exactly the new records. */
 	for (uint64_t i = 13; i <= 40; i++)
