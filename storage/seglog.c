@@ -492,8 +492,8 @@ static bool jan_stopping(struct stor_janitor *j)
 	return stop;
 }
 
-/* Deletes name, shrinking it a step at a time; stops early (the file stays,
- * to be deleted at the next open) when the log closes. */
+/* Deletes name, shrinking it a step at a time; stops early when the log
+ * closes (the file stays, for the janitor of the next open). */
 static void jan_delete(struct stor_janitor *j, const char *name)
 {
 	int fd = openat(j->dir_fd, name, O_WRONLY | O_CLOEXEC);
@@ -513,11 +513,10 @@ static void jan_delete(struct stor_janitor *j, const char *name)
 	}
 	if (fd >= 0)
 		close(fd);
-	(void)unlinkat(j->dir_fd, name, 0); /* a leftover is deleted at the next open */
+	(void)unlinkat(j->dir_fd, name, 0); /* a leftover goes to the next open's janitor */
 }
 
-/* Zeroes name and renames it to spare_name. Returns 0 or a negative errno
- * (the file keeps its name). */
+/* Zeroes name, durably. Returns 0 or a negative errno. */
 static int jan_zero(struct stor_janitor *j, const char *name)
 {
 	int fd = openat(j->dir_fd, name, O_RDWR | O_CLOEXEC);
@@ -654,14 +653,12 @@ static bool jan_take(struct stor_log *log, char out[SPARE_NAME_MAX])
 	return got;
 }
 
-/* Gives back a spare that jan_take handed out but that could not be used. */
+/* Gives back a spare that jan_take handed out but that could not be used:
+ * to the janitor, as a file to keep (zeroed again) or free. */
 static void jan_untake(struct stor_log *log, const char name[SPARE_NAME_MAX])
 {
-	struct stor_janitor *j = log->janitor;
-	pthread_mutex_lock(&j->mu);
-	ORDO_ASSERT(j->ready_n < STOR_SPARE_SEGMENTS_MAX);
-	memcpy(j->ready[j->ready_n++], name, SPARE_NAME_MAX);
-	pthread_mutex_unlock(&j->mu);
+	if (!jan_give(log, name))
+		(void)unlinkat(log->dir_fd, name, 0);
 }
 
 /* Stops the janitor (what it has not done stays on disk for the next
