@@ -19,37 +19,14 @@ prime=${PRIME_S:-10}
 # closed-loop concurrency (CLIENTS x WINDOW outstanding), 4 x 64 unless set
 clients=${CLIENTS:-4}
 window=${WINDOW:-64}
-apt_install() { # PACKAGE...: install from Debian, refreshing the lists once if needed
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "$@" > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq "$@" > /dev/null; }
-}
+. lib/common.sh
 { command -v node && command -v npm; } > /dev/null || apt_install nodejs npm
 { command -v etcd && command -v etcdctl; } > /dev/null || apt_install etcd-server etcd-client
 [ -d etcd/node_modules/etcd3 ] || (cd etcd && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 version=$(etcd --version | awk '/^etcd Version/ {print $3}')
 
 dir=$(mktemp -d /tmp/ordo-etcd-XXXXXX)
-pids=()
-child=""
-# run CMD...: in the background, so that a signal to this script is handled at
-# once (bash runs traps only between foreground commands)
-run() { local rc=0; "$@" & child=$!; wait "$child" || rc=$?; child=""; return "$rc"; }
-cleanup() {
-  local p i
-  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in $(seq 1 50); do
-    local alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.2
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+peer_traps
 
 cluster="e1=http://127.0.9.1:2380,e2=http://127.0.9.2:2380,e3=http://127.0.9.3:2380"
 for i in 1 2 3; do

@@ -20,10 +20,7 @@ rate=${2:-2000}
 warmup=${3:-2}
 prime=${PRIME_S:-10}
 zkjar=/usr/share/java/zookeeper.jar
-apt_install() { # PACKAGE...: install from Debian, refreshing the lists once if needed
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq "$@" > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq "$@" > /dev/null; }
-}
+. lib/common.sh
 { command -v node && command -v npm; } > /dev/null || apt_install nodejs npm
 { [ -f $zkjar ] && [ -f /usr/share/java/slf4j-simple.jar ] && command -v java; } > /dev/null ||
   apt_install zookeeper libslf4j-java
@@ -31,27 +28,7 @@ apt_install() { # PACKAGE...: install from Debian, refreshing the lists once if 
 version=$(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null | cut -d- -f1)
 
 dir=$(mktemp -d /tmp/ordo-zookeeper-XXXXXX)
-pids=()
-child=""
-# run CMD...: in the background, so that a signal to this script is handled at
-# once (bash runs traps only between foreground commands)
-run() { local rc=0; "$@" & child=$!; wait "$child" || rc=$?; child=""; return "$rc"; }
-cleanup() {
-  local p i
-  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in $(seq 1 50); do
-    local alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.2
-  done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+peer_traps
 
 # slf4j-simple at "warn" sends ZooKeeper's warnings and errors to the member's log.
 cp="$zkjar:/usr/share/java/slf4j-simple.jar"
