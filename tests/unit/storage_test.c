@@ -1012,29 +1012,16 @@ static int count_files(const char *prefix, const char *suffix, ino_t *inos)
 	return n;
 }
 
-/* Waits up to 10 s for the janitor to leave exactly spares spare files and
- * no retired (*.del) one. */
-static void wait_janitor(int spares)
-{
-	for (int i = 0; i < 1000; i++) {
-		if (count_files("spare-", ".seg", NULL) == spares &&
-		    count_files("log-", ".del", NULL) == 0)
-			return;
-		usleep(10 * 1000);
-	}
-	cr_assert_fail("after 10 s: %d spare files (want %d), %d retired files (want 0)",
-		       count_files("spare-", ".seg", NULL), spares,
-		       count_files("log-", ".del", NULL));
-}
-
 /* Waits up to 10 s until exactly n spare files exist, all named after
- * above (renamed by the janitor once zeroed), and no retired file. */
+ * above ("" for any name; the janitor renames a spare once zeroed), and no
+ * retired (*.del) file. */
 static void wait_spares_after(int n, const char *above)
 {
+	int seen = 0, newer = 0;
 	for (int i = 0; i < 1000; i++) {
 		DIR *d = opendir(DIR_);
 		struct dirent *de;
-		int seen = 0, newer = 0;
+		seen = newer = 0;
 		while ((de = readdir(d)) != NULL)
 			if (strncmp(de->d_name, "spare-", 6) == 0) {
 				seen++;
@@ -1045,7 +1032,15 @@ static void wait_spares_after(int n, const char *above)
 			return;
 		usleep(10 * 1000);
 	}
-	cr_assert_fail("after 10 s: not %d spare files named after %s", n, above);
+	cr_assert_fail("after 10 s: %d spare files, %d named after \"%s\" (want %d), %d retired "
+		       "files (want 0)",
+		       seen, newer, above, n, count_files("log-", ".del", NULL));
+}
+
+/* The janitor is done: exactly n spares, no retired file left. */
+static void wait_janitor(int n)
+{
+	wait_spares_after(n, "");
 }
 
 static bool all_zero_file(const char *name, size_t want_size)
@@ -1089,20 +1084,27 @@ static void need_zero_range(void)
 	cr_assert_eq(rc, 0, "fallocate: %s", strerror(rc));
 }
 
+/* The spare tests' start: a small-segment log keeping spares spare files,
+ * records 1..60 of 300 bytes (five segments) durable. */
+static void open_with_60_records(struct stor_log *log, struct stor_log_config *c, uint32_t spares)
+{
+	need_zero_range();
+	cfg_small(c);
+	c->spare_segments = spares;
+	open_ok(log, c);
+	for (uint64_t i = 1; i <= 60; i++)
+		append_ok(log, 1, i, 300, 0);
+	cr_assert_eq(stor_log_sync_wait(log), 0);
+}
+
 /* Compacted segments become zeroed spares (FALLOC_FL_ZERO_RANGE), new
  * segments reuse them, and a recycled segment recovers to exactly its new
  * records: nothing of what it held before comes back. */
 Test(storage, retired_segments_become_zeroed_spares_and_are_reused)
 {
-	need_zero_range();
 	struct stor_log_config c;
-	cfg_small(&c);
-	c.spare_segments = 2;
 	struct stor_log log;
-	open_ok(&log, &c);
-	for (uint64_t i = 1; i <= 60; i++)
-		append_ok(&log, 1, i, 300, 0);
-	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	open_with_60_records(&log, &c, 2);
 	struct stat st1, st13;
 	char path[512];
 	seg_path(path, sizeof path, 1);
@@ -1151,15 +1153,9 @@ Test(storage, retired_segments_become_zeroed_spares_and_are_reused)
  * under a new name, up to the limit, the rest freed. */
 Test(storage, spares_are_bounded_and_adopted_at_open)
 {
-	need_zero_range();
 	struct stor_log_config c;
-	cfg_small(&c);
-	c.spare_segments = 1;
 	struct stor_log log;
-	open_ok(&log, &c);
-	for (uint64_t i = 1; i <= 60; i++)
-		append_ok(&log, 1, i, 300, 0);
-	cr_assert_eq(stor_log_sync_wait(&log), 0);
+	open_with_60_records(&log, &c, 1);
 	cr_assert_eq(stor_log_compact_prefix(&log, 1000), 0); /* retires 4 */
 	cr_assert_eq(count_segment_files(), 1);
 	wait_janitor(1);
